@@ -1,0 +1,43 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install run test lint services browser node-deps bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## install: create or update .venv (idempotent)
+install: $(STAMP)
+
+## run: start idp on SQLite with a demo client and admin user
+run: install
+	$(BIN)/python -m idp.demo
+
+## lint: ruff and mypy on idp/ and admin/
+lint: install
+	$(BIN)/ruff check idp admin tests bench examples
+	$(BIN)/ruff format --check idp admin
+	$(BIN)/mypy
+
+## services: make sure PostgreSQL, Redis, Chromium, wrk and node deps are there
+services:
+	bash deploy/dev-services.sh
+
+## test: the whole suite (lint, unit, integration on SQLite+PostgreSQL+Redis, browser, conformance)
+test: install services
+	$(MAKE) --no-print-directory lint
+	$(BIN)/python -m pytest
+
+## bench: throughput and latency on 127.0.0.1, written to bench/RESULTS.md
+bench: install services
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

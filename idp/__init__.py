@@ -1,0 +1,118 @@
+"""idp: an OAuth 2.0 / OpenID Connect identity provider."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from idp import config as config_mod
+from idp.clock import Clock, SystemClock
+
+__all__ = ["create_app"]
+
+
+def _secret_key(cfg: config_mod.Config) -> str:
+    if cfg.server.secret_key:
+        return cfg.server.secret_key
+    path = Path(cfg.server.instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def load_config(config: config_mod.Config | Mapping[str, Any] | None) -> config_mod.Config:
+    if config is None:
+        return config_mod.load()
+    if isinstance(config, config_mod.Config):
+        return config
+    return config_mod.from_mapping(config, env={})
+
+
+def create_app(
+    config: config_mod.Config | Mapping[str, Any] | None = None, *, clock: Clock | None = None
+) -> Flask:
+    """Build the idp app. ``config`` is a Config, a plain mapping shaped like config.toml
+    (tests), or None to read config.toml and the environment."""
+    from idp import health, web
+    from idp.accounts import views as account_views
+    from idp.accounts.services import Throttle
+    from idp.db import Database
+    from idp.ext import Services
+    from idp.keys import crypto
+    from idp.keys import views as key_views
+    from idp.keys.services import KeyService
+    from idp.oauth import discovery, server
+    from idp.oauth import views as oauth_views
+    from idp.sessions import views as session_views
+    from idp.sessions.services import SessionPolicy
+    from idp.state.store import RedisStateStore, SqlStateStore, StateStore
+
+    cfg = load_config(config)
+    clock = clock or SystemClock()
+    app = Flask("idp", instance_path=str(Path(cfg.server.instance_path).resolve()))
+    cookie_prefix = "" if cfg.insecure_http else "__Host-"
+    app.config.update(
+        SECRET_KEY=_secret_key(cfg),
+        MAX_CONTENT_LENGTH=cfg.server.max_body_bytes,
+        MAX_FORM_MEMORY_SIZE=cfg.server.max_body_bytes,
+        # Flask's own cookie carries only the CSRF token of the forms.
+        SESSION_COOKIE_NAME=f"{cookie_prefix}idp_csrf",
+        SESSION_COOKIE_SECURE=not cfg.insecure_http,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_PATH="/",
+        WTF_CSRF_TIME_LIMIT=None,
+        IDP_HTTPS=not cfg.insecure_http,
+    )
+    if cfg.server.trusted_proxies:
+        n = cfg.server.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore
+
+    db = Database(cfg.database.url, cfg.database.echo)
+    state: StateStore = (
+        RedisStateStore(cfg.redis.url, cfg.redis.prefix, clock)
+        if cfg.redis.url
+        else SqlStateStore(db, clock)
+    )
+    kek = crypto.load_kek(cfg.keys.kek, cfg.server.instance_path)
+    svc = Services(
+        config=cfg,
+        db=db,
+        clock=clock,
+        keys=KeyService(db, clock, kek, retire_seconds=cfg.longest_token_ttl + 60),
+        state=state,
+        throttle=Throttle(
+            state,
+            cfg.login.max_failures_per_account,
+            cfg.login.max_failures_per_ip,
+            cfg.login.window_seconds,
+        ),
+        session_policy=SessionPolicy(cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout),
+    )
+    app.extensions["idp"] = svc
+
+    csrf = CSRFProtect(app)
+    server.init_app(app, svc)
+    for bp in (
+        account_views.bp,
+        session_views.bp,
+        oauth_views.bp,
+        discovery.bp,
+        key_views.bp,
+        health.bp,
+    ):
+        app.register_blueprint(bp)
+    for view in (oauth_views.token, oauth_views.userinfo):
+        csrf.exempt(view)
+    web.install(app)
+    return app

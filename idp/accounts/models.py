@@ -1,0 +1,43 @@
+"""People who log in, and what they consented to."""
+
+from __future__ import annotations
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idp.db import Base, Id, Json, Timestamp
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[Id]
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    email_verified: Mapped[bool] = mapped_column(default=False)
+    name: Mapped[str | None] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    attributes: Mapped[Json] = mapped_column(default=dict)
+    created_at: Mapped[Timestamp]
+
+    # authlib's grants ask the user object for its id.
+    def get_user_id(self) -> str:
+        return self.id
+
+
+class Consent(Base):
+    """Scopes a user granted to a non-first-party client, remembered per pair."""
+
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("user_id", "client_id"),)
+
+    id: Mapped[Id]
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(String(1000))
+    granted_at: Mapped[Timestamp]
+
+    def covers(self, scope: str) -> bool:
+        return set(scope.split()) <= set(self.scope.split())

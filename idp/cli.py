@@ -1,0 +1,245 @@
+"""The ``idp`` command (SPEC §5): serve, migrate, and manage users, clients, keys, sessions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+from flask import Flask
+
+from idp.config import ConfigError
+
+
+def _app() -> Flask:
+    from idp import create_app
+
+    return create_app()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"idp: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group()
+def cli() -> None:
+    """idp: OAuth 2.0 / OpenID Connect identity provider."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to bind (default [server] host).")
+@click.option("--port", default=None, type=int, help="Port (default [server] port).")
+def serve(host: str | None, port: int | None) -> None:
+    """Development server; creates the database and first keys if absent."""
+    from idp import migrate
+    from idp.config import warn_insecure
+
+    app = _app()
+    svc = app.extensions["idp"]
+    warn_insecure(svc.config)
+    migrate.upgrade(svc.config.database.url)
+    svc.keys.ensure(svc.algs_in_use())
+    host = host or svc.config.server.host
+    port = port or svc.config.server.port
+    click.echo(f"idp listening on http://{host}:{port}  (issuer {svc.config.server.issuer})")
+    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Apply every migration (alembic upgrade head)."""
+    from idp import migrate
+    from idp.config import load
+
+    migrate.upgrade(load().database.url)
+    click.echo("database is at head")
+
+
+def _in_tx(fn: Callable[..., Any]) -> Any:
+    app = _app()
+    svc = app.extensions["idp"]
+    with app.app_context(), svc.db.transaction() as s:
+        return fn(svc, s)
+
+
+@cli.group()
+def users() -> None:
+    """People who log in."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--email", default=None)
+@click.option("--name", default=None)
+@click.option("--admin", is_flag=True, help="Give the user the admin role.")
+def users_create(
+    username: str, password_stdin: bool, email: str | None, name: str | None, admin: bool
+) -> None:
+    """Create a user (prompts for the password unless --password-stdin)."""
+    from idp.accounts.services import AccountError, create_user
+    from idp.audit.services import record
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    def run(svc: Any, s: Any) -> Any:
+        user = create_user(s, svc.clock, username, password, email=email, name=name, admin=admin)
+        record(
+            s,
+            at=svc.clock.now(),
+            actor="cli",
+            action="user.create",
+            target=user.id,
+            username=username,
+            admin=admin,
+        )
+        return user
+
+    try:
+        user = _in_tx(run)
+    except AccountError as exc:
+        _fail(str(exc))
+    click.echo(
+        json.dumps(
+            {"id": user.id, "username": user.username, "email": user.email, "admin": user.is_admin}
+        )
+    )
+
+
+@cli.group()
+def clients() -> None:
+    """Relying apps."""
+
+
+@clients.command("create")
+@click.argument("client_id")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Repeatable.")
+@click.option("--public", is_flag=True, help="A public client (no secret; PKCE).")
+@click.option(
+    "--grant",
+    "grants",
+    multiple=True,
+    type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]),
+)
+@click.option("--scope", default="openid profile email offline_access", show_default=True)
+@click.option(
+    "--claim",
+    "claims",
+    multiple=True,
+    help="NAME=VALUE private claim; VALUE user:ATTR copies a user attribute. Repeatable.",
+)
+@click.option("--backchannel-logout-uri", default=None)
+@click.option("--post-logout-redirect-uri", "post_logout", multiple=True)
+@click.option("--name", default=None, help="Name shown on the consent screen.")
+@click.option("--first-party", is_flag=True, help="Skip the consent screen.")
+@click.option("--admin-client", is_flag=True, help="May obtain the idp:admin scope.")
+@click.option("--id-token-alg", default=None, type=click.Choice(["RS256", "ES256", "EdDSA"]))
+def clients_create(
+    client_id: str,
+    redirect_uris: tuple[str, ...],
+    public: bool,
+    grants: tuple[str, ...],
+    scope: str,
+    claims: tuple[str, ...],
+    backchannel_logout_uri: str | None,
+    post_logout: tuple[str, ...],
+    name: str | None,
+    first_party: bool,
+    admin_client: bool,
+    id_token_alg: str | None,
+) -> None:
+    """Register a client; prints one JSON object with its secret (shown once)."""
+    from idp.audit.services import record
+    from idp.clients.services import ClientError, create_client, metadata, parse_claims
+
+    def run(svc: Any, s: Any) -> Any:
+        client, secret = create_client(
+            s,
+            svc.clock,
+            client_id,
+            redirect_uris=list(redirect_uris),
+            public=public,
+            grant_types=list(grants) or None,
+            scope=scope,
+            claims=parse_claims(list(claims)),
+            name=name,
+            first_party=first_party,
+            admin_client=admin_client,
+            id_token_alg=id_token_alg,
+            backchannel_logout_uri=backchannel_logout_uri,
+            post_logout_redirect_uris=list(post_logout),
+        )
+        record(s, at=svc.clock.now(), actor="cli", action="client.create", target=client_id)
+        out = metadata(client)
+        if secret:
+            out["client_secret"] = secret
+        return out, client.id_token_signed_response_alg
+
+    try:
+        out, alg = _in_tx(run)
+    except ClientError as exc:
+        _fail(str(exc))
+    if alg:
+        _app().extensions["idp"].keys.ensure([alg])
+    click.echo(json.dumps(out))
+
+
+@cli.group()
+def keys() -> None:
+    """Signing keys."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Promote the next key of each algorithm; the old one stays published until its
+    tokens expire."""
+    from idp.audit.services import record
+
+    app = _app()
+    svc = app.extensions["idp"]
+    svc.keys.ensure(svc.algs_in_use())
+    kids = svc.keys.rotate(svc.algs_in_use() | svc.keys.algs())
+    with svc.db.transaction() as s:
+        record(s, at=svc.clock.now(), actor="cli", action="keys.rotate", target=",".join(kids))
+    click.echo(json.dumps({"active": kids}))
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every key with its state and age."""
+    app = _app()
+    svc = app.extensions["idp"]
+    for k in svc.keys.list():
+        click.echo(
+            json.dumps(
+                {
+                    "kid": k.kid,
+                    "alg": k.alg,
+                    "state": k.state,
+                    "created_at": k.created_at.isoformat(),
+                    "activated_at": k.activated_at and k.activated_at.isoformat(),
+                    "retired_at": k.retired_at and k.retired_at.isoformat(),
+                    "remove_after": k.remove_after and k.remove_after.isoformat(),
+                }
+            )
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="idp", standalone_mode=True)
+    except ConfigError as exc:
+        _fail(f"configuration error: {exc}", code=2)

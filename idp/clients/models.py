@@ -1,0 +1,72 @@
+"""Registered relying apps (OAuth clients)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idp.db import Base, Json, Timestamp
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    client_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # Secrets are 256 random bits, so a fast hash is enough (unlike passwords).
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    redirect_uris: Mapped[Json] = mapped_column(default=list)
+    grant_types: Mapped[Json] = mapped_column(default=list)
+    scope: Mapped[str] = mapped_column(String(1000))
+    claims: Mapped[Json] = mapped_column(default=dict)
+    first_party: Mapped[bool] = mapped_column(default=False)
+    is_admin_client: Mapped[bool] = mapped_column(default=False)
+    id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(10))
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2000))
+    post_logout_redirect_uris: Mapped[Json] = mapped_column(default=list)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[Timestamp]
+
+    # --- authlib ClientMixin ---------------------------------------------------
+    @property
+    def is_public(self) -> bool:
+        return self.secret_hash is None
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # RFC 6749 §3.1.2.3: the redirect_uri may be omitted only with exactly one.
+        return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        if not scope:
+            return ""
+        allowed = set(self.scope.split())
+        return " ".join(s for s in scope.split() if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        # Exact string match (RFC 9700 §4.1.3); the port of a loopback URI may vary.
+        from idp.clients.redirects import matches
+
+        return any(matches(registered, redirect_uri) for registered in self.redirect_uris)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if self.secret_hash is None:
+            return False
+        digest = hashlib.sha256(client_secret.encode()).hexdigest()
+        return hmac.compare_digest(digest, self.secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if self.is_public:
+            return method == "none"
+        return method in ("client_secret_basic", "client_secret_post")
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types

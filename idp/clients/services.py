@@ -1,0 +1,156 @@
+"""Registering clients; the secret is shown once and stored as SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from idp.clients.models import Client
+from idp.clients.redirects import problem as redirect_problem
+from idp.clock import Clock
+from idp.config import SUPPORTED_ALGS
+
+GRANTS = ("authorization_code", "refresh_token", "client_credentials")
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+SCOPE_TOKEN_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 §3.3
+# Registered JWT and OIDC claims a client's private claims may not override.
+RESERVED_CLAIMS = frozenset(
+    {
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "nbf",
+        "iat",
+        "jti",
+        "client_id",
+        "scope",
+        "sid",
+        "azp",
+        "auth_time",
+        "nonce",
+        "at_hash",
+        "c_hash",
+        "acr",
+        "amr",
+        "cnf",
+        "typ",
+        "events",
+        "email",
+        "email_verified",
+        "name",
+        "preferred_username",
+        "username",
+        "token_type",
+    }
+)
+
+
+class ClientError(ValueError):
+    pass
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def parse_claims(pairs: list[str]) -> dict[str, str]:
+    claims = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ClientError(f"claim {pair!r} must look like NAME=VALUE")
+        claims[name] = value
+    return claims
+
+
+def validate_claims(claims: dict[str, Any]) -> None:
+    for name in claims:
+        if name in RESERVED_CLAIMS:
+            raise ClientError(f"claim {name!r} is reserved and cannot be overridden")
+        if not re.match(r"^[A-Za-z0-9_:/.\-]{1,100}$", name):
+            raise ClientError(f"claim name {name!r} is not valid")
+
+
+def create_client(
+    db: Session,
+    clock: Clock,
+    client_id: str,
+    *,
+    redirect_uris: list[str],
+    public: bool = False,
+    grant_types: list[str] | None = None,
+    scope: str = "openid profile email offline_access",
+    claims: dict[str, Any] | None = None,
+    name: str | None = None,
+    first_party: bool = False,
+    admin_client: bool = False,
+    id_token_alg: str | None = None,
+    backchannel_logout_uri: str | None = None,
+    post_logout_redirect_uris: list[str] | None = None,
+) -> tuple[Client, str | None]:
+    if not CLIENT_ID_RE.match(client_id):
+        raise ClientError("client_id may use letters, digits and . _ : - (at most 100)")
+    if db.get(Client, client_id) is not None:
+        raise ClientError(f"client {client_id!r} already exists")
+    grant_types = list(dict.fromkeys(grant_types or ["authorization_code"]))
+    for g in grant_types:
+        if g not in GRANTS:
+            raise ClientError(f"grant {g!r} is not supported (use one of {', '.join(GRANTS)})")
+    if public and "client_credentials" in grant_types:
+        raise ClientError("a public client cannot use client_credentials")
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise ClientError("authorization_code needs at least one --redirect-uri")
+    for uri in [*redirect_uris, *(post_logout_redirect_uris or [])]:
+        if why := redirect_problem(uri):
+            raise ClientError(f"redirect URI {uri!r}: {why}")
+    if backchannel_logout_uri and (why := redirect_problem(backchannel_logout_uri)):
+        raise ClientError(f"backchannel logout URI: {why}")
+    for token in scope.split():
+        if not SCOPE_TOKEN_RE.match(token):
+            raise ClientError(f"scope {token!r} is not valid")
+    claims = claims or {}
+    validate_claims(claims)
+    if id_token_alg is not None and id_token_alg not in SUPPORTED_ALGS:
+        raise ClientError(f"id_token_signed_response_alg must be one of {SUPPORTED_ALGS}")
+    secret = None if public else secrets.token_urlsafe(32)
+    client = Client(
+        client_id=client_id,
+        secret_hash=hash_secret(secret) if secret else None,
+        name=name or client_id,
+        redirect_uris=list(redirect_uris),
+        grant_types=grant_types,
+        scope=" ".join(dict.fromkeys(scope.split())),
+        claims=claims,
+        first_party=first_party,
+        is_admin_client=admin_client,
+        id_token_signed_response_alg=id_token_alg,
+        backchannel_logout_uri=backchannel_logout_uri,
+        post_logout_redirect_uris=list(post_logout_redirect_uris or []),
+        created_at=clock.now(),
+    )
+    db.add(client)
+    db.flush()
+    return client, secret
+
+
+def metadata(client: Client) -> dict[str, Any]:
+    """The client's registration metadata (RFC 7591 names)."""
+    return {
+        "client_id": client.client_id,
+        "client_name": client.name,
+        "redirect_uris": client.redirect_uris,
+        "grant_types": client.grant_types,
+        "response_types": ["code"] if "authorization_code" in client.grant_types else [],
+        "scope": client.scope,
+        "token_endpoint_auth_method": "none" if client.is_public else "client_secret_basic",
+        "claims": client.claims,
+        "first_party": client.first_party,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg or "RS256",
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "post_logout_redirect_uris": client.post_logout_redirect_uris,
+    }

@@ -1,0 +1,303 @@
+"""One typed configuration, read from ``config.toml`` and the environment.
+
+Every setting has a type, a default and a one-line doc here; ``config.toml``
+mirrors this file. ``IDP_CONFIG`` names another file, and any key can be
+overridden with ``IDP_<SECTION>__<KEY>`` (for example ``IDP_DATABASE__URL``).
+A bad value raises :class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_ALGS = ("ES256", "RS256", "EdDSA")
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+
+
+class ConfigError(ValueError):
+    """A setting is missing or has a bad value; ``key`` names it."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+def doc(text: str, default: Any) -> Any:
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    issuer: str = doc(
+        "Issuer URL; the base of every endpoint and the `iss` of tokens.", "http://127.0.0.1:5000"
+    )
+    host: str = doc("Address `idp serve` binds to.", "127.0.0.1")
+    port: int = doc("Port `idp serve` listens on.", 5000)
+    instance_path: str = doc(
+        "Folder for the SQLite file, the development KEK and secret.", "instance"
+    )
+    secret_key: str = doc(
+        "Flask secret for CSRF tokens; generated into instance_path if empty.", ""
+    )
+    max_body_bytes: int = doc("Largest request body accepted, in bytes.", 65536)
+    signup_enabled: bool = doc("Whether /signup lets anyone create an account.", True)
+    trusted_proxies: int = doc("How many reverse proxies set X-Forwarded-For in front of idp.", 0)
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = doc(
+        "SQLAlchemy URL; SQLite by default, postgresql+psycopg:// in production.",
+        "sqlite:///instance/idp.db",
+    )
+    echo: bool = doc("Log every SQL statement.", False)
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str = doc("redis:// URL for short-lived shared state; empty uses the database.", "")
+    prefix: str = doc("Prefix of every Redis key idp writes.", "idp:")
+
+
+@dataclass(frozen=True)
+class TokensConfig:
+    access_token_ttl: int = doc("Lifetime of access tokens in seconds (RFC 9068 JWTs).", 300)
+    id_token_ttl: int = doc("Lifetime of ID tokens in seconds.", 300)
+    client_credentials_ttl: int = doc("Lifetime of client_credentials access tokens.", 300)
+    authorization_code_ttl: int = doc("Lifetime of authorization codes in seconds (<= 60).", 60)
+    access_token_alg: str = doc("JWS algorithm of access tokens: ES256, RS256 or EdDSA.", "ES256")
+    id_token_alg: str = doc("Default JWS algorithm of ID tokens (OIDC requires RS256).", "RS256")
+    refresh_token_idle_ttl: int = doc(
+        "A refresh family dies after this many idle seconds.", 14 * 24 * 3600
+    )
+    refresh_token_absolute_ttl: int = doc(
+        "A refresh family dies this long after login.", 90 * 24 * 3600
+    )
+    refresh_reuse_grace_seconds: int = doc(
+        "Seconds in which the parent of the newest refresh token may be replayed (0-60).", 0
+    )
+    reuse_kills_session: bool = doc("Refresh-token reuse also kills the browser session.", True)
+
+
+@dataclass(frozen=True)
+class OAuthConfig:
+    pkce_required: bool = doc(
+        "Require PKCE (S256) from confidential clients too; public clients always need it.", True
+    )
+
+
+@dataclass(frozen=True)
+class SessionsConfig:
+    idle_timeout: int = doc("A browser session ends after this many idle seconds.", 3600 * 8)
+    absolute_timeout: int = doc("A browser session ends this long after login.", 3600 * 24 * 7)
+    cookie_name: str = doc("Session cookie name; `__Host-` is prefixed on https.", "idp_session")
+
+
+@dataclass(frozen=True)
+class LoginConfig:
+    max_failures_per_account: int = doc("Failed logins per account per window before a lock.", 10)
+    max_failures_per_ip: int = doc("Failed logins per client IP per window before a lock.", 50)
+    window_seconds: int = doc("Length of the login throttling window.", 900)
+
+
+@dataclass(frozen=True)
+class KeysConfig:
+    kek: str = doc(
+        "Key-encryption key (base64url, 32 bytes); better set IDP_KEYS__KEK or "
+        "IDP_KEK. Empty in development: generated into instance_path.",
+        "",
+    )
+    jwks_max_age: int = doc("Cache-Control max-age of /jwks.json in seconds.", 300)
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    port: int = doc("Serve the admin app on this internal port instead of under /admin (0).", 0)
+    reauth_seconds: int = doc("Destructive admin actions need a login this recent.", 600)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    tokens: TokensConfig = field(default_factory=TokensConfig)
+    oauth: OAuthConfig = field(default_factory=OAuthConfig)
+    sessions: SessionsConfig = field(default_factory=SessionsConfig)
+    login: LoginConfig = field(default_factory=LoginConfig)
+    keys: KeysConfig = field(default_factory=KeysConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+
+    @property
+    def insecure_http(self) -> bool:
+        """True when the issuer is plain http on loopback (development only)."""
+        return urlsplit(self.server.issuer).scheme == "http"
+
+    @property
+    def longest_token_ttl(self) -> int:
+        t = self.tokens
+        return max(t.access_token_ttl, t.id_token_ttl, t.client_credentials_ttl)
+
+
+def _coerce(key: str, typ: Any, value: Any) -> Any:
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if isinstance(value, str) and value.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(key, f"expected true or false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise ConfigError(key, f"expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"expected an integer, got {value!r}") from None
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"expected a string, got {value!r}")
+        return value
+    raise ConfigError(key, "unsupported type")  # pragma: no cover
+
+
+def _section(name: str, cls: type, raw: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(name, "expected a table")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            raise ConfigError(f"{name}.{key}", "unknown setting")
+    values = {}
+    for f in dataclasses.fields(cls):
+        key = f"{name}.{f.name}"
+        env_key = f"IDP_{name.upper()}__{f.name.upper()}"
+        if env_key in env:
+            values[f.name] = _coerce(key, hints[f.name], env[env_key])
+        elif f.name in raw:
+            values[f.name] = _coerce(key, hints[f.name], raw[f.name])
+    return cls(**values)
+
+
+def _validate(cfg: Config) -> None:
+    issuer = urlsplit(cfg.server.issuer)
+    if issuer.scheme not in {"http", "https"} or not issuer.netloc:
+        raise ConfigError("server.issuer", "must be an http(s) URL")
+    if issuer.query or issuer.fragment:
+        raise ConfigError("server.issuer", "must not have a query or fragment")
+    if issuer.scheme == "http" and issuer.hostname not in LOOPBACK_HOSTS:
+        raise ConfigError("server.issuer", "plain http is allowed only on loopback")
+    positive = {
+        "server.port": cfg.server.port,
+        "server.max_body_bytes": cfg.server.max_body_bytes,
+        "tokens.access_token_ttl": cfg.tokens.access_token_ttl,
+        "tokens.id_token_ttl": cfg.tokens.id_token_ttl,
+        "tokens.client_credentials_ttl": cfg.tokens.client_credentials_ttl,
+        "tokens.authorization_code_ttl": cfg.tokens.authorization_code_ttl,
+        "tokens.refresh_token_idle_ttl": cfg.tokens.refresh_token_idle_ttl,
+        "tokens.refresh_token_absolute_ttl": cfg.tokens.refresh_token_absolute_ttl,
+        "sessions.idle_timeout": cfg.sessions.idle_timeout,
+        "sessions.absolute_timeout": cfg.sessions.absolute_timeout,
+        "login.max_failures_per_account": cfg.login.max_failures_per_account,
+        "login.max_failures_per_ip": cfg.login.max_failures_per_ip,
+        "login.window_seconds": cfg.login.window_seconds,
+        "keys.jwks_max_age": cfg.keys.jwks_max_age,
+        "admin.reauth_seconds": cfg.admin.reauth_seconds,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(key, f"must be a positive integer, got {value}")
+    if not 0 < cfg.server.port < 65536:
+        raise ConfigError("server.port", "must be between 1 and 65535")
+    if not 0 <= cfg.admin.port < 65536:
+        raise ConfigError("admin.port", "must be between 0 and 65535")
+    if cfg.tokens.authorization_code_ttl > 60:
+        raise ConfigError("tokens.authorization_code_ttl", "must be at most 60 (RFC 9700)")
+    if not 0 <= cfg.tokens.refresh_reuse_grace_seconds <= 60:
+        raise ConfigError("tokens.refresh_reuse_grace_seconds", "must be between 0 and 60")
+    for key, alg in (
+        ("tokens.access_token_alg", cfg.tokens.access_token_alg),
+        ("tokens.id_token_alg", cfg.tokens.id_token_alg),
+    ):
+        if alg not in SUPPORTED_ALGS:
+            raise ConfigError(key, f"must be one of {', '.join(SUPPORTED_ALGS)}")
+    if cfg.server.trusted_proxies < 0:
+        raise ConfigError("server.trusted_proxies", "must not be negative")
+    if not cfg.database.url:
+        raise ConfigError("database.url", "must not be empty")
+    if cfg.redis.url and urlsplit(cfg.redis.url).scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError("redis.url", "must be a redis://, rediss:// or unix:// URL")
+
+
+def from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
+    """Build a Config from a nested mapping (as in config.toml) plus env overrides."""
+    env = {} if env is None else env
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    for name in data:
+        if name not in sections:
+            raise ConfigError(name, "unknown section")
+    hints = get_type_hints(Config)
+    values = {name: _section(name, hints[name], data.get(name, {}), env) for name in sections}
+    cfg = Config(**values)
+    _validate(cfg)
+    return cfg
+
+
+def load(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """Read ``IDP_CONFIG`` or ./config.toml (missing file means all defaults)."""
+    env = dict(os.environ) if env is None else env
+    # IDP_KEK is the documented short name of the key-encryption key.
+    if "IDP_KEK" in env and "IDP_KEYS__KEK" not in env:
+        env = {**env, "IDP_KEYS__KEK": env["IDP_KEK"]}
+    file = Path(path or env.get("IDP_CONFIG") or "config.toml")
+    data: dict[str, Any] = {}
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(file), f"not valid TOML: {exc}") from None
+    elif path or env.get("IDP_CONFIG"):
+        raise ConfigError("IDP_CONFIG", f"file {file} does not exist")
+    return from_mapping(data, env)
+
+
+def warn_insecure(cfg: Config) -> list[str]:
+    """Log (and return) a warning for each insecure development default in use."""
+    warnings = []
+    if cfg.insecure_http:
+        warnings.append("issuer is plain http: cookies lose __Host- and Secure (development only)")
+    if not cfg.keys.kek:
+        warnings.append(
+            "no IDP_KEK set: a development key-encryption key is kept in "
+            f"{cfg.server.instance_path}/ (set IDP_KEK in production)"
+        )
+    if cfg.database.url.startswith("sqlite"):
+        warnings.append("SQLite database: fine for one machine, use PostgreSQL for several")
+    for w in warnings:
+        log.warning("insecure setting: %s", w)
+    return warnings
+
+
+def describe() -> list[tuple[str, str, Any]]:
+    """Every (key, doc, default), for documentation and tests."""
+    rows = []
+    hints = get_type_hints(Config)
+    for section in dataclasses.fields(Config):
+        for f in dataclasses.fields(hints[section.name]):
+            rows.append((f"{section.name}.{f.name}", f.metadata["doc"], f.default))
+    return rows

@@ -1,0 +1,100 @@
+"""`make run`: idp on SQLite with a demo admin, a demo client and the example relying app.
+
+Development only: the demo password is printed and well known.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from idp import create_app, migrate
+from idp.config import warn_insecure
+
+DEMO_USER, DEMO_PASSWORD = "admin", "demo-password"
+RP_PORT = 5001
+
+
+def seed(app) -> dict[str, str]:
+    from idp.accounts.services import by_username, create_user
+    from idp.clients.models import Client
+    from idp.clients.services import create_client
+
+    svc = app.extensions["idp"]
+    migrate.upgrade(svc.config.database.url)
+    svc.keys.ensure(svc.algs_in_use())
+    secret_file = Path(svc.config.server.instance_path) / "demo_client.json"
+    with app.app_context(), svc.db.transaction() as s:
+        if by_username(s, DEMO_USER) is None:
+            create_user(
+                s,
+                svc.clock,
+                DEMO_USER,
+                DEMO_PASSWORD,
+                email="admin@example.test",
+                name="Demo Admin",
+                admin=True,
+            )
+        if s.get(Client, "demo-app") is None or not secret_file.exists():
+            if (old := s.get(Client, "demo-app")) is not None:
+                s.delete(old)
+                s.flush()
+            _, secret = create_client(
+                s,
+                svc.clock,
+                "demo-app",
+                name="Demo relying app",
+                redirect_uris=[f"http://127.0.0.1:{RP_PORT}/callback"],
+                post_logout_redirect_uris=[f"http://127.0.0.1:{RP_PORT}/"],
+                grant_types=["authorization_code", "refresh_token"],
+                scope="openid profile email offline_access",
+            )
+            fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump({"client_id": "demo-app", "client_secret": secret}, f)
+    return dict(json.loads(secret_file.read_text()))
+
+
+def main() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = create_app()
+    svc = app.extensions["idp"]
+    warn_insecure(svc.config)
+    creds = seed(app)
+
+    from examples.relying_app import create_rp
+
+    rp = create_rp(
+        issuer=svc.config.server.issuer,
+        client_id=creds["client_id"],
+        client_secret=creds["client_secret"],
+        port=RP_PORT,
+    )
+    rp_server = make_server("127.0.0.1", RP_PORT, rp, threaded=True)
+    threading.Thread(target=rp_server.serve_forever, daemon=True).start()
+    host, port = svc.config.server.host, svc.config.server.port
+    print(
+        f"""
+  idp is running at   {svc.config.server.issuer}
+  discovery:          {svc.config.server.issuer}/.well-known/openid-configuration
+
+  Try a login:        open http://127.0.0.1:{RP_PORT}/ and click "Sign in with idp"
+  Demo admin user:    {DEMO_USER} / {DEMO_PASSWORD}
+  Demo client:        {creds["client_id"]}
+                      (secret in {svc.config.server.instance_path}/demo_client.json)
+
+  Press Ctrl+C to stop.
+""",
+        flush=True,
+    )
+    make_server(host, port, app, threaded=True).serve_forever()
+
+
+if __name__ == "__main__":
+    main()

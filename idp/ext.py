@@ -1,0 +1,38 @@
+"""The per-app container of idp's services, reachable from views as ``services()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app
+
+from idp.accounts.services import Throttle
+from idp.clock import Clock
+from idp.config import Config
+from idp.db import Database
+from idp.keys.services import KeyService
+from idp.sessions.services import SessionPolicy
+from idp.state.store import StateStore
+
+
+@dataclass
+class Services:
+    config: Config
+    db: Database
+    clock: Clock
+    keys: KeyService
+    state: StateStore
+    throttle: Throttle
+    session_policy: SessionPolicy
+    oauth: Any = None  # the authlib AuthorizationServer, set by idp.oauth.server
+    kill_hooks: list[Any] = field(default_factory=list)
+
+    def algs_in_use(self) -> set[str]:
+        t = self.config.tokens
+        # RS256 is always supported for ID tokens (OIDC Core §15.1).
+        return {t.access_token_alg, t.id_token_alg, "RS256"}
+
+
+def services() -> Services:
+    return current_app.extensions["idp"]

@@ -1,0 +1,200 @@
+"""Signing-key lifecycle: next -> active -> retired -> removed (SPEC §6 "Keys").
+
+A ``next`` key is published before it signs anything, so resource servers that
+cache the JWKS already know it when rotation promotes it; a ``retired`` key
+stays published until every token it signed has expired.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from idp.clock import Clock
+from idp.db import Database
+from idp.keys import crypto
+from idp.keys.models import ACTIVE, NEXT, RETIRED, SigningKey
+
+Key = ECKey | RSAKey | OKPKey
+
+# Processes re-read which key is active this often; safe because the next key is
+# published long before it is promoted, and the old one stays published after.
+CACHE_SECONDS = 5.0
+
+
+def generate(alg: str) -> Key:
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", private=True)
+    if alg == "RS256":
+        return RSAKey.generate_key(2048, private=True)
+    if alg == "EdDSA":
+        return OKPKey.generate_key("Ed25519", private=True)
+    raise ValueError(f"unsupported algorithm {alg}")
+
+
+def _import(data: dict[str, Any]) -> Key:
+    kty = data["kty"]
+    cls = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}[kty]
+    return cls.import_key(data)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Signer:
+    kid: str
+    alg: str
+    key: Key
+
+
+class KeyService:
+    def __init__(self, db: Database, clock: Clock, kek: bytes, retire_seconds: int) -> None:
+        self.db = db
+        self.clock = clock
+        self.kek = kek
+        self.retire_seconds = retire_seconds
+        self._lock = threading.Lock()
+        self._signers: dict[str, tuple[float, Signer]] = {}
+        self._jwks: tuple[float, bytes, str] | None = None
+
+    # --- lifecycle ------------------------------------------------------------
+    def _create(self, s: Session, alg: str, state: str) -> SigningKey:
+        key = generate(alg)
+        public = key.as_dict(private=False)
+        kid = key.thumbprint()
+        now = self.clock.now()
+        row = SigningKey(
+            kid=kid,
+            alg=alg,
+            state=state,
+            public_jwk={**public, "kid": kid, "alg": alg, "use": "sig"},
+            private_encrypted=crypto.encrypt(
+                self.kek, json.dumps(key.as_dict(private=True)).encode(), kid
+            ),
+            created_at=now,
+            activated_at=now if state == ACTIVE else None,
+            retired_at=None,
+            remove_after=None,
+        )
+        s.add(row)
+        return row
+
+    def _by_state(self, s: Session, alg: str, state: str) -> list[SigningKey]:
+        return list(
+            s.scalars(
+                select(SigningKey)
+                .where(SigningKey.alg == alg, SigningKey.state == state)
+                .order_by(SigningKey.created_at)
+            )
+        )
+
+    def ensure(self, algs: Iterable[str]) -> None:
+        """Makes sure every algorithm has one active and one next key."""
+        with self.db.transaction() as s:
+            for alg in sorted(set(algs)):
+                if not self._by_state(s, alg, ACTIVE):
+                    self._create(s, alg, ACTIVE)
+                if not self._by_state(s, alg, NEXT):
+                    self._create(s, alg, NEXT)
+        self._forget()
+
+    def rotate(self, algs: Iterable[str]) -> list[str]:
+        """Promotes each next key to active, retires the old active one, adds a new next key.
+
+        Returns the kids that became active.
+        """
+        now = self.clock.now()
+        promoted = []
+        with self.db.transaction() as s:
+            for alg in sorted(set(algs)):
+                for old in self._by_state(s, alg, ACTIVE):
+                    old.state = RETIRED
+                    old.retired_at = now
+                    old.remove_after = now + dt.timedelta(seconds=self.retire_seconds)
+                nxt = self._by_state(s, alg, NEXT)
+                new = nxt[0] if nxt else self._create(s, alg, ACTIVE)
+                new.state, new.activated_at = ACTIVE, now
+                promoted.append(new.kid)
+                s.flush()
+                self._create(s, alg, NEXT)
+            self._purge(s, now)
+        self._forget()
+        return promoted
+
+    def _purge(self, s: Session, now: dt.datetime) -> None:
+        s.execute(
+            delete(SigningKey).where(SigningKey.state == RETIRED, SigningKey.remove_after <= now)
+        )
+
+    def purge(self) -> None:
+        with self.db.transaction() as s:
+            self._purge(s, self.clock.now())
+        self._forget()
+
+    def algs(self) -> set[str]:
+        """Every algorithm that has a key."""
+        with self.db.transaction() as s:
+            return set(s.scalars(select(SigningKey.alg).distinct()))
+
+    def list(self) -> list[SigningKey]:
+        with self.db.transaction() as s:
+            return list(
+                s.scalars(select(SigningKey).order_by(SigningKey.alg, SigningKey.created_at))
+            )
+
+    def _forget(self) -> None:
+        with self._lock:
+            self._signers.clear()
+            self._jwks = None
+
+    # --- use --------------------------------------------------------------------
+    def signer(self, alg: str) -> Signer:
+        """The active key for ``alg``; creates one the first time an algorithm is used."""
+        cached = self._signers.get(alg)
+        if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        with self.db.transaction() as s:
+            rows = self._by_state(s, alg, ACTIVE)
+        if not rows:
+            self.ensure([alg])
+            with self.db.transaction() as s:
+                rows = self._by_state(s, alg, ACTIVE)
+        row = rows[-1]
+        if cached and cached[1].kid == row.kid:
+            signer = cached[1]
+        else:
+            private = json.loads(crypto.decrypt(self.kek, row.private_encrypted, row.kid))
+            signer = Signer(kid=row.kid, alg=alg, key=_import(private))
+        with self._lock:
+            self._signers[alg] = (time.monotonic(), signer)
+        return signer
+
+    def jwks(self) -> tuple[bytes, str]:
+        """The JWKS document (next, active and unexpired retired keys) and its strong ETag."""
+        cached = self._jwks
+        if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
+            return cached[1], cached[2]
+        now = self.clock.now()
+        with self.db.transaction() as s:
+            rows = s.scalars(select(SigningKey).order_by(SigningKey.alg, SigningKey.created_at))
+            keys = [
+                r.public_jwk
+                for r in rows
+                if r.state != RETIRED or (r.remove_after and r.remove_after > now)
+            ]
+        body = json.dumps({"keys": keys}, sort_keys=True, separators=(",", ":")).encode()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        with self._lock:
+            self._jwks = (time.monotonic(), body, etag)
+        return body, etag
+
+    def public_keyset(self) -> dict[str, Any]:
+        return dict(json.loads(self.jwks()[0]))

@@ -1,0 +1,102 @@
+"""SQL storage of authorization codes (the CodeStore of the authorization code grant)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+from sqlalchemy import select, update
+
+from idp.accounts.models import User
+from idp.clock import Clock
+from idp.db import Database
+from idp.oauth.models import AuthorizationCode
+from idp.sessions.models import BrowserSession
+from idp.state.store import StateStore
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+class SqlCodeStore:
+    def __init__(
+        self, db: Database, clock: Clock, state: StateStore, ttl: int, revoke_family: Any = None
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.state = state
+        self.ttl = ttl
+        # Set by the refresh-token service: revokes the refresh family born of a code.
+        self.revoke_family = revoke_family
+
+    def save(self, code: str, **fields: Any) -> None:
+        now = self.clock.now()
+        with self.db.transaction() as s:
+            s.add(
+                AuthorizationCode(
+                    code_hash=code_hash(code),
+                    created_at=now,
+                    expires_at=now + dt.timedelta(seconds=self.ttl),
+                    issued={},
+                    **fields,
+                )
+            )
+
+    def consume(self, code: str, client_id: str) -> AuthorizationCode | None:
+        if len(code) > 200:
+            return None
+        now = self.clock.now()
+        with self.db.transaction() as s:
+            row = s.scalar(
+                select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash(code))
+            )
+            if row is None or row.client_id != client_id:
+                return None
+            result: Any = s.execute(
+                update(AuthorizationCode)
+                .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
+                .values(used_at=now)
+            )
+            won = result.rowcount == 1
+        if not won:
+            self._revoke_issued(row)
+            return None
+        if row.is_expired(now):
+            return None
+        return row
+
+    def _revoke_issued(self, row: AuthorizationCode) -> None:
+        # Flag the replay first, so an issuance still in flight sees it (record_issued).
+        self.state.deny(f"code:{row.id}", row.created_at + dt.timedelta(hours=1))
+        issued = row.issued or {}
+        if issued.get("jti"):
+            self.state.deny(
+                f"jti:{issued['jti']}", dt.datetime.fromtimestamp(issued["exp"], dt.UTC)
+            )
+        if self.revoke_family is not None:
+            self.revoke_family(row.id, "authorization code replayed")
+
+    def record_issued(self, code: AuthorizationCode, jti: str, expires_at: dt.datetime) -> None:
+        with self.db.transaction() as s:
+            s.execute(
+                update(AuthorizationCode)
+                .where(AuthorizationCode.id == code.id)
+                .values(issued={"jti": jti, "exp": int(expires_at.timestamp())})
+            )
+        if self.state.is_denied(f"code:{code.id}"):
+            self.state.deny(f"jti:{jti}", expires_at)
+
+    def user_for(self, code: AuthorizationCode) -> User | None:
+        now = self.clock.now()
+        with self.db.transaction() as s:
+            user = s.get(User, code.user_id)
+            if user is None or user.disabled:
+                return None
+            if code.session_id:
+                session = s.get(BrowserSession, code.session_id)
+                if session is None or session.ended_at is not None or session.expires_at <= now:
+                    return None
+            s.expunge(user)
+            return user

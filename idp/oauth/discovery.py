@@ -1,0 +1,79 @@
+"""Metadata: OIDC Discovery 1.0 §3 and RFC 8414 §2, listing only what is implemented."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+from werkzeug.wrappers import Response
+
+from idp.config import SUPPORTED_ALGS
+from idp.ext import services
+
+bp = Blueprint("discovery", __name__)
+
+
+def metadata() -> dict[str, Any]:
+    svc = services()
+    iss = svc.config.server.issuer.rstrip("/")
+    return {
+        "issuer": svc.config.server.issuer,
+        "authorization_endpoint": f"{iss}/authorize",
+        "token_endpoint": f"{iss}/token",
+        "userinfo_endpoint": f"{iss}/userinfo",
+        "jwks_uri": f"{iss}/jwks.json",
+        "end_session_endpoint": f"{iss}/logout",
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
+        "userinfo_signing_alg_values_supported": ["none"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": [
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "sid",
+            "at_hash",
+            "azp",
+            "name",
+            "preferred_username",
+            "email",
+            "email_verified",
+        ],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
+        "frontchannel_logout_supported": False,
+        "backchannel_logout_supported": False,
+    }
+
+
+def _json(data: dict[str, Any]) -> Response:
+    resp = jsonify(data)
+    resp.headers["Cache-Control"] = "public, max-age=300"
+    resp.headers["Access-Control-Allow-Origin"] = "*"
+    return resp
+
+
+@bp.route("/.well-known/openid-configuration")
+def openid_configuration() -> Response:
+    return _json(metadata())
+
+
+@bp.route("/.well-known/oauth-authorization-server")
+def oauth_authorization_server() -> Response:
+    return _json(metadata())

@@ -1,0 +1,122 @@
+"""Signing access tokens (RFC 9068) and ID tokens (OIDC Core §2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.oidc.core.util import create_half_hash
+from joserfc import jwt
+
+from idp.accounts.models import User
+from idp.clients.models import Client
+from idp.clock import Clock, epoch
+from idp.config import TokensConfig
+from idp.keys.services import KeyService
+from idp.oauth.claims import private_claims, user_claims
+
+
+@dataclass(frozen=True)
+class IssuedAccessToken:
+    token: str
+    jti: str
+    expires_at: dt.datetime
+    expires_in: int
+
+
+class TokenIssuer:
+    def __init__(self, issuer: str, keys: KeyService, clock: Clock, cfg: TokensConfig) -> None:
+        self.issuer = issuer
+        self.keys = keys
+        self.clock = clock
+        self.cfg = cfg
+
+    def _sign(self, header: dict[str, Any], claims: dict[str, Any], alg: str) -> str:
+        signer = self.keys.signer(alg)
+        # Pass the algorithm explicitly: joserfc's default list leaves EdDSA out.
+        return jwt.encode(
+            {**header, "alg": alg, "kid": signer.kid}, claims, signer.key, algorithms=[alg]
+        )
+
+    def access_token(
+        self,
+        client: Client,
+        user: User | None,
+        scope: str,
+        *,
+        grant_type: str,
+        sid: str | None = None,
+        auth_time: dt.datetime | None = None,
+    ) -> IssuedAccessToken:
+        ttl = (
+            self.cfg.client_credentials_ttl
+            if grant_type == "client_credentials"
+            else self.cfg.access_token_ttl
+        )
+        now = self.clock.now()
+        exp = now + dt.timedelta(seconds=ttl)
+        jti = secrets.token_urlsafe(16)
+        # Private claims first, so registered ones can never be overridden by them.
+        claims: dict[str, Any] = private_claims(client, user)
+        claims.update(
+            {
+                "iss": self.issuer,
+                "sub": user.id if user else client.client_id,
+                "aud": client.client_id,
+                "exp": epoch(exp),
+                "iat": epoch(now),
+                "nbf": epoch(now),
+                "jti": jti,
+                "client_id": client.client_id,
+                "scope": scope,
+            }
+        )
+        if user is not None:
+            claims.update({k: v for k, v in user_claims(user, scope).items() if k != "sub"})
+        if sid:
+            claims["sid"] = sid
+        if auth_time is not None:
+            claims["auth_time"] = epoch(auth_time)
+        token = self._sign({"typ": "at+jwt"}, claims, self.cfg.access_token_alg)
+        return IssuedAccessToken(token=token, jti=jti, expires_at=exp, expires_in=ttl)
+
+    def id_token_alg(self, client: Client) -> str:
+        return client.id_token_signed_response_alg or self.cfg.id_token_alg
+
+    def id_token(
+        self,
+        client: Client,
+        user: User,
+        scope: str,
+        *,
+        access_token: str | None,
+        nonce: str | None,
+        auth_time: dt.datetime,
+        sid: str | None,
+    ) -> str:
+        now = self.clock.now()
+        alg = self.id_token_alg(client)
+        claims: dict[str, Any] = private_claims(client, user)
+        claims.update(user_claims(user, scope))
+        claims.update(
+            {
+                "iss": self.issuer,
+                "sub": user.id,
+                "aud": client.client_id,
+                "azp": client.client_id,
+                "exp": epoch(now + dt.timedelta(seconds=self.cfg.id_token_ttl)),
+                "iat": epoch(now),
+                "auth_time": epoch(auth_time),
+            }
+        )
+        if nonce:
+            claims["nonce"] = nonce
+        if sid:
+            claims["sid"] = sid
+        if access_token:
+            half = create_half_hash(access_token, alg)
+            if half is not None:
+                claims["at_hash"] = half.decode()
+        return self._sign({"typ": "JWT"}, claims, alg)

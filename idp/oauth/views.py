@@ -1,0 +1,199 @@
+"""Authorization (RFC 6749 §3.1), token (§3.2) and userinfo (OIDC Core §5.3) endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from flask import Blueprint, g, jsonify, redirect, render_template, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+from idp.accounts.models import Consent, User
+from idp.audit.services import record
+from idp.ext import services
+from idp.oauth.access_tokens import active_claims
+from idp.oauth.claims import user_claims
+from idp.sessions import cookie
+from idp.web import client_ip
+
+bp = Blueprint("oauth", __name__)
+
+SCOPE_DESCRIPTIONS = {
+    "openid": "Sign you in with your idp account",
+    "profile": "See your username and name",
+    "email": "See your email address",
+    "offline_access": "Stay signed in to the app (refresh tokens)",
+}
+
+
+def _error(err: OAuth2Error) -> Response:
+    """Redirect with the error only to a validated redirect URI (RFC 6749 §4.1.2.1);
+    otherwise an HTML page that never echoes the input unescaped."""
+    if err.redirect_uri:
+        status, _body, headers = err()
+        location = dict(headers)["Location"]
+        location = add_params_to_uri(location, [("iss", services().config.server.issuer)])
+        return redirect(location, code=303 if request.method == "POST" else 302)
+    body = render_template(
+        "error.html",
+        status=400,
+        error=err.error,
+        description=err.description or "The request is not valid.",
+    )
+    return Response(body, status=400, mimetype="text/html")
+
+
+def _find_consent(s: Session, user_id: str, client_id: str) -> Consent | None:
+    return s.scalar(
+        select(Consent).where(Consent.user_id == user_id, Consent.client_id == client_id)
+    )
+
+
+def _has_consent(user: User, client_id: str, scope: str) -> bool:
+    with services().db.transaction() as s:
+        consent = _find_consent(s, user.id, client_id)
+        return consent is not None and consent.covers(scope)
+
+
+def _save_consent(user: User, client_id: str, scope: str) -> None:
+    svc = services()
+    now = svc.clock.now()
+    with svc.db.transaction() as s:
+        consent = _find_consent(s, user.id, client_id)
+        if consent is None:
+            s.add(Consent(user_id=user.id, client_id=client_id, scope=scope, granted_at=now))
+        else:
+            consent.scope = " ".join(dict.fromkeys(consent.scope.split() + scope.split()))
+            consent.granted_at = now
+        record(
+            s,
+            at=now,
+            actor=user.username,
+            action="consent.grant",
+            target=client_id,
+            ip=client_ip(),
+            scope=scope,
+        )
+
+
+def _login_redirect(args: Any, prompts: set[str]) -> Response:
+    # Come back without prompt=login, or the login would be asked for forever.
+    params = [(k, v) for k, v in args.items(multi=True) if k != "prompt"]
+    rest = " ".join(sorted(prompts - {"login"}))
+    if rest:
+        params.append(("prompt", rest))
+    next_url = "/authorize?" + urlencode(params)
+    query = {"next": next_url}
+    if args.get("login_hint"):
+        query["login_hint"] = args["login_hint"][:150]
+    return redirect("/login?" + urlencode(query), code=302)
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+def authorize() -> Response | str:
+    svc = services()
+    server = svc.oauth
+    current = cookie.current()
+    end_user = current.user if current else None
+    try:
+        grant = server.get_consent_grant(end_user=end_user)
+    except OAuth2Error as err:
+        return _error(err)
+    payload = grant.request.payload
+    state = payload.state
+    redirect_uri = grant.redirect_uri
+
+    def fail(cls: type[OAuth2Error], description: str | None = None) -> Response:
+        return _error(cls(description=description, redirect_uri=redirect_uri, state=state))
+
+    prompts = set((payload.data.get("prompt") or "").split())
+    if prompts - {"none", "login", "consent", "select_account"}:
+        return fail(InvalidRequestError, "Unknown prompt value.")
+    stale = False
+    if (max_age := payload.data.get("max_age")) is not None:
+        if not max_age.isdigit() or len(max_age) > 10:
+            return fail(InvalidRequestError, "max_age must be a non-negative integer.")
+        stale = current is not None and (svc.clock.now() - current.auth_time).total_seconds() > int(
+            max_age
+        )
+    if current is None or "login" in prompts or stale:
+        if "none" in prompts:
+            return fail(LoginRequiredError)
+        return _login_redirect(request.args if request.method == "GET" else payload.data, prompts)
+
+    user = current.user
+    client = grant.request.client
+    scope = grant.request.scope or ""
+    decided = request.method == "POST" and request.form.get("decision") in {"allow", "deny"}
+    needs_consent = not client.first_party and (
+        "consent" in prompts or not _has_consent(user, client.client_id, scope)
+    )
+    if needs_consent and not decided:
+        if "none" in prompts:
+            return fail(ConsentRequiredError)
+        scopes = [(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in scope.split()]
+        return render_template(
+            "consent.html", client=client, scopes=scopes, user=user, action=request.full_path
+        )
+    g.idp_session = current
+    if decided and request.form["decision"] == "deny":
+        resp = server.create_authorization_response(grant=grant, grant_user=None)
+    else:
+        if needs_consent:
+            _save_consent(user, client.client_id, scope)
+        resp = server.create_authorization_response(grant=grant, grant_user=user)
+    if request.method == "POST" and resp.status_code == 302:
+        resp.status_code = 303  # RFC 9700 §4.12: never 307 after a POST
+    return resp
+
+
+@bp.route("/token", methods=["POST"])
+def token() -> Response:
+    return services().oauth.create_token_response()
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        return request.form.get("access_token")
+    return None
+
+
+def _unauthorized(error: str, description: str, status: int = 401) -> Response:
+    resp = jsonify(error=error, error_description=description)
+    resp.status_code = status
+    resp.headers["WWW-Authenticate"] = f'Bearer error="{error}"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+def userinfo() -> Response:
+    svc = services()
+    token = _bearer()
+    if not token:
+        resp = _unauthorized("invalid_request", "A Bearer access token is required.")
+        resp.headers["WWW-Authenticate"] = "Bearer"
+        return resp
+    claims = active_claims(svc, token)
+    if claims is None:
+        return _unauthorized("invalid_token", "The access token is not valid.")
+    scope = str(claims.get("scope", ""))
+    if "openid" not in scope.split():
+        return _unauthorized("insufficient_scope", "The token lacks the openid scope.", 403)
+    with svc.db.transaction() as s:
+        user = s.get(User, str(claims.get("sub")))
+    if user is None or user.disabled:
+        return _unauthorized("invalid_token", "The access token is not valid.")
+    resp = jsonify(user_claims(user, scope))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

@@ -1,0 +1,52 @@
+"""Server-side browser sessions; the cookie holds only a random id whose hash is here."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from idp.accounts.models import User
+from idp.db import Base, Hash, Id, Timestamp
+
+
+class BrowserSession(Base):
+    __tablename__ = "browser_sessions"
+
+    # ``id`` is the public `sid` that appears in tokens and the dashboard; it is not
+    # the cookie value, which is stored only as ``token_hash``.
+    id: Mapped[Id]
+    token_hash: Mapped[Hash] = mapped_column(unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    auth_time: Mapped[Timestamp]
+    ip: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[Timestamp] = mapped_column(index=True)
+    last_seen_at: Mapped[Timestamp]
+    expires_at: Mapped[Timestamp]
+    ended_at: Mapped[Timestamp | None] = mapped_column(index=True)
+    end_reason: Mapped[str | None] = mapped_column(String(200))
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+    def is_live(self, now: dt.datetime, idle_timeout: int) -> bool:
+        return (
+            self.ended_at is None
+            and now < self.expires_at
+            and now < self.last_seen_at + dt.timedelta(seconds=idle_timeout)
+        )
+
+
+class SessionClient(Base):
+    """A client that received tokens within a session (for back-channel logout)."""
+
+    __tablename__ = "session_clients"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("browser_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("clients.client_id", ondelete="CASCADE"), primary_key=True
+    )
+    first_at: Mapped[Timestamp]

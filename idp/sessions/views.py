@@ -1,0 +1,91 @@
+"""RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0) at /logout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.common.urls import add_params_to_uri
+from flask import Blueprint, redirect, render_template, request
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from werkzeug.wrappers import Response
+
+from idp.clients.models import Client
+from idp.config import SUPPORTED_ALGS
+from idp.ext import services
+from idp.sessions import cookie
+from idp.sessions.kill import kill_session
+from idp.web import client_ip
+
+bp = Blueprint("logout", __name__)
+
+
+def verify_id_token_hint(hint: str) -> dict[str, Any] | None:
+    """Claims of an ID token idp signed (expired ones are accepted, as the spec allows)."""
+    if not hint or len(hint) > 8000:
+        return None
+    svc = services()
+    try:
+        keys = KeySet.import_key_set(svc.keys.public_keyset())  # type: ignore[arg-type]
+        token = jwt.decode(hint, keys, algorithms=list(SUPPORTED_ALGS))
+    except (JoseError, ValueError, TypeError):
+        return None
+    claims = dict(token.claims)
+    if claims.get("iss") != svc.config.server.issuer or token.header.get("typ") == "at+jwt":
+        return None
+    return claims
+
+
+def _logout_target(params: Any, claims: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """(redirect URI, error): the post_logout_redirect_uri when it exactly matches one
+    registered by the client named by the hint or client_id."""
+    uri = params.get("post_logout_redirect_uri")
+    if not uri:
+        return None, None
+    client_id = params.get("client_id") or (claims or {}).get("aud")
+    if isinstance(client_id, list):
+        client_id = client_id[0] if len(client_id) == 1 else None
+    client = None
+    if isinstance(client_id, str) and len(client_id) <= 100:
+        with services().db.transaction() as s:
+            client = s.get(Client, client_id)
+    if client is None or uri not in (client.post_logout_redirect_uris or []):
+        return None, "post_logout_redirect_uri is not registered for this client."
+    state = params.get("state")
+    return (add_params_to_uri(uri, [("state", state)]) if state else uri), None
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> Response | str:
+    params = request.values
+    claims = verify_id_token_hint(params.get("id_token_hint", ""))
+    target, error = _logout_target(params, claims)
+    if error:
+        body = render_template("error.html", status=400, error="invalid_request", description=error)
+        return Response(body, status=400, mimetype="text/html")
+    current = cookie.current()
+    hint_matches = (
+        claims is not None and current is not None and claims.get("sub") == current.user_id
+    )
+    confirmed = request.method == "POST" and request.form.get("confirm") == "yes"
+    if current is not None and not (hint_matches or confirmed):
+        # Without a valid hint, ask: a forged link must not log anyone out (logout CSRF).
+        return render_template("logout_confirm.html", params=params, user=current.user)
+    if current is not None:
+        svc = services()
+        kill_session(
+            svc,
+            current.id,
+            actor=current.user.username,
+            action="logout",
+            reason="user logged out",
+            ip=client_ip(),
+        )
+    resp = (
+        redirect(target, code=303)
+        if target
+        else Response(render_template("logged_out.html"), mimetype="text/html")
+    )
+    cookie.clear_cookie(resp)
+    return resp

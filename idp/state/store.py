@@ -1,0 +1,179 @@
+"""Short-lived shared state (SPEC §7): deny list, rate-limit counters, replay caches.
+
+One small interface, two implementations: Redis when ``[redis] url`` is set, the
+SQL database otherwise. Both are shared by every idp process, so a kill or a
+counter seen by one worker is seen by all. Errors propagate: callers that decide
+access fail closed (the app answers 503).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Protocol
+
+from sqlalchemy import case, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from idp.clock import Clock
+from idp.db import Database
+from idp.state.models import StateEntry
+
+
+class StateStore(Protocol):
+    def deny(self, key: str, until: dt.datetime) -> None:
+        """Puts ``key`` (``jti:...`` or ``sid:...``) on the deny list until ``until``."""
+        ...
+
+    def is_denied(self, key: str) -> bool:
+        """True while ``key`` is on the deny list."""
+        ...
+
+    def hit(self, key: str, window_seconds: int) -> int:
+        """Atomically counts one event in a fixed window; returns the count so far."""
+        ...
+
+    def count(self, key: str) -> int:
+        """The events counted for ``key`` in its current window (0 when none)."""
+        ...
+
+    def reset(self, key: str) -> None:
+        """Forgets ``key`` (counter or deny entry)."""
+        ...
+
+    def add_once(self, key: str, ttl_seconds: int) -> bool:
+        """Atomically records ``key``; False when it was already there (replay)."""
+        ...
+
+    def purge_expired(self) -> int:
+        """Deletes entries past their expiry; returns how many (0 where the store expires
+        entries itself)."""
+        ...
+
+    def ping(self) -> None:
+        """Raises when the store cannot be reached."""
+        ...
+
+
+class SqlStateStore:
+    """The embedded default: one table, upserts that are atomic on SQLite and PostgreSQL."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self._insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+
+    def _upsert(self, key: str, window: int, counting: bool) -> int:
+        now = self.clock.now()
+        until = now + dt.timedelta(seconds=window)
+        live = StateEntry.expires_at > now
+        stmt: Any = self._insert(StateEntry).values(key=key, value=1, expires_at=until)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[StateEntry.key],
+            set_={
+                "value": case((live, StateEntry.value + (1 if counting else 0)), else_=1),
+                "expires_at": case((live, StateEntry.expires_at), else_=until),
+            },
+        ).returning(StateEntry.value)
+        with self.db.transaction() as s:
+            return int(s.execute(stmt).scalar_one())
+
+    def deny(self, key: str, until: dt.datetime) -> None:
+        now = self.clock.now()
+        if until <= now:
+            return
+        stmt = self._insert(StateEntry).values(key=key, value=1, expires_at=until)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[StateEntry.key],
+            set_={
+                "value": 1,
+                "expires_at": func.max(StateEntry.expires_at, until)
+                if self.db.engine.dialect.name == "sqlite"
+                else func.greatest(StateEntry.expires_at, until),
+            },
+        )
+        with self.db.transaction() as s:
+            s.execute(stmt)
+
+    def is_denied(self, key: str) -> bool:
+        return self.count(key) > 0
+
+    def hit(self, key: str, window_seconds: int) -> int:
+        return self._upsert(key, window_seconds, counting=True)
+
+    def count(self, key: str) -> int:
+        with self.db.transaction() as s:
+            value = s.execute(
+                select(StateEntry.value).where(
+                    StateEntry.key == key, StateEntry.expires_at > self.clock.now()
+                )
+            ).scalar()
+        return int(value or 0)
+
+    def reset(self, key: str) -> None:
+        with self.db.transaction() as s:
+            s.execute(delete(StateEntry).where(StateEntry.key == key))
+
+    def add_once(self, key: str, ttl_seconds: int) -> bool:
+        return self._upsert(key, ttl_seconds, counting=True) == 1
+
+    def purge_expired(self) -> int:
+        with self.db.transaction() as s:
+            result = s.execute(delete(StateEntry).where(StateEntry.expires_at <= self.clock.now()))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def ping(self) -> None:
+        self.count("ping")
+
+
+class RedisStateStore:
+    """Redis implementation; keys expire on their own, so purge has nothing to do.
+
+    Expiry uses Redis' own clock: the injected clock only decides deny-list lengths.
+    """
+
+    def __init__(self, url: str, prefix: str, clock: Clock) -> None:
+        import redis
+
+        self.redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.prefix = prefix
+        self.clock = clock
+
+    def _k(self, key: str) -> str:
+        return self.prefix + key
+
+    def deny(self, key: str, until: dt.datetime) -> None:
+        ms = int((until - self.clock.now()).total_seconds() * 1000)
+        if ms <= 0:
+            return
+        k = self._k(key)
+        # Keep the longer of two overlapping deny entries.
+        current = self.redis.pttl(k)
+        if int(current) < ms:
+            self.redis.set(k, 1, px=ms)
+
+    def is_denied(self, key: str) -> bool:
+        return bool(self.redis.exists(self._k(key)))
+
+    def hit(self, key: str, window_seconds: int) -> int:
+        k = self._k(key)
+        pipe = self.redis.pipeline()
+        pipe.incr(k)
+        pipe.expire(k, window_seconds, nx=True)
+        count, _ = pipe.execute()
+        return int(count)
+
+    def count(self, key: str) -> int:
+        return int(self.redis.get(self._k(key)) or 0)
+
+    def reset(self, key: str) -> None:
+        self.redis.delete(self._k(key))
+
+    def add_once(self, key: str, ttl_seconds: int) -> bool:
+        return bool(self.redis.set(self._k(key), 1, ex=ttl_seconds, nx=True))
+
+    def purge_expired(self) -> int:
+        return 0
+
+    def ping(self) -> None:
+        self.redis.ping()

@@ -1,0 +1,21 @@
+"""Reading idp's tokens with PyJWT, a JOSE library independent of idp's joserfc."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jwt as pyjwt
+
+
+def header(token: str) -> dict[str, Any]:
+    return dict(pyjwt.get_unverified_header(token))
+
+
+def verify(token: str, jwks: dict[str, Any], audience: str, issuer: str,
+           **options: Any) -> dict[str, Any]:
+    kid = header(token)["kid"]
+    jwk = next(k for k in jwks["keys"] if k["kid"] == kid)
+    key = pyjwt.PyJWK.from_json(json.dumps(jwk))
+    return dict(pyjwt.decode(token, key.key, algorithms=[jwk["alg"]], audience=audience,
+                             issuer=issuer, options=options))
