@@ -103,3 +103,15 @@ def client(app: Flask) -> Any:
 @pytest.fixture
 def auth(app: Flask, client: Any) -> AuthActions:
     return AuthActions(app, client)
+
+
+@pytest.fixture
+def live(backend: dict[str, Any], tmp_path: Path, app: Flask) -> Iterator[Any]:
+    """idp over real HTTP on 127.0.0.1, sharing the ``app`` fixture's (emptied) storage.
+
+    Its clock is the system clock: HTTP clients check ``exp``/``iat`` against real time.
+    """
+    from tests.support.live import live_server
+
+    with live_server(make_config(backend, tmp_path)) as server:
+        yield server
