@@ -243,3 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="idp", standalone_mode=True)
     except ConfigError as exc:
         _fail(f"configuration error: {exc}", code=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,15 +12,19 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from idp.clock import Clock
+from idp.config import SUPPORTED_ALGS
 from idp.db import Database
 from idp.keys import crypto
 from idp.keys.models import ACTIVE, NEXT, RETIRED, SigningKey
@@ -198,3 +202,20 @@ class KeyService:
 
     def public_keyset(self) -> dict[str, Any]:
         return dict(json.loads(self.jwks()[0]))
+
+    def verify(self, token: str) -> jwt.Token:
+        """Decodes a JWT signed by one of our published keys (signature only: the caller
+        checks claims). Only our algorithms; never ``none``, never HMAC. Raises JoseError,
+        ValueError or KeyError on anything else."""
+        keys = KeySet.import_key_set(self.public_keyset())  # type: ignore[arg-type]
+        with eddsa_allowed():
+            return jwt.decode(token, keys, algorithms=list(SUPPORTED_ALGS))
+
+
+@contextmanager
+def eddsa_allowed() -> Iterator[None]:
+    """SPEC §6 names "EdDSA"; joserfc warns that RFC 9864 deprecates the polymorphic name in
+    favour of "Ed25519". Our EdDSA keys are always Ed25519, so the warning is silenced here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=Warning)
+        yield

@@ -14,7 +14,7 @@ from idp.accounts.models import User
 from idp.clients.models import Client
 from idp.clock import Clock, epoch
 from idp.config import TokensConfig
-from idp.keys.services import KeyService
+from idp.keys.services import KeyService, eddsa_allowed
 from idp.oauth.claims import private_claims, user_claims
 
 
@@ -36,9 +36,10 @@ class TokenIssuer:
     def _sign(self, header: dict[str, Any], claims: dict[str, Any], alg: str) -> str:
         signer = self.keys.signer(alg)
         # Pass the algorithm explicitly: joserfc's default list leaves EdDSA out.
-        return jwt.encode(
-            {**header, "alg": alg, "kid": signer.kid}, claims, signer.key, algorithms=[alg]
-        )
+        with eddsa_allowed():
+            return jwt.encode(
+                {**header, "alg": alg, "kid": signer.kid}, claims, signer.key, algorithms=[alg]
+            )
 
     def access_token(
         self,

@@ -6,13 +6,10 @@ from typing import Any
 
 from authlib.common.urls import add_params_to_uri
 from flask import Blueprint, redirect, render_template, request
-from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from werkzeug.wrappers import Response
 
 from idp.clients.models import Client
-from idp.config import SUPPORTED_ALGS
 from idp.ext import services
 from idp.sessions import cookie
 from idp.sessions.kill import kill_session
@@ -27,9 +24,8 @@ def verify_id_token_hint(hint: str) -> dict[str, Any] | None:
         return None
     svc = services()
     try:
-        keys = KeySet.import_key_set(svc.keys.public_keyset())  # type: ignore[arg-type]
-        token = jwt.decode(hint, keys, algorithms=list(SUPPORTED_ALGS))
-    except (JoseError, ValueError, TypeError):
+        token = svc.keys.verify(hint)
+    except (JoseError, ValueError, TypeError, KeyError):
         return None
     claims = dict(token.claims)
     if claims.get("iss") != svc.config.server.issuer or token.header.get("typ") == "at+jwt":

@@ -1,0 +1,184 @@
+"""Login, signup, sessions and cookies (SPEC §6 "Sessions", ASVS 3.3 and 7.2)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from idp.accounts.passwords import HASHER
+from idp.audit.models import AuditEvent
+from idp.sessions.models import BrowserSession
+from tests.support.auth import PASSWORD, csrf_from
+
+
+def session_cookie(resp, name="idp_session"):
+    return next(h for h in resp.headers.getlist("Set-Cookie") if h.startswith(name + "="))
+
+
+def live_sessions(svc):
+    with svc.db.transaction() as s:
+        return s.scalars(select(BrowserSession).where(BrowserSession.ended_at.is_(None))).all()
+
+
+def test_passwords_use_argon2id_with_owasp_parameters(auth, svc):
+    user = auth.user()
+    assert user.password_hash.startswith("$argon2id$")
+    assert "m=19456,t=2,p=1" in user.password_hash
+    assert HASHER.parallelism == 1
+
+
+def test_login_redirects_303_and_sets_an_opaque_httponly_samesite_cookie(auth, svc):
+    auth.user()
+    resp = auth.login(next="/account")
+    assert resp.status_code == 303
+    assert resp.headers["Location"] == "/account"
+    cookie = session_cookie(resp)
+    value = cookie.split(";")[0].split("=", 1)[1]
+    assert len(value) >= 43  # 256 random bits, base64url
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+    [session] = live_sessions(svc)
+    assert session.token_hash != value and value not in session.token_hash
+    assert session.user.username == "alice"
+
+
+@pytest.mark.parametrize("config_overrides", [{"server": {"issuer": "https://idp.example.test"}}])
+def test_https_issuer_uses_host_prefixed_secure_cookie(auth, config_overrides):
+    auth.user()
+    page = auth.client.get("/login", base_url="https://idp.example.test")
+    resp = auth.client.post("/login", base_url="https://idp.example.test", data={
+        "username": "alice", "password": PASSWORD,
+        "csrf_token": csrf_from(page.get_data(as_text=True))},
+        headers={"Referer": "https://idp.example.test/login"})
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    cookie = session_cookie(resp, "__Host-idp_session")
+    assert "Secure" in cookie and "HttpOnly" in cookie and "Domain" not in cookie
+    assert "Strict-Transport-Security" in resp.headers
+
+
+def test_session_id_changes_at_every_login_and_the_old_one_ends(auth, svc):
+    auth.user()
+    first = session_cookie(auth.login())
+    second = session_cookie(auth.login())
+    assert first.split(";")[0] != second.split(";")[0]
+    assert len(live_sessions(svc)) == 1
+
+
+def test_unknown_user_and_wrong_password_get_the_same_answer(auth):
+    auth.user()
+    wrong = auth.login(password="not the password")
+    unknown = auth.login(username="nobody")
+    assert wrong.status_code == unknown.status_code == 401
+    strip = lambda r: r.get_data(as_text=True).replace("nobody", "").replace("alice", "")  # noqa: E731
+    assert strip(wrong).split("<form")[0] == strip(unknown).split("<form")[0]
+    assert "Wrong username or password." in wrong.get_data(as_text=True)
+
+
+def test_login_is_throttled_per_account(auth, svc):
+    auth.user()
+    for _ in range(svc.config.login.max_failures_per_account):
+        auth.login(password="wrong password!")
+    locked = auth.login()
+    assert locked.status_code == 401, "even the right password is refused while locked"
+
+
+@pytest.mark.parametrize("config_overrides", [{"sessions": {"idle_timeout": 600}}])
+def test_idle_session_expires(auth, clock, config_overrides):
+    auth.user()
+    auth.login()
+    assert auth.client.get("/account").status_code == 200
+    clock.advance(601)
+    resp = auth.client.get("/account")
+    assert resp.status_code == 303 and resp.headers["Location"].startswith("/login")
+
+
+@pytest.mark.parametrize("config_overrides", [{"sessions": {"absolute_timeout": 3600}}])
+def test_absolute_session_timeout_holds_even_when_active(auth, clock, config_overrides):
+    auth.user()
+    auth.login()
+    for _ in range(6):
+        clock.advance(700)
+        auth.client.get("/account")
+    assert auth.client.get("/account").status_code == 303
+
+
+def test_login_form_requires_csrf_token(auth):
+    auth.user()
+    resp = auth.client.post("/login", data={"username": "alice", "password": PASSWORD})
+    assert resp.status_code == 400
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/",
+                                    "/\\evil.example", "javascript:alert(1)"])
+def test_login_never_redirects_off_site(auth, target):
+    auth.user()
+    resp = auth.login(next=target)
+    assert resp.status_code == 303
+    assert resp.headers["Location"] == "/account"
+
+
+def test_signup_creates_account_and_logs_in(client, svc):
+    page = client.get("/signup")
+    resp = client.post("/signup", data={"username": "bob", "password": "long enough pw",
+                                        "email": "bob@example.test",
+                                        "csrf_token": csrf_from(page.get_data(as_text=True))})
+    assert resp.status_code == 303
+    assert client.get("/account").status_code == 200
+    with svc.db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "signup")) == 1
+
+
+@pytest.mark.parametrize("config_overrides", [{"server": {"signup_enabled": False}}])
+def test_signup_can_be_switched_off(client, config_overrides):
+    assert client.get("/signup").status_code == 404
+
+
+def test_pages_carry_security_headers(client):
+    resp = client.get("/login")
+    csp = resp.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_logout_without_hint_asks_for_confirmation_then_ends_session(auth, svc):
+    auth.user()
+    auth.login()
+    page = auth.client.get("/logout")
+    assert page.status_code == 200 and b"Sign out of idp?" in page.data
+    assert len(live_sessions(svc)) == 1
+    resp = auth.client.post("/logout", data={"confirm": "yes",
+                                             "csrf_token": csrf_from(page.get_data(as_text=True))})
+    assert resp.status_code == 200
+    assert live_sessions(svc) == []
+    assert auth.client.get("/account").status_code == 303
+
+
+def test_logout_with_valid_id_token_hint_redirects_to_registered_uri(auth, svc):
+    auth.user()
+    rp = auth.oauth_client(post_logout_redirect_uris=["https://rp.example.test/bye"])
+    auth.login()
+    tokens = auth.tokens(rp)
+    resp = auth.client.get("/logout", query_string={
+        "id_token_hint": tokens["id_token"], "state": "s1",
+        "post_logout_redirect_uri": "https://rp.example.test/bye"})
+    assert resp.status_code == 303
+    assert resp.headers["Location"] == "https://rp.example.test/bye?state=s1"
+    assert live_sessions(svc) == []
+    info = auth.client.get("/userinfo",
+                           headers={"Authorization": "Bearer " + tokens["access_token"]})
+    assert info.status_code == 401, "the session's access tokens die with it"
+
+
+def test_logout_refuses_unregistered_post_logout_redirect(auth, svc):
+    auth.user()
+    rp = auth.oauth_client(post_logout_redirect_uris=["https://rp.example.test/bye"])
+    auth.login()
+    tokens = auth.tokens(rp)
+    resp = auth.client.get("/logout", query_string={
+        "id_token_hint": tokens["id_token"],
+        "post_logout_redirect_uri": "https://evil.example/"})
+    assert resp.status_code == 400
+    assert len(live_sessions(svc)) == 1
