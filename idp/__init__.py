@@ -112,7 +112,12 @@ def create_app(
         health.bp,
     ):
         app.register_blueprint(bp)
-    for view in (oauth_views.token, oauth_views.userinfo):
+    for view in (
+        oauth_views.token,
+        oauth_views.userinfo,
+        oauth_views.revoke,
+        oauth_views.introspect,
+    ):
         csrf.exempt(view)
     web.install(app)
     return app

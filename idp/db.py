@@ -54,7 +54,7 @@ class Base(DeclarativeBase):
 
 def make_engine(url: str, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_engine(url, echo=echo, connect_args={"timeout": 3})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -63,14 +63,17 @@ def make_engine(url: str, echo: bool = False) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA busy_timeout=3000")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # BEGIN IMMEDIATE takes the write lock up front, so two processes that
-            # race to consume one code or token serialise instead of deadlocking.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writing transactions BEGIN IMMEDIATE: they take the write lock up front, so
+            # processes racing to consume one code or token serialise instead of failing
+            # to upgrade a read lock. Read-only ones stay deferred: in WAL mode they
+            # neither wait for writers nor hold them up.
+            read_only = conn.get_execution_options().get("idp_read_only", False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         _disable_pysqlite_autobegin(engine)
         return engine
@@ -91,11 +94,21 @@ class Database:
         self.url = url
         self.engine = make_engine(url, echo)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessionmaker = sessionmaker(
+            self.engine.execution_options(idp_read_only=True), expire_on_commit=False
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session inside one transaction: committed on success, rolled back on error."""
         with self.sessionmaker() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reads only. On SQLite it takes no write lock, so it may run while
+        a writing transaction is open (it sees the last committed state)."""
+        with self.read_sessionmaker() as session:
             yield session
 
     def dispose(self) -> None:

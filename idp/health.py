@@ -42,7 +42,7 @@ def metrics() -> Response:
     from idp.sessions.models import BrowserSession
 
     svc = services()
-    with svc.db.transaction() as s:
+    with svc.db.read() as s:
         live = s.scalar(
             select(func.count())
             .select_from(BrowserSession)

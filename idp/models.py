@@ -1,11 +1,12 @@
 """Imports every model so that Base.metadata knows all tables (alembic, tests)."""
 
 from idp.accounts.models import Consent, User
-from idp.audit.models import AuditEvent
+from idp.audit.models import AuditEvent, SecurityEvent
 from idp.clients.models import Client
 from idp.db import Base
 from idp.keys.models import SigningKey
 from idp.oauth.models import AuthorizationCode
+from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
 from idp.sessions.models import BrowserSession, SessionClient
 from idp.state.models import StateEntry
 
@@ -16,6 +17,10 @@ __all__ = [
     "BrowserSession",
     "Client",
     "Consent",
+    "FamilyAccessToken",
+    "RefreshFamily",
+    "RefreshToken",
+    "SecurityEvent",
     "SessionClient",
     "SigningKey",
     "StateEntry",

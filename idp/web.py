@@ -98,7 +98,7 @@ def install(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def _db_down(exc: OperationalError) -> Response:
         # Fail closed: without the store we cannot tell a live session from a killed one.
-        log.error("database unavailable: %s", exc.__class__.__name__)
+        log.error("database unavailable: %s", exc, exc_info=exc)
         return error_response(503, "temporarily_unavailable", "Storage is unavailable.")
 
     @app.errorhandler(Exception)

@@ -89,7 +89,7 @@ def authenticate(
     if throttle.blocked(username, ip):
         passwords.verify(None, password)
         return None
-    with db.transaction() as s:
+    with db.read() as s:
         user = by_username(s, username) if len(username) <= 150 else None
         found = (user.id, user.password_hash, user.disabled) if user else None
     ok = passwords.verify(found[1] if found else None, password)

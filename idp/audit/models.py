@@ -19,3 +19,18 @@ class AuditEvent(Base):
     reason: Mapped[str | None] = mapped_column(String(500))
     ip: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[Json] = mapped_column(default=dict)
+
+
+class SecurityEvent(Base):
+    """Something an attacker did or tried: refresh-token reuse, code replay."""
+
+    __tablename__ = "security_events"
+
+    id: Mapped[Id]
+    at: Mapped[Timestamp] = mapped_column(index=True)
+    kind: Mapped[str] = mapped_column(String(50), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    client_id: Mapped[str | None] = mapped_column(String(100))
+    session_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    family_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    details: Mapped[Json] = mapped_column(default=dict)

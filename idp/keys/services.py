@@ -145,11 +145,11 @@ class KeyService:
 
     def algs(self) -> set[str]:
         """Every algorithm that has a key."""
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             return set(s.scalars(select(SigningKey.alg).distinct()))
 
     def list(self) -> list[SigningKey]:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             return list(
                 s.scalars(select(SigningKey).order_by(SigningKey.alg, SigningKey.created_at))
             )
@@ -165,11 +165,11 @@ class KeyService:
         cached = self._signers.get(alg)
         if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1]
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             rows = self._by_state(s, alg, ACTIVE)
         if not rows:
             self.ensure([alg])
-            with self.db.transaction() as s:
+            with self.db.read() as s:
                 rows = self._by_state(s, alg, ACTIVE)
         row = rows[-1]
         if cached and cached[1].kid == row.kid:
@@ -187,7 +187,7 @@ class KeyService:
         if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1], cached[2]
         now = self.clock.now()
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             rows = s.scalars(select(SigningKey).order_by(SigningKey.alg, SigningKey.created_at))
             keys = [
                 r.public_jwk

@@ -90,7 +90,7 @@ class SqlCodeStore:
 
     def user_for(self, code: AuthorizationCode) -> User | None:
         now = self.clock.now()
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             user = s.get(User, code.user_id)
             if user is None or user.disabled:
                 return None

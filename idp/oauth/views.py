@@ -56,7 +56,7 @@ def _find_consent(s: Session, user_id: str, client_id: str) -> Consent | None:
 
 
 def _has_consent(user: User, client_id: str, scope: str) -> bool:
-    with services().db.transaction() as s:
+    with services().db.read() as s:
         consent = _find_consent(s, user.id, client_id)
         return consent is not None and consent.covers(scope)
 
@@ -158,6 +158,20 @@ def token() -> Response:
     return services().oauth.create_token_response()
 
 
+@bp.route("/revoke", methods=["POST"])
+def revoke() -> Response:
+    """RFC 7009 token revocation."""
+    return services().oauth.create_endpoint_response("revocation")  # type: ignore[no-any-return]
+
+
+@bp.route("/introspect", methods=["POST"])
+def introspect() -> Response:
+    """RFC 7662 token introspection."""
+    resp = services().oauth.create_endpoint_response("introspection")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp  # type: ignore[no-any-return]
+
+
 def _bearer() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
@@ -190,7 +204,7 @@ def userinfo() -> Response:
     scope = str(claims.get("scope", ""))
     if "openid" not in scope.split():
         return _unauthorized("insufficient_scope", "The token lacks the openid scope.", 403)
-    with svc.db.transaction() as s:
+    with svc.db.read() as s:
         user = s.get(User, str(claims.get("sub")))
     if user is None or user.disabled:
         return _unauthorized("invalid_token", "The access token is not valid.")

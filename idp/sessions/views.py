@@ -44,7 +44,7 @@ def _logout_target(params: Any, claims: dict[str, Any] | None) -> tuple[str | No
         client_id = client_id[0] if len(client_id) == 1 else None
     client = None
     if isinstance(client_id, str) and len(client_id) <= 100:
-        with services().db.transaction() as s:
+        with services().db.read() as s:
             client = s.get(Client, client_id)
     if client is None or uri not in (client.post_logout_redirect_uris or []):
         return None, "post_logout_redirect_uri is not registered for this client."

@@ -102,7 +102,7 @@ class SqlStateStore:
         return self._upsert(key, window_seconds, counting=True)
 
     def count(self, key: str) -> int:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             value = s.execute(
                 select(StateEntry.value).where(
                     StateEntry.key == key, StateEntry.expires_at > self.clock.now()

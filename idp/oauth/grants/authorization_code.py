@@ -41,6 +41,26 @@ class CodeStore(Protocol):
         ...
 
 
+class RefreshStarter(Protocol):
+    def start(
+        self,
+        *,
+        client_id: str,
+        user_id: str,
+        session_id: str | None,
+        code_id: str | None,
+        scope: str,
+        auth_time: dt.datetime,
+        nonce: str | None,
+        use: Any,
+        access_jti: str,
+        access_expires_at: dt.datetime,
+    ) -> str:
+        """Opens a refresh-token family for this login at this client and returns its first
+        token (whose SHA-256 alone is stored)."""
+        ...
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
@@ -48,6 +68,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         super().__init__(request, server)
         self.codes: CodeStore = server.codes
         self.issuer: TokenIssuer = server.issuer
+        self.refresh: RefreshStarter = server.refresh_store
 
     def save_authorization_code(self, code: str, request: Any) -> None:
         browser_session = g.idp_session
@@ -100,10 +121,19 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             "expires_in": issued.expires_in,
             "scope": code.scope,
         }
-        if include_refresh_token and self.server.refresh_tokens is not None:
-            refresh = self.server.refresh_tokens.start(self.request, code)
-            if refresh:
-                token["refresh_token"] = refresh
+        if include_refresh_token and self.server.wants_refresh_token(client, code.scope):
+            token["refresh_token"] = self.refresh.start(
+                client_id=client.client_id,
+                user_id=code.user_id,
+                session_id=code.session_id,
+                code_id=code.id,
+                scope=code.scope,
+                auth_time=code.auth_time,
+                nonce=code.nonce,
+                use=self.server.current_use(),
+                access_jti=issued.jti,
+                access_expires_at=issued.expires_at,
+            )
         return token
 
 

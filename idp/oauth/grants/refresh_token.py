@@ -1,0 +1,106 @@
+"""Refresh token grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14).
+
+Every refresh token is single use: presenting it returns a child. Presenting a spent
+one is reuse (theft) and revokes the whole family; within the configured grace
+interval, the parent of the newest token returns that same child again, so a client
+that lost a response does not fork or kill its chain.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from authlib.oauth2.rfc6749 import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    UnauthorizedClientError,
+)
+from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
+
+from idp.accounts.models import User
+from idp.clients.models import Client
+from idp.oauth.tokens import TokenIssuer
+from idp.refresh.store import FamilyInfo, Minted, RefreshError, Revoked, Rotation, Use
+
+
+class RefreshStore(Protocol):
+    def rotate(
+        self, value: str, client_id: str, requested_scope: str | None, use: Use, mint: Any
+    ) -> Rotation:
+        """Atomically spends ``value`` and returns its child; raises RefreshError. Exactly
+        one of any number of concurrent callers with the same value succeeds."""
+        ...
+
+
+class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):
+    GRANT_TYPE = "refresh_token"
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+    def __init__(self, request: Any, server: Any) -> None:
+        super().__init__(request, server)
+        self.store: RefreshStore = server.refresh_store
+        self.issuer: TokenIssuer = server.issuer
+
+    def validate_token_request(self) -> None:
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError("The client may not use refresh tokens.")
+        if not self.request.form.get("refresh_token"):
+            raise InvalidRequestError("Missing 'refresh_token'.")
+        if len(self.request.payload.datalist.get("refresh_token", [])) > 1:
+            raise InvalidRequestError("Repeated 'refresh_token'.")
+        self.request.client = client
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        client: Client = self.request.client
+        use = self.server.current_use()
+
+        def mint(family: FamilyInfo, scope: str, user: User) -> Minted:
+            issued = self.issuer.access_token(
+                client,
+                user,
+                scope,
+                grant_type=self.GRANT_TYPE,
+                sid=family.session_id,
+                auth_time=family.auth_time,
+            )
+            return Minted(issued.jti, issued.expires_at, (issued, user))
+
+        try:
+            rotation = self.store.rotate(
+                self.request.form["refresh_token"],
+                client.client_id,
+                self.request.payload.scope,
+                use,
+                mint,
+            )
+        except RefreshError as err:
+            if err.kind == "reuse":
+                assert err.revoked is not None
+                self.server.after_reuse(err.revoked)
+            if err.kind == "scope":
+                raise InvalidScopeError(err.description) from None
+            raise InvalidGrantError(err.description) from None
+        issued, user = rotation.access.payload
+        token = {
+            "token_type": "Bearer",
+            "access_token": issued.token,
+            "expires_in": issued.expires_in,
+            "scope": rotation.scope,
+            "refresh_token": rotation.refresh_token,
+        }
+        if "openid" in rotation.scope.split():
+            token["id_token"] = self.issuer.id_token(
+                client,
+                user,
+                rotation.scope,
+                access_token=issued.token,
+                nonce=None,
+                auth_time=rotation.family.auth_time,
+                sid=rotation.family.session_id,
+            )
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+__all__ = ["RefreshTokenGrant", "RefreshStore", "Revoked"]

@@ -1,0 +1,108 @@
+"""Finding, revoking and describing any token idp issued (for RFC 7009 and RFC 7662)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from idp.accounts.models import User
+from idp.ext import Services
+from idp.oauth import access_tokens
+from idp.oauth.endpoints.records import AccessTokenRecord, RefreshTokenRecord, epoch
+from idp.refresh.models import RefreshFamily
+from idp.refresh.store import Revoked, SqlRefreshStore
+
+
+class TokenRegistry:
+    def __init__(self, svc: Services, refresh: SqlRefreshStore) -> None:
+        self.svc = svc
+        self.refresh = refresh
+
+    def find(self, value: Any, hint: str | None) -> AccessTokenRecord | RefreshTokenRecord | None:
+        if not isinstance(value, str) or not value:
+            return None
+        order = (
+            ("refresh_token", "access_token")
+            if hint == "refresh_token"
+            else ("access_token", "refresh_token")
+        )
+        for kind in order:
+            record = self._access(value) if kind == "access_token" else self._refresh(value)
+            if record is not None:
+                return record
+        return None
+
+    def _access(self, value: str) -> AccessTokenRecord | None:
+        claims = access_tokens.decode(self.svc, value)
+        if claims is None:
+            return None
+        active = access_tokens.active_claims(self.svc, value) is not None
+        if active:
+            with self.svc.db.read() as s:
+                user = s.get(User, str(claims.get("sub")))
+                # client_credentials tokens have the client as subject, not a user.
+                if user is not None and user.disabled:
+                    active = False
+        return AccessTokenRecord(claims, active)
+
+    def _refresh(self, value: str) -> RefreshTokenRecord | None:
+        state = self.refresh.lookup(value)
+        return None if state is None else RefreshTokenRecord(value, state)
+
+    def revoke(self, record: AccessTokenRecord | RefreshTokenRecord, client_id: str) -> None:
+        if isinstance(record, AccessTokenRecord):
+            exp = dt.datetime.fromtimestamp(int(record.claims["exp"]), dt.UTC)
+            self.svc.state.deny(f"jti:{record.claims['jti']}", exp)
+            return
+        revoked = self.refresh.revoke(
+            RefreshFamily.id == record.state.family.id, f"revoked by client {client_id}"
+        )
+        self.deny(revoked)
+
+    def deny(self, revoked: Revoked) -> None:
+        """Puts the access tokens of revoked families on the deny list."""
+        for jti, expires_at in revoked.access_tokens:
+            self.svc.state.deny(f"jti:{jti}", expires_at)
+
+    def introspect(self, record: AccessTokenRecord | RefreshTokenRecord) -> dict[str, Any]:
+        iss = self.svc.config.server.issuer
+        if isinstance(record, AccessTokenRecord):
+            c = record.claims
+            out = {
+                "active": True,
+                "token_type": "access_token",
+                "iss": iss,
+                "scope": c.get("scope"),
+                "client_id": c.get("client_id"),
+                "sub": c.get("sub"),
+                "aud": c.get("aud"),
+                "exp": c.get("exp"),
+                "iat": c.get("iat"),
+                "nbf": c.get("nbf"),
+                "jti": c.get("jti"),
+            }
+            if c.get("sid"):
+                out["sid"] = c["sid"]
+            if c.get("preferred_username"):
+                out["username"] = c["preferred_username"]
+            return out
+        state = record.state
+        with self.svc.db.read() as s:
+            user = s.get(User, state.family.user_id)
+            username = user.username if user else None
+        out = {
+            "active": True,
+            "token_type": "refresh_token",
+            "iss": iss,
+            "scope": state.scope,
+            "client_id": state.family.client_id,
+            "sub": state.family.user_id,
+            "username": username,
+            "aud": state.family.client_id,
+            "exp": epoch(state.expires_at),
+            "iat": epoch(state.issued_at),
+            "nbf": epoch(state.issued_at),
+        }
+        if state.family.session_id:
+            out["sid"] = state.family.session_id
+        return out

@@ -1,0 +1,198 @@
+"""Refresh-token rotation, reuse detection, grace, lifetimes (SPEC §6, RFC 9700 §4.14)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from idp import create_app
+from idp.audit.models import SecurityEvent
+from idp.refresh.models import RefreshFamily, RefreshToken
+from idp.sessions.models import BrowserSession
+from tests.conftest import make_config
+
+
+def ok(resp):
+    assert resp.status_code == 200, resp.get_json()
+    return resp.get_json()
+
+
+def families(svc):
+    with svc.db.transaction() as s:
+        return s.scalars(select(RefreshFamily)).all()
+
+
+def test_refresh_token_only_with_offline_access(auth):
+    auth.user()
+    rp = auth.oauth_client(scope="openid offline_access")
+    auth.login()
+    assert "refresh_token" not in auth.tokens(rp, scope="openid")
+    assert len(auth.tokens(rp, scope="openid offline_access")["refresh_token"]) >= 43
+
+
+def test_only_hashes_are_stored(chain, svc):
+    value = chain.first["refresh_token"]
+    with svc.db.transaction() as s:
+        [row] = s.scalars(select(RefreshToken)).all()
+    assert row.token_hash != value and len(row.token_hash) == 64
+    assert row.generation == 1 and row.parent_id is None
+
+
+def test_each_refresh_returns_a_new_token_and_new_access_token(chain, svc):
+    second = ok(chain.refresh(chain.first["refresh_token"]))
+    third = ok(chain.refresh(second["refresh_token"]))
+    assert len({chain.first["refresh_token"], second["refresh_token"],
+                third["refresh_token"]}) == 3
+    assert second["access_token"] != chain.first["access_token"]
+    assert "id_token" in third
+    with svc.db.transaction() as s:
+        gens = s.scalars(select(RefreshToken.generation).order_by(RefreshToken.generation))
+        assert list(gens) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("generations", [1, 2, 3])
+def test_reused_refresh_token_revokes_whole_family(chain, svc, generations):
+    tokens = [chain.first]
+    for _ in range(generations):
+        tokens.append(ok(chain.refresh(tokens[-1]["refresh_token"])))
+    stolen = tokens[0]["refresh_token"]
+    resp = chain.refresh(stolen, ua="thief/9")
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant"
+    # The legitimate newest token is dead too, and so is every access token.
+    assert chain.refresh(tokens[-1]["refresh_token"]).get_json()["error"] == "invalid_grant"
+    for t in tokens:
+        assert chain.introspect(t["access_token"]) == {"active": False}
+    assert chain.introspect(tokens[-1]["refresh_token"]) == {"active": False}
+    [family] = families(svc)
+    assert family.revoked_reason == "refresh token reuse detected"
+    with svc.db.transaction() as s:
+        [event] = s.scalars(select(SecurityEvent)).all()
+        session = s.get(BrowserSession, family.session_id)
+    assert event.kind == "refresh_token_reuse" and event.family_id == family.id
+    assert event.details["generation"] == 1
+    assert event.details["reuse"]["user_agent"] == "thief/9"
+    assert event.details["first_use"]["user_agent"] == "app/1.0"
+    assert session.ended_at is not None, "reuse kills the browser session"
+
+
+@pytest.mark.parametrize("config_overrides", [{"tokens": {"reuse_kills_session": False}}])
+def test_reuse_can_spare_the_session(chain, svc, config_overrides):
+    ok(chain.refresh(chain.first["refresh_token"]))
+    chain.refresh(chain.first["refresh_token"])
+    [family] = families(svc)
+    with svc.db.transaction() as s:
+        assert s.get(BrowserSession, family.session_id).ended_at is None
+
+
+GRACE = {"tokens": {"refresh_reuse_grace_seconds": 30}}
+
+
+@pytest.mark.parametrize("config_overrides", [GRACE])
+def test_grace_replay_returns_the_same_child(chain, svc, clock, config_overrides):
+    second = ok(chain.refresh(chain.first["refresh_token"]))
+    clock.advance(5)
+    again = ok(chain.refresh(chain.first["refresh_token"]))
+    assert again["refresh_token"] == second["refresh_token"], "the chain does not fork"
+    assert again["access_token"] != second["access_token"]
+    third = ok(chain.refresh(again["refresh_token"]))
+    assert third["refresh_token"] not in {second["refresh_token"], chain.first["refresh_token"]}
+    assert families(svc)[0].revoked_at is None
+
+
+@pytest.mark.parametrize("config_overrides", [GRACE])
+def test_grace_does_not_extend_to_older_generations(chain, svc, config_overrides):
+    second = ok(chain.refresh(chain.first["refresh_token"]))
+    ok(chain.refresh(second["refresh_token"]))
+    # first is now the grandparent of the newest token: reuse, even within the grace period.
+    assert chain.refresh(chain.first["refresh_token"]).get_json()["error"] == "invalid_grant"
+    assert families(svc)[0].revoked_at is not None
+
+
+@pytest.mark.parametrize("config_overrides", [GRACE])
+def test_grace_ends_after_the_interval(chain, svc, clock, config_overrides):
+    ok(chain.refresh(chain.first["refresh_token"]))
+    clock.advance(31)
+    assert chain.refresh(chain.first["refresh_token"]).status_code == 400
+    assert families(svc)[0].revoked_at is not None
+
+
+@pytest.mark.parametrize("config_overrides", [GRACE])
+def test_grace_does_not_extend_to_other_clients(chain, auth, svc, config_overrides):
+    other = auth.oauth_client("other", scope="openid offline_access")
+    ok(chain.refresh(chain.first["refresh_token"]))
+    resp = chain.refresh(chain.first["refresh_token"], client=other)
+    assert resp.get_json()["error"] == "invalid_grant"
+
+
+def test_token_of_another_client_is_refused(chain, auth):
+    other = auth.oauth_client("other", scope="openid offline_access")
+    assert chain.refresh(chain.first["refresh_token"], client=other).status_code == 400
+    ok(chain.refresh(chain.first["refresh_token"]))
+
+
+def test_scope_may_narrow_but_never_widen(chain):
+    narrowed = ok(chain.refresh(chain.first["refresh_token"], scope="openid offline_access"))
+    assert narrowed["scope"] == "openid offline_access"
+    wider = chain.refresh(narrowed["refresh_token"], scope="openid email offline_access")
+    assert wider.status_code == 400 and wider.get_json()["error"] == "invalid_scope"
+
+
+@pytest.mark.parametrize("config_overrides", [{"tokens": {"refresh_token_idle_ttl": 600}}])
+def test_idle_family_expires(chain, clock, config_overrides):
+    clock.advance(601)
+    assert chain.refresh(chain.first["refresh_token"]).get_json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("config_overrides", [{"tokens": {"refresh_token_idle_ttl": 600,
+                                                          "refresh_token_absolute_ttl": 1000}}])
+def test_child_never_outlives_the_family(chain, clock, svc, config_overrides):
+    token = chain.first["refresh_token"]
+    for _ in range(3):
+        clock.advance(300)
+        token = ok(chain.refresh(token))["refresh_token"]
+    with svc.db.transaction() as s:
+        newest = s.scalars(select(RefreshToken).order_by(RefreshToken.generation.desc())).first()
+        family = s.get(RefreshFamily, newest.family_id)
+    assert newest.expires_at == family.absolute_expires_at
+    clock.advance(101)
+    assert chain.refresh(token).status_code == 400
+
+
+def test_public_clients_rotate_too(auth):
+    from tests.refresh.conftest import Chain
+
+    spa = Chain(auth, public=True)
+    second = ok(spa.refresh(spa.first["refresh_token"]))
+    assert second["refresh_token"] != spa.first["refresh_token"]
+    assert spa.refresh(spa.first["refresh_token"]).status_code == 400
+
+
+def test_restart_between_refreshes_changes_nothing(chain, backend, tmp_path, clock):
+    second = ok(chain.refresh(chain.first["refresh_token"]))
+    restarted = create_app(make_config(backend, tmp_path), clock=clock)
+    client = restarted.test_client()
+    data = {"grant_type": "refresh_token", "refresh_token": second["refresh_token"]}
+    assert client.post("/token", data=data, headers=chain.rp.basic()).status_code == 200
+    replay = {"grant_type": "refresh_token", "refresh_token": chain.first["refresh_token"]}
+    assert client.post("/token", data=replay, headers=chain.rp.basic()).status_code == 400
+    restarted.extensions["idp"].db.dispose()
+
+
+def test_client_without_refresh_grant_cannot_refresh(chain, auth):
+    cc = auth.oauth_client("cc", grant_types=["client_credentials"], scope="api",
+                           redirect_uri="https://cc.example.test/x")
+    resp = chain.refresh(chain.first["refresh_token"], client=cc)
+    assert resp.get_json()["error"] == "unauthorized_client"
+
+
+def test_code_replay_revokes_the_refresh_family(auth, svc):
+    auth.user()
+    rp = auth.oauth_client(scope="openid offline_access")
+    auth.login()
+    code, verifier, _ = auth.code_for(rp, scope="openid offline_access")
+    first = auth.exchange(rp, code, verifier).get_json()
+    assert auth.exchange(rp, code, verifier).status_code == 400
+    refreshed = auth.client.post("/token", headers=rp.basic(), data={
+        "grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    assert refreshed.status_code == 400
+    assert families(svc)[0].revoked_reason == "authorization code replayed"
