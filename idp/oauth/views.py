@@ -161,7 +161,7 @@ def token() -> Response:
 @bp.route("/revoke", methods=["POST"])
 def revoke() -> Response:
     """RFC 7009 token revocation."""
-    return services().oauth.create_endpoint_response("revocation")  # type: ignore[no-any-return]
+    return services().oauth.create_endpoint_response("revocation")
 
 
 @bp.route("/introspect", methods=["POST"])
@@ -169,7 +169,7 @@ def introspect() -> Response:
     """RFC 7662 token introspection."""
     resp = services().oauth.create_endpoint_response("introspection")
     resp.headers["Cache-Control"] = "no-store"
-    return resp  # type: ignore[no-any-return]
+    return resp
 
 
 def _bearer() -> str | None:
