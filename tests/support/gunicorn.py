@@ -1,0 +1,63 @@
+"""idp under a real multi-worker gunicorn on 127.0.0.1 (separate processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.support.live import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def env_for(config: dict[str, Any], url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    env["IDP_CONFIG"] = os.devnull
+    for section, values in config.items():
+        for key, value in values.items():
+            env[f"IDP_{section.upper()}__{key.upper()}"] = str(value).lower() \
+                if isinstance(value, bool) else str(value)
+    env["IDP_SERVER__ISSUER"] = url
+    return env
+
+
+@contextmanager
+def gunicorn(config: dict[str, Any], workers: int = 4, log: Path | None = None
+             ) -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+         "--graceful-timeout", "5", "idp.wsgi:app"],
+        env=env_for(config, url), cwd=ROOT, stdout=out, stderr=out, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(url + "/healthz", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not start (exit {proc.returncode})")
+            time.sleep(0.2)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if log:
+            out.close()  # type: ignore[union-attr]
