@@ -48,6 +48,7 @@ def seed(app) -> dict[str, str]:
                 svc.clock,
                 "demo-app",
                 name="Demo relying app",
+                first_party=True,
                 redirect_uris=[f"http://127.0.0.1:{RP_PORT}/callback"],
                 post_logout_redirect_uris=[f"http://127.0.0.1:{RP_PORT}/"],
                 grant_types=["authorization_code", "refresh_token"],
