@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp import config as config_mod
@@ -54,6 +55,7 @@ def create_app(
     from idp.oauth import discovery, server
     from idp.oauth import views as oauth_views
     from idp.sessions import views as session_views
+    from idp.sessions.backchannel import Notifier
     from idp.sessions.services import SessionPolicy
     from idp.state.store import RedisStateStore, SqlStateStore, StateStore
 
@@ -100,6 +102,7 @@ def create_app(
         session_policy=SessionPolicy(cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout),
     )
     app.extensions["idp"] = svc
+    svc.notifier = Notifier(svc)
 
     csrf = CSRFProtect(app)
     server.init_app(app, svc)
@@ -120,4 +123,12 @@ def create_app(
     ):
         csrf.exempt(view)
     web.install(app)
+    if not cfg.admin.port:
+        # The dashboard under /admin of the public app; with [admin] port set it is served
+        # only on that internal port (see `idp serve` and admin.wsgi).
+        import admin
+
+        admin_app = admin.create_app(app)
+        app.extensions["idp.admin"] = admin_app
+        app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/admin": admin_app})  # type: ignore
     return app

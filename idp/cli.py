@@ -47,6 +47,18 @@ def serve(host: str | None, port: int | None) -> None:
     host = host or svc.config.server.host
     port = port or svc.config.server.port
     click.echo(f"idp listening on http://{host}:{port}  (issuer {svc.config.server.issuer})")
+    if svc.config.admin.port:
+        import threading
+
+        from werkzeug.serving import make_server
+
+        import admin
+
+        admin_server = make_server(
+            host, svc.config.admin.port, admin.create_app(app), threaded=True
+        )
+        threading.Thread(target=admin_server.serve_forever, daemon=True).start()
+        click.echo(f"admin dashboard on http://{host}:{svc.config.admin.port}/")
     app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
 
 
@@ -236,6 +248,194 @@ def keys_list() -> None:
                 }
             )
         )
+
+
+@cli.group()
+def sessions() -> None:
+    """Browser sessions."""
+
+
+@sessions.command("list")
+@click.option("--user", "username", default=None, help="Only this user's sessions.")
+@click.option("--all", "include_ended", is_flag=True, help="Include ended sessions.")
+@click.option("--limit", default=100, show_default=True)
+def sessions_list(username: str | None, include_ended: bool, limit: int) -> None:
+    """Live sessions, newest first, one JSON object a line."""
+    from sqlalchemy import select
+
+    from idp.accounts.models import User
+    from idp.sessions.models import BrowserSession
+
+    app = _app()
+    svc = app.extensions["idp"]
+    now = svc.clock.now()
+    with svc.db.read() as s:
+        stmt = select(BrowserSession).order_by(BrowserSession.created_at.desc()).limit(limit)
+        if username:
+            stmt = stmt.join(User).where(User.username == username)
+        if not include_ended:
+            stmt = stmt.where(BrowserSession.ended_at.is_(None), BrowserSession.expires_at > now)
+        for row in s.scalars(stmt):
+            click.echo(
+                json.dumps(
+                    {
+                        "sid": row.id,
+                        "user": row.user.username,
+                        "ip": row.ip,
+                        "user_agent": row.user_agent,
+                        "created_at": row.created_at.isoformat(),
+                        "last_seen_at": row.last_seen_at.isoformat(),
+                        "expires_at": row.expires_at.isoformat(),
+                        "ended_at": row.ended_at and row.ended_at.isoformat(),
+                    }
+                )
+            )
+
+
+@sessions.command("kill")
+@click.argument("sid")
+@click.option("--reason", default="killed by operator", show_default=True)
+def sessions_kill(sid: str, reason: str) -> None:
+    """End a session everywhere: its refresh families, its tokens, back-channel logout."""
+    from idp.sessions.kill import kill_session
+
+    svc = _app().extensions["idp"]
+    session = kill_session(svc, sid, actor="cli", action="session.kill", reason=reason)
+    if session is None:
+        _fail(f"no session {sid!r}")
+        return
+    _drain_backchannel(svc)
+    click.echo(json.dumps({"sid": sid, "killed": True, "reason": reason}))
+
+
+def _drain_backchannel(svc: Any) -> None:
+    # The command exits at once: make one delivery attempt here instead of in a thread.
+    svc.notifier.deliver_due()
+
+
+@cli.group()
+def tokens() -> None:
+    """Tokens."""
+
+
+@tokens.command("revoke-user")
+@click.argument("username")
+@click.option("--reason", default="all tokens of the user revoked", show_default=True)
+def tokens_revoke_user(username: str, reason: str) -> None:
+    """Kill every session and refresh family of a user."""
+    from idp.accounts.services import by_username, revoke_user_tokens
+    from idp.audit.services import record
+
+    svc = _app().extensions["idp"]
+    with svc.db.read() as s:
+        user = by_username(s, username)
+    if user is None:
+        _fail(f"no user {username!r}")
+        return
+    killed = revoke_user_tokens(svc, user.id, actor="cli", reason=reason)
+    with svc.db.transaction() as s:
+        record(
+            s,
+            at=svc.clock.now(),
+            actor="cli",
+            action="user.revoke_tokens",
+            target=user.id,
+            reason=reason,
+            username=username,
+            sessions_killed=killed,
+        )
+    _drain_backchannel(svc)
+    click.echo(json.dumps({"user": username, "sessions_killed": killed}))
+
+
+@users.command("disable")
+@click.argument("username")
+@click.option("--reason", default="disabled by operator", show_default=True)
+def users_disable(username: str, reason: str) -> None:
+    """Disable a user; kills everything they hold."""
+    _set_disabled(username, True, reason)
+
+
+@users.command("enable")
+@click.argument("username")
+@click.option("--reason", default="enabled by operator", show_default=True)
+def users_enable(username: str, reason: str) -> None:
+    """Enable a disabled user."""
+    _set_disabled(username, False, reason)
+
+
+def _set_disabled(username: str, disabled: bool, reason: str) -> None:
+    from idp.accounts.services import by_username, set_disabled
+
+    svc = _app().extensions["idp"]
+    with svc.db.read() as s:
+        user = by_username(s, username)
+    if user is None:
+        _fail(f"no user {username!r}")
+        return
+    set_disabled(svc, user.id, disabled, actor="cli", reason=reason)
+    _drain_backchannel(svc)
+    click.echo(json.dumps({"user": username, "disabled": disabled}))
+
+
+@clients.command("list")
+def clients_list() -> None:
+    """Every client's metadata, one JSON object a line."""
+    from sqlalchemy import select
+
+    from idp.clients.models import Client
+    from idp.clients.services import metadata
+
+    svc = _app().extensions["idp"]
+    with svc.db.read() as s:
+        for client in s.scalars(select(Client).order_by(Client.client_id)):
+            click.echo(json.dumps(metadata(client)))
+
+
+@clients.command("rotate-secret")
+@click.argument("client_id")
+def clients_rotate_secret(client_id: str) -> None:
+    """A new client secret (printed once); the old one stops working at once."""
+    from idp.audit.services import record
+    from idp.clients.models import Client
+    from idp.clients.services import ClientError, rotate_secret
+
+    def run(svc: Any, s: Any) -> Any:
+        client = s.get(Client, client_id)
+        if client is None:
+            raise ClientError(f"no client {client_id!r}")
+        secret = rotate_secret(s, client)
+        record(s, at=svc.clock.now(), actor="cli", action="client.rotate_secret", target=client_id)
+        return secret
+
+    try:
+        secret = _in_tx(run)
+    except ClientError as exc:
+        _fail(str(exc))
+    click.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
+
+
+@clients.command("revoke-tokens")
+@click.argument("client_id")
+@click.option("--reason", default="all tokens of the client revoked", show_default=True)
+def clients_revoke_tokens(client_id: str, reason: str) -> None:
+    """Revoke every refresh family and live access token of a client."""
+    from idp.audit.services import record
+    from idp.clients.services import revoke_client_tokens
+
+    svc = _app().extensions["idp"]
+    families = revoke_client_tokens(svc, client_id)
+    with svc.db.transaction() as s:
+        record(
+            s,
+            at=svc.clock.now(),
+            actor="cli",
+            action="client.revoke_tokens",
+            target=client_id,
+            reason=reason,
+            families=families,
+        )
+    click.echo(json.dumps({"client_id": client_id, "families_revoked": families}))
 
 
 def main(argv: list[str] | None = None) -> None:

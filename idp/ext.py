@@ -27,6 +27,7 @@ class Services:
     session_policy: SessionPolicy
     oauth: Any = None  # the authlib AuthorizationServer, set by idp.oauth.server
     kill_hooks: list[Any] = field(default_factory=list)
+    notifier: Any = None  # idp.sessions.backchannel.Notifier
 
     def algs_in_use(self) -> set[str]:
         t = self.config.tokens

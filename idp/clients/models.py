@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.db import Base, Json, Timestamp
 
+ADMIN_SCOPE = "idp:admin"
+
 
 class Client(Base):
     __tablename__ = "clients"
@@ -45,7 +47,8 @@ class Client(Base):
     def get_allowed_scope(self, scope: str | None) -> str:
         if not scope:
             return ""
-        allowed = set(self.scope.split())
+        # The admin API scope is only ever granted through client_credentials.
+        allowed = set(self.scope.split()) - {ADMIN_SCOPE}
         return " ".join(s for s in scope.split() if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:

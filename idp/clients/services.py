@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from idp.clients.models import Client
+from idp.clients.models import ADMIN_SCOPE, Client
 from idp.clients.redirects import problem as redirect_problem
 from idp.clock import Clock
 from idp.config import SUPPORTED_ALGS
@@ -68,6 +68,14 @@ def parse_claims(pairs: list[str]) -> dict[str, str]:
     return claims
 
 
+def _check_backchannel_uri(uri: str) -> None:
+    why = redirect_problem(uri)
+    if why is None and not uri.startswith(("https://", "http://")):
+        why = "must be an https (or loopback http) URL"
+    if why:
+        raise ClientError(f"backchannel logout URI: {why}")
+
+
 def validate_claims(claims: dict[str, Any]) -> None:
     for name in claims:
         if name in RESERVED_CLAIMS:
@@ -97,7 +105,8 @@ def create_client(
         raise ClientError("client_id may use letters, digits and . _ : - (at most 100)")
     if db.get(Client, client_id) is not None:
         raise ClientError(f"client {client_id!r} already exists")
-    grant_types = list(dict.fromkeys(grant_types or ["authorization_code"]))
+    default = ["client_credentials"] if admin_client else ["authorization_code"]
+    grant_types = list(dict.fromkeys(grant_types or default))
     for g in grant_types:
         if g not in GRANTS:
             raise ClientError(f"grant {g!r} is not supported (use one of {', '.join(GRANTS)})")
@@ -108,8 +117,8 @@ def create_client(
     for uri in [*redirect_uris, *(post_logout_redirect_uris or [])]:
         if why := redirect_problem(uri):
             raise ClientError(f"redirect URI {uri!r}: {why}")
-    if backchannel_logout_uri and (why := redirect_problem(backchannel_logout_uri)):
-        raise ClientError(f"backchannel logout URI: {why}")
+    if backchannel_logout_uri:
+        _check_backchannel_uri(backchannel_logout_uri)
     for token in scope.split():
         if not SCOPE_TOKEN_RE.match(token):
             raise ClientError(f"scope {token!r} is not valid")
@@ -117,6 +126,13 @@ def create_client(
     validate_claims(claims)
     if id_token_alg is not None and id_token_alg not in SUPPORTED_ALGS:
         raise ClientError(f"id_token_signed_response_alg must be one of {SUPPORTED_ALGS}")
+    if admin_client:
+        if public:
+            raise ClientError("an admin client must be confidential")
+        if "client_credentials" not in grant_types:
+            grant_types.append("client_credentials")
+        if ADMIN_SCOPE not in scope.split():
+            scope = f"{scope} {ADMIN_SCOPE}".strip()
     secret = None if public else secrets.token_urlsafe(32)
     client = Client(
         client_id=client_id,
@@ -154,3 +170,69 @@ def metadata(client: Client) -> dict[str, Any]:
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
     }
+
+
+def rotate_secret(db: Session, client: Client) -> str:
+    """A new secret for a confidential client; the old one stops working at once."""
+    if client.is_public:
+        raise ClientError("a public client has no secret")
+    secret = secrets.token_urlsafe(32)
+    client.secret_hash = hash_secret(secret)
+    return secret
+
+
+def update_client(
+    client: Client,
+    *,
+    redirect_uris: list[str] | None = None,
+    claims: dict[str, Any] | None = None,
+    name: str | None = None,
+    post_logout_redirect_uris: list[str] | None = None,
+    backchannel_logout_uri: str | None = None,
+) -> None:
+    """Edits what an operator may change; validates like registration."""
+    if redirect_uris is not None:
+        if "authorization_code" in client.grant_types and not redirect_uris:
+            raise ClientError("authorization_code needs at least one redirect URI")
+        for uri in redirect_uris:
+            if why := redirect_problem(uri):
+                raise ClientError(f"redirect URI {uri!r}: {why}")
+        client.redirect_uris = list(redirect_uris)
+    if post_logout_redirect_uris is not None:
+        for uri in post_logout_redirect_uris:
+            if why := redirect_problem(uri):
+                raise ClientError(f"post-logout redirect URI {uri!r}: {why}")
+        client.post_logout_redirect_uris = list(post_logout_redirect_uris)
+    if backchannel_logout_uri is not None:
+        if backchannel_logout_uri:
+            _check_backchannel_uri(backchannel_logout_uri)
+        client.backchannel_logout_uri = backchannel_logout_uri or None
+    if claims is not None:
+        validate_claims(claims)
+        client.claims = dict(claims)
+    if name is not None:
+        if not name.strip() or len(name) > 200:
+            raise ClientError("name must have 1 to 200 characters")
+        client.name = name.strip()
+
+
+def revoke_client_tokens(svc: Any, client_id: str) -> int:
+    """Revokes every refresh family and every live access token of a client; returns the
+    number of families revoked."""
+    import datetime as dt
+
+    from idp.clock import epoch
+    from idp.refresh.models import RefreshFamily
+
+    now = svc.clock.now()
+    svc.state.set_not_before(
+        f"client:{client_id}",
+        epoch(now) + 1,
+        now + dt.timedelta(seconds=svc.config.longest_token_ttl + 1),
+    )
+    revoked = svc.oauth.refresh_store.revoke(
+        (RefreshFamily.client_id == client_id) & RefreshFamily.revoked_at.is_(None),
+        "all tokens of the client revoked",
+    )
+    svc.oauth.token_registry.deny(revoked)
+    return len(revoked.family_ids)

@@ -46,4 +46,7 @@ def active_claims(svc: Services, token: str) -> dict[str, Any] | None:
         return None
     if claims.get("sid") and svc.state.is_denied(f"sid:{claims['sid']}"):
         return None
+    # "Revoke all tokens of a client" kills every token the client held at that moment.
+    if int(claims.get("iat", 0)) < svc.state.not_before(f"client:{claims.get('client_id')}"):
+        return None
     return claims

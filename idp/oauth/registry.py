@@ -68,9 +68,12 @@ class TokenRegistry:
         iss = self.svc.config.server.issuer
         if isinstance(record, AccessTokenRecord):
             c = record.claims
+            # RFC 7662 §2.2: token_type is an RFC 6749 §5.1 type; which kind of token it
+            # is goes in token_use (as in ORY Hydra).
             out = {
                 "active": True,
-                "token_type": "access_token",
+                "token_type": "Bearer",
+                "token_use": "access_token",
                 "iss": iss,
                 "scope": c.get("scope"),
                 "client_id": c.get("client_id"),
@@ -92,7 +95,7 @@ class TokenRegistry:
             username = user.username if user else None
         out = {
             "active": True,
-            "token_type": "refresh_token",
+            "token_use": "refresh_token",
             "iss": iss,
             "scope": state.scope,
             "client_id": state.family.client_id,

@@ -10,10 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.audit.services import record
 from idp.ext import Services
+from idp.sessions import backchannel
 from idp.sessions import services as sessions
 from idp.sessions.models import BrowserSession
 
@@ -41,6 +43,7 @@ def kill_session(
             return None
         for hook in svc.kill_hooks:
             hook(db, session, reason)
+        queued = backchannel.enqueue(db, session, now)
         record(
             db,
             at=now,
@@ -51,4 +54,23 @@ def kill_session(
             ip=ip,
             user=session.user.username,
         )
+    if queued and svc.notifier is not None:
+        svc.notifier.kick()
     return session
+
+
+def kill_user_sessions(
+    svc: Services, user_id: str, *, actor: str, reason: str, ip: str | None = None
+) -> int:
+    """Kills every live session of a user; returns how many."""
+    with svc.db.read() as s:
+        ids = list(
+            s.scalars(
+                select(BrowserSession.id).where(
+                    BrowserSession.user_id == user_id, BrowserSession.ended_at.is_(None)
+                )
+            )
+        )
+    for sid in ids:
+        kill_session(svc, sid, actor=actor, action="session.kill", reason=reason, ip=ip)
+    return len(ids)

@@ -50,3 +50,24 @@ class SessionClient(Base):
         ForeignKey("clients.client_id", ondelete="CASCADE"), primary_key=True
     )
     first_at: Mapped[Timestamp]
+
+
+class BackchannelDelivery(Base):
+    """One OIDC Back-Channel Logout token owed to one client for one ended session."""
+
+    __tablename__ = "backchannel_deliveries"
+
+    id: Mapped[Id]
+    session_id: Mapped[str] = mapped_column(String(32), index=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("clients.client_id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[str] = mapped_column(String(32))
+    uri: Mapped[str] = mapped_column(String(2000))
+    status: Mapped[str] = mapped_column(String(20), index=True)  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    last_status_code: Mapped[int | None]
+    created_at: Mapped[Timestamp]
+    last_attempt_at: Mapped[Timestamp | None]
+    next_attempt_at: Mapped[Timestamp | None] = mapped_column(index=True)

@@ -29,6 +29,15 @@ class StateStore(Protocol):
         """True while ``key`` is on the deny list."""
         ...
 
+    def set_not_before(self, key: str, at: int, until: dt.datetime) -> None:
+        """Records that tokens for ``key`` (``client:...``) issued before epoch second ``at``
+        are revoked, until ``until``. A later call keeps the later ``at``."""
+        ...
+
+    def not_before(self, key: str) -> int:
+        """The epoch second set by :meth:`set_not_before` (0 when none)."""
+        ...
+
     def hit(self, key: str, window_seconds: int) -> int:
         """Atomically counts one event in a fixed window; returns the count so far."""
         ...
@@ -98,6 +107,22 @@ class SqlStateStore:
     def is_denied(self, key: str) -> bool:
         return self.count(key) > 0
 
+    def set_not_before(self, key: str, at: int, until: dt.datetime) -> None:
+        stmt: Any = self._insert(StateEntry).values(key=key, value=at, expires_at=until)
+        greatest = func.max if self.db.engine.dialect.name == "sqlite" else func.greatest
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[StateEntry.key],
+            set_={
+                "value": greatest(StateEntry.value, at),
+                "expires_at": greatest(StateEntry.expires_at, until),
+            },
+        )
+        with self.db.transaction() as s:
+            s.execute(stmt)
+
+    def not_before(self, key: str) -> int:
+        return self.count(key)
+
     def hit(self, key: str, window_seconds: int) -> int:
         return self._upsert(key, window_seconds, counting=True)
 
@@ -154,6 +179,17 @@ class RedisStateStore:
 
     def is_denied(self, key: str) -> bool:
         return bool(self.redis.exists(self._k(key)))
+
+    def set_not_before(self, key: str, at: int, until: dt.datetime) -> None:
+        ms = int((until - self.clock.now()).total_seconds() * 1000)
+        if ms <= 0:
+            return
+        k = self._k(key)
+        if at > self.not_before(key):
+            self.redis.set(k, at, px=ms)
+
+    def not_before(self, key: str) -> int:
+        return int(self.redis.get(self._k(key)) or 0)
 
     def hit(self, key: str, window_seconds: int) -> int:
         k = self._k(key)

@@ -23,7 +23,7 @@ def revoke(chain, token, client=None, hint=None):
 def test_introspection_describes_an_access_token(chain, svc):
     info = chain.introspect(chain.first["access_token"])
     assert info["active"] is True
-    assert info["token_type"] == "access_token"
+    assert info["token_type"] == "Bearer" and info["token_use"] == "access_token"
     assert info["client_id"] == "app" and info["iss"] == ISSUER
     assert info["scope"] == "openid email offline_access"
     for key in ("sub", "exp", "iat", "nbf", "jti", "sid", "aud"):
@@ -32,7 +32,7 @@ def test_introspection_describes_an_access_token(chain, svc):
 
 def test_introspection_describes_a_refresh_token(chain):
     info = chain.introspect(chain.first["refresh_token"], client=chain.rp)
-    assert info["active"] is True and info["token_type"] == "refresh_token"
+    assert info["active"] is True and info["token_use"] == "refresh_token"
     assert info["username"] == "alice" and info["client_id"] == "app"
     assert info["sid"] and info["exp"] > info["iat"]
 

@@ -6,11 +6,20 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidScopeError, grants
 
-from idp.clients.models import Client
+from idp.clients.models import ADMIN_SCOPE, Client
 from idp.oauth.tokens import TokenIssuer
 
 # Scopes that only make sense with a user behind the token.
 USER_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
+
+
+def allowed_scopes(client: Client) -> set[str]:
+    """What a client may ask for on its own behalf: its scopes less the user ones, and the
+    admin API scope only for clients registered as admin clients."""
+    allowed = set(client.scope.split()) - USER_SCOPES
+    if not client.is_admin_client:
+        allowed.discard(ADMIN_SCOPE)
+    return allowed
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -24,8 +33,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         super().validate_token_request()
         client: Client = self.request.client
         requested = (self.request.payload.scope or "").split()
-        allowed = set(client.scope.split()) - USER_SCOPES
-        # RFC 6749 §5.2: a scope the client may not have is refused, not silently dropped.
+        allowed = allowed_scopes(client)
         unknown = [s for s in requested if s not in allowed]
         if unknown:
             raise InvalidScopeError(f"Scope not allowed for this client: {' '.join(unknown)}")
@@ -40,10 +48,8 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     ) -> dict[str, Any]:
         client: Client = self.request.client
         requested = self.request.payload.scope
-        granted = (
-            requested
-            if requested
-            else " ".join(s for s in client.scope.split() if s not in USER_SCOPES)
+        granted = requested or " ".join(
+            s for s in client.scope.split() if s in allowed_scopes(client)
         )
         issued = self.issuer.access_token(client, None, granted, grant_type=self.GRANT_TYPE)
         self.request.issued_access = issued

@@ -1,0 +1,134 @@
+"""Who may use the dashboard: admins, through the normal login; destructive actions need a
+recent authentication (ASVS 7.5), and every action is audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, abort, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from idp.accounts import services as accounts
+from idp.audit.services import record
+from idp.ext import services
+from idp.sessions import cookie
+from idp.sessions.models import BrowserSession
+from idp.web import client_ip, form_text
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def install(app: Flask) -> None:
+    @app.before_request
+    def _no_store() -> None:
+        g.admin_user = None
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    app.add_url_rule("/reauth", "reauth", reauth, methods=["GET", "POST"])
+
+
+def login_url() -> str:
+    svc = services()
+    if svc.config.admin.port:
+        # On its own port the dashboard sends people to the public login page.
+        return svc.config.server.issuer.rstrip("/") + "/login"
+    return "/login?next=" + (request.script_root + request.full_path.rstrip("?"))
+
+
+def current_admin() -> BrowserSession | None:
+    session = cookie.current()
+    if session is None:
+        return None
+    if not session.user.is_admin:
+        abort(403, "This page is for administrators.")
+    g.admin_user = session.user
+    return session
+
+
+def admin_required(view: F) -> F:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_admin() is None:
+            return redirect(login_url(), code=303)
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def recently_authenticated(session: BrowserSession) -> bool:
+    svc = services()
+    age = svc.clock.now() - session.auth_time
+    return age <= dt.timedelta(seconds=svc.config.admin.reauth_seconds)
+
+
+def fresh_auth_required(view: F) -> F:
+    """For destructive POSTs: asks for the password again when the login is stale."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        session = current_admin()
+        if session is None:
+            return redirect(login_url(), code=303)
+        if not recently_authenticated(session):
+            back = request.referrer or url_for("pages.overview")
+            return Response(
+                render_template("reauth.html", back=back, error=None),
+                status=401,
+                mimetype="text/html",
+            )
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def reauth() -> Response | str:
+    """Re-authentication: the password again renews the session's auth_time."""
+    session = current_admin()
+    if session is None:
+        return redirect(login_url(), code=303)
+    back = request.values.get("back") or url_for("pages.overview")
+    if not back.startswith("/") or back.startswith("//"):
+        back = url_for("pages.overview")
+    if request.method == "GET":
+        return render_template("reauth.html", back=back, error=None)
+    svc = services()
+    user_id = accounts.authenticate(
+        svc.db, svc.throttle, session.user.username, form_text("password", 2000), client_ip()
+    )
+    if user_id != session.user_id:
+        return Response(
+            render_template("reauth.html", back=back, error="Wrong password."),
+            status=401,
+            mimetype="text/html",
+        )
+    now = svc.clock.now()
+    with svc.db.transaction() as s:
+        row = s.get(BrowserSession, session.id)
+        assert row is not None
+        row.auth_time = now
+        audit(s, "admin.reauth", target=session.id)
+    return redirect(back, code=303)
+
+
+def audit(
+    db: Any, action: str, *, target: str | None = None, reason: str | None = None, **details: Any
+) -> None:
+    """An audit event for the current admin's action."""
+    user = g.get("admin_user")
+    record(
+        db,
+        at=services().clock.now(),
+        actor=user.username if user else "unknown",
+        action=action,
+        target=target,
+        reason=reason,
+        ip=client_ip(),
+        **details,
+    )

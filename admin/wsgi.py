@@ -1,0 +1,7 @@
+"""WSGI entry point of the admin app on its own port:
+``IDP_ADMIN__PORT=8081 gunicorn -b 127.0.0.1:8081 admin.wsgi:app``."""
+
+import admin
+from idp import create_app
+
+app = admin.create_app(create_app())

@@ -1,0 +1,185 @@
+"""OIDC Back-Channel Logout 1.0: tell relying apps that a session ended.
+
+A kill enqueues one delivery per client that received tokens in the session and
+registered a ``backchannel_logout_uri`` (in the kill's transaction, so none is lost).
+A worker thread in each process sends them: a logout token (``typ: logout+jwt``, with
+``events`` and ``sid`` and never a ``nonce``, §2.4) POSTed as ``logout_token``; failures
+are retried with backoff and every result is kept for the dashboard.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from idp.clients.models import Client
+from idp.clock import epoch
+from idp.sessions.models import BackchannelDelivery, BrowserSession, SessionClient
+
+log = logging.getLogger(__name__)
+
+EVENT = "http://schemas.openid.net/event/backchannel-logout"
+BACKOFF = (0, 5, 30, 120, 600)  # seconds before attempt n+1
+TIMEOUT = 5
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # §2.5: a logout token is never sent anywhere but the registered URI
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def enqueue(db: Session, session: BrowserSession, now: dt.datetime) -> int:
+    """Creates the deliveries owed for ``session``; returns how many."""
+    rows = db.execute(
+        select(Client.client_id, Client.backchannel_logout_uri)
+        .join(SessionClient, SessionClient.client_id == Client.client_id)
+        .where(SessionClient.session_id == session.id, Client.backchannel_logout_uri.is_not(None))
+    ).all()
+    for client_id, uri in rows:
+        db.add(
+            BackchannelDelivery(
+                session_id=session.id,
+                client_id=client_id,
+                user_id=session.user_id,
+                uri=uri,
+                status="pending",
+                attempts=0,
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )
+    return len(rows)
+
+
+class Notifier:
+    """Sends pending deliveries from a background thread (one per process)."""
+
+    def __init__(self, svc: Any) -> None:
+        self.svc = svc
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def kick(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="backchannel", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                pending = self.deliver_due()
+            except Exception:  # noqa: BLE001 - the worker must survive a bad moment
+                log.exception("back-channel delivery round failed")
+                pending = True
+            if not pending and not self._wake.wait(timeout=60):
+                return
+            if pending:
+                self._wake.wait(timeout=5)
+
+    def logout_token(self, client: Client, session_id: str, user_id: str) -> str:
+        issuer = self.svc.oauth.issuer
+        now = self.svc.clock.now()
+        claims = {
+            "iss": self.svc.config.server.issuer,
+            "aud": client.client_id,
+            "iat": epoch(now),
+            "exp": epoch(now) + 120,
+            "jti": secrets.token_urlsafe(16),
+            "sub": user_id,
+            "sid": session_id,
+            "events": {EVENT: {}},
+        }
+        return str(issuer._sign({"typ": "logout+jwt"}, claims, issuer.id_token_alg(client)))
+
+    def deliver_due(self, limit: int = 50) -> bool:
+        """Attempts every due delivery once; True when some are still pending."""
+        now = self.svc.clock.now()
+        with self.svc.db.read() as s:
+            due = s.scalars(
+                select(BackchannelDelivery)
+                .where(
+                    BackchannelDelivery.status == "pending",
+                    or_(
+                        BackchannelDelivery.next_attempt_at.is_(None),
+                        BackchannelDelivery.next_attempt_at <= now,
+                    ),
+                )
+                .order_by(BackchannelDelivery.created_at)
+                .limit(limit)
+            ).all()
+            clients = (
+                {
+                    c.client_id: c
+                    for c in s.scalars(
+                        select(Client).where(Client.client_id.in_({d.client_id for d in due}))
+                    )
+                }
+                if due
+                else {}
+            )
+        for delivery in due:
+            client = clients.get(delivery.client_id)
+            if client is None:
+                continue
+            self._attempt(delivery, client)
+        with self.svc.db.read() as s:
+            return (
+                s.scalar(
+                    select(BackchannelDelivery.id)
+                    .where(BackchannelDelivery.status == "pending")
+                    .limit(1)
+                )
+                is not None
+            )
+
+    def _attempt(self, delivery: BackchannelDelivery, client: Client) -> None:
+        token = self.logout_token(client, delivery.session_id, delivery.user_id)
+        body = urllib.parse.urlencode({"logout_token": token}).encode()
+        if urllib.parse.urlsplit(delivery.uri).scheme not in ("https", "http"):
+            raise ValueError("back-channel logout URIs are http(s)")
+        req = urllib.request.Request(  # noqa: S310 - scheme checked above
+            delivery.uri,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        code: int | None = None
+        error: str | None = None
+        try:
+            with _opener.open(req, timeout=TIMEOUT) as resp:  # noqa: S310 - registered URI
+                code = resp.status
+        except urllib.error.HTTPError as exc:
+            code, error = exc.code, f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            error = str(getattr(exc, "reason", exc))[:500]
+        now = self.svc.clock.now()
+        with self.svc.db.transaction() as s:
+            row = s.get(BackchannelDelivery, delivery.id)
+            if row is None or row.status != "pending":
+                return
+            row.attempts += 1
+            row.last_attempt_at = now
+            row.last_status_code = code
+            if code is not None and 200 <= code < 300:
+                row.status, row.last_error, row.next_attempt_at = "delivered", None, None
+            elif row.attempts >= len(BACKOFF):
+                row.status, row.last_error, row.next_attempt_at = "failed", error, None
+            else:
+                row.last_error = error
+                row.next_attempt_at = now + dt.timedelta(seconds=BACKOFF[row.attempts])
