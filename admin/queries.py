@@ -362,3 +362,88 @@ def events(
             }
             for e in s.scalars(stmt2)
         ]
+
+
+def users_search(svc: Any, q: str = "", limit: int = 100) -> list[dict[str, Any]]:
+    """Users whose username or email starts with ``q`` (all when empty)."""
+    stmt = select(User).order_by(User.username).limit(limit)
+    if q:
+        stmt = stmt.where(
+            or_(
+                User.username.startswith(q, autoescape=True),
+                User.email.startswith(q, autoescape=True),
+            )
+        )
+    with svc.db.read() as s:
+        return [
+            {
+                "id": u.id,
+                "username": u.username,
+                "email": u.email,
+                "name": u.name,
+                "is_admin": u.is_admin,
+                "disabled": u.disabled,
+                "created_at": u.created_at,
+            }
+            for u in s.scalars(stmt)
+        ]
+
+
+def clients_list(svc: Any) -> list[dict[str, Any]]:
+    from idp.clients.models import Client
+    from idp.clients.services import metadata
+
+    with svc.db.read() as s:
+        return [
+            {
+                **metadata(c),
+                "disabled": c.disabled,
+                "is_admin_client": c.is_admin_client,
+                "created_at": c.created_at,
+            }
+            for c in s.scalars(select(Client).order_by(Client.client_id))
+        ]
+
+
+def client_detail(svc: Any, client_id: str) -> dict[str, Any] | None:
+    from idp.clients.models import Client
+    from idp.clients.services import metadata
+
+    now = svc.clock.now()
+    with svc.db.read() as s:
+        c = s.get(Client, client_id)
+        if c is None:
+            return None
+        live = s.scalar(
+            select(func.count())
+            .select_from(RefreshFamily)
+            .where(
+                RefreshFamily.client_id == client_id,
+                RefreshFamily.revoked_at.is_(None),
+                RefreshFamily.absolute_expires_at > now,
+            )
+        )
+        return {
+            **metadata(c),
+            "disabled": c.disabled,
+            "is_admin_client": c.is_admin_client,
+            "created_at": c.created_at,
+            "live_families": live or 0,
+        }
+
+
+def keys_list(svc: Any) -> list[dict[str, Any]]:
+    now = svc.clock.now()
+    return [
+        {
+            "kid": k.kid,
+            "alg": k.alg,
+            "state": k.state,
+            "created_at": k.created_at,
+            "activated_at": k.activated_at,
+            "retired_at": k.retired_at,
+            "remove_after": k.remove_after,
+            "age_days": round((now - k.created_at).total_seconds() / 86400, 1),
+        }
+        for k in svc.keys.list()
+    ]
