@@ -5,30 +5,29 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
-from ua_parser import parse as parse_ua
+from sqlalchemy import and_, case, func, or_, select
 
 from idp.accounts.models import Consent, User
 from idp.audit.models import AuditEvent, SecurityEvent
 from idp.refresh.models import RefreshFamily, RefreshToken
+from idp.sessions.agents import describe_agent
 from idp.sessions.models import BackchannelDelivery, BrowserSession, SessionClient
 
 PAGE_SIZE = 50
+# Longest key any table uses (client_id); longer path segments cannot name a row.
+MAX_KEY = 100
 
 
-@lru_cache(maxsize=4096)
-def describe_agent(user_agent: str) -> tuple[str, str]:
-    """(browser, OS) of a user agent string, e.g. ("Chrome 120", "Linux")."""
-    if not user_agent:
-        return "unknown", "unknown"
-    parsed = parse_ua(user_agent[:512])
-    ua, os_ = parsed.user_agent, parsed.os
-    browser = f"{ua.family} {ua.major}" if ua and ua.major else (ua.family if ua else "Other")
-    system = f"{os_.family} {os_.major}" if os_ and os_.major else (os_.family if os_ else "Other")
-    return browser, system
+def _unusable(*values: str) -> bool:
+    """True for input that cannot match a row: PostgreSQL rejects NUL in text outright (a
+    DataError, i.e. a 500), so such input is answered as "nothing found" without asking."""
+    return any("\x00" in v for v in values)
+
+
+def _bad_key(key: str) -> bool:
+    return not key or len(key) > MAX_KEY or _unusable(key)
 
 
 def session_row(s: BrowserSession, clients: list[str]) -> dict[str, Any]:
@@ -66,9 +65,10 @@ def _parse_cursor(cursor: str) -> tuple[dt.datetime, str] | None:
     try:
         at, _, sid = cursor.partition("|")
         moment = dt.datetime.fromisoformat(at)
-        return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)), sid[:64]
-    except ValueError:
+        moment = moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    except (ValueError, OverflowError):
         return None
+    return None if _unusable(sid) else (moment, sid[:64])
 
 
 def sessions_page(
@@ -82,6 +82,8 @@ def sessions_page(
     limit: int = PAGE_SIZE,
 ) -> Page:
     """Live sessions newest first, keyset-paginated on (created_at, id)."""
+    if _unusable(user, client, ip):
+        return Page([], None, {"user": user, "client": client, "ip": ip})
     now = svc.clock.now()
     stmt = select(BrowserSession)
     if live_only:
@@ -189,6 +191,8 @@ def _families(s: Any, condition: Any) -> list[dict[str, Any]]:
 
 
 def session_detail(svc: Any, sid: str) -> dict[str, Any] | None:
+    if _bad_key(sid):
+        return None
     with svc.db.read() as s:
         session = s.get(BrowserSession, sid)
         if session is None:
@@ -221,6 +225,8 @@ def session_detail(svc: Any, sid: str) -> dict[str, Any] | None:
 
 
 def user_detail(svc: Any, user_id: str) -> dict[str, Any] | None:
+    if _bad_key(user_id):
+        return None
     with svc.db.read() as s:
         user = s.get(User, user_id)
         if user is None:
@@ -326,6 +332,8 @@ def events(
     limit: int = 200,
 ) -> list[dict[str, Any]]:
     """Recent audit events (or security events), newest first, filtered."""
+    if _unusable(kind, actor, target):
+        return []
     with svc.db.read() as s:
         if security:
             stmt = select(SecurityEvent).order_by(SecurityEvent.at.desc()).limit(limit)
@@ -366,6 +374,8 @@ def events(
 
 def users_search(svc: Any, q: str = "", limit: int = 100) -> list[dict[str, Any]]:
     """Users whose username or email starts with ``q`` (all when empty)."""
+    if _unusable(q):
+        return []
     stmt = select(User).order_by(User.username).limit(limit)
     if q:
         stmt = stmt.where(
@@ -409,6 +419,8 @@ def client_detail(svc: Any, client_id: str) -> dict[str, Any] | None:
     from idp.clients.models import Client
     from idp.clients.services import metadata
 
+    if _bad_key(client_id):
+        return None
     now = svc.clock.now()
     with svc.db.read() as s:
         c = s.get(Client, client_id)
@@ -447,3 +459,261 @@ def keys_list(svc: Any) -> list[dict[str, Any]]:
         }
         for k in svc.keys.list()
     ]
+
+
+# --- page models: built on the read models above, for the HTML dashboard ------------------
+
+
+def _hours(now: dt.datetime) -> list[dt.datetime]:
+    """The ends of the 24 hourly buckets that :func:`overview`'s series use, oldest first."""
+    return [now - dt.timedelta(hours=23 - i) for i in range(24)]
+
+
+def _alive_at(s: Any, model: Any, start: Any, end: Any, expiry: Any, now: dt.datetime) -> list[int]:
+    """How many rows were alive at the end of each hour: one scan, one column per hour."""
+    moments = _hours(now)
+    since = moments[0]
+    columns = [
+        func.sum(case((and_(start <= t, or_(end.is_(None), end > t), expiry > t), 1), else_=0))
+        for t in moments
+    ]
+    row = s.execute(
+        select(*columns)
+        .select_from(model)
+        .where(start <= now, expiry > since, or_(end.is_(None), end > since))
+    ).one()
+    return [int(n or 0) for n in row]
+
+
+def overview_series(svc: Any) -> dict[str, list[int]]:
+    """Hourly series for the overview's charts beyond :func:`overview`'s: live sessions and
+    live refresh families at the end of each of the last 24 hours, and reuse detections."""
+    now = svc.clock.now()
+    since = now - dt.timedelta(hours=24)
+    with svc.db.read() as s:
+        sessions = _alive_at(
+            s,
+            BrowserSession,
+            BrowserSession.created_at,
+            BrowserSession.ended_at,
+            BrowserSession.expires_at,
+            now,
+        )
+        families = _alive_at(
+            s,
+            RefreshFamily,
+            RefreshFamily.created_at,
+            RefreshFamily.revoked_at,
+            RefreshFamily.absolute_expires_at,
+            now,
+        )
+        reuse_at = list(
+            s.scalars(
+                select(SecurityEvent.at).where(
+                    SecurityEvent.kind == "refresh_token_reuse", SecurityEvent.at > since
+                )
+            )
+        )
+    reuse = [0] * 24
+    for moment in reuse_at:
+        index = 23 - int((now - moment).total_seconds() // 3600)
+        if 0 <= index < 24:
+            reuse[index] += 1
+    return {"live_sessions_24h": sessions, "live_families_24h": families, "reuse_24h": reuse}
+
+
+def hour_labels(svc: Any) -> list[str]:
+    """Tooltips for the hourly bars: the hour each bucket ends, in UTC."""
+    return [t.strftime("%H:%M") for t in _hours(svc.clock.now())]
+
+
+def _moment(value: Any) -> dt.datetime | None:
+    """A datetime from a stored ISO string (security event details keep them as text)."""
+    if isinstance(value, dt.datetime):
+        return value
+    try:
+        moment = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _use(details: Any, key: str) -> dict[str, Any]:
+    """One use (``first_use`` or ``reuse``) recorded in a reuse event, never missing keys."""
+    raw = details.get(key) if isinstance(details, dict) else None
+    raw = raw if isinstance(raw, dict) else {}
+    agent = str(raw.get("user_agent") or "")
+    browser, system = describe_agent(agent)
+    return {
+        "at": _moment(raw.get("at")) if raw.get("at") else None,
+        "ip": raw.get("ip"),
+        "user_agent": agent,
+        "browser": browser,
+        "os": system,
+    }
+
+
+def _step(
+    kind: str, at: dt.datetime, ip: str | None, agent: str | None, **more: Any
+) -> dict[str, Any]:
+    browser, system = describe_agent(agent or "")
+    return {
+        "kind": kind,
+        "at": at,
+        "ip": ip,
+        "user_agent": agent or "",
+        "browser": browser,
+        "os": system,
+        **more,
+    }
+
+
+_ORDER = {"issued": 0, "rotated": 1, "reuse": 2, "revoked": 3}
+
+
+def timeline(family: dict[str, Any]) -> list[dict[str, Any]]:
+    """A refresh family (from :func:`session_detail` or :func:`user_detail`) as a time-ordered
+    list of steps: the first issue, each rotation (the use of generation n that issued n+1),
+    each reuse (with both uses, SPEC §6 "RTR") and the revocation."""
+    steps = []
+    for t in family["tokens"]:
+        if t["parent_id"] is None:
+            steps.append(
+                _step(
+                    "issued",
+                    t["issued_at"],
+                    t["issued_ip"],
+                    t["issued_user_agent"],
+                    generation=t["generation"],
+                )
+            )
+        if t["used_at"] is not None:
+            steps.append(
+                _step(
+                    "rotated",
+                    t["used_at"],
+                    t["used_ip"],
+                    t["used_user_agent"],
+                    generation=t["generation"],
+                )
+            )
+    for e in family["events"]:
+        details = e["details"] if isinstance(e["details"], dict) else {}
+        steps.append(
+            {
+                "kind": "reuse" if e["kind"] == "refresh_token_reuse" else e["kind"],
+                "at": e["at"],
+                "generation": details.get("generation"),
+                "newest_generation": details.get("newest_generation"),
+                "first_use": _use(details, "first_use"),
+                "reuse": _use(details, "reuse"),
+            }
+        )
+    if family["revoked_at"] is not None:
+        steps.append(
+            {"kind": "revoked", "at": family["revoked_at"], "reason": family["revoked_reason"]}
+        )
+    return sorted(steps, key=lambda x: (x["at"], _ORDER.get(x["kind"], 2)))
+
+
+def _chain(family: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    if family["revoked_at"] is not None:
+        state = "revoked"
+    elif family["absolute_expires_at"] <= now:
+        state = "expired"
+    else:
+        state = "live"
+    return {
+        **family,
+        "state": state,
+        "reused": any(e["kind"] == "refresh_token_reuse" for e in family["events"]),
+        "generations": len(family["tokens"]),
+        "timeline": timeline(family),
+    }
+
+
+def session_page(svc: Any, sid: str) -> dict[str, Any] | None:
+    """:func:`session_detail` with each refresh chain drawn as a timeline."""
+    detail = session_detail(svc, sid)
+    if detail is None:
+        return None
+    now = svc.clock.now()
+    return {**detail, "chains": [_chain(f, now) for f in detail["families"]]}
+
+
+def user_page(svc: Any, user_id: str) -> dict[str, Any] | None:
+    """:func:`user_detail` with live flags and clients per session, and chain timelines."""
+    detail = user_detail(svc, user_id)
+    if detail is None:
+        return None
+    now = svc.clock.now()
+    idle = dt.timedelta(seconds=svc.config.sessions.idle_timeout)
+    ids = [x["sid"] for x in detail["sessions"]]
+    clients: dict[str, list[str]] = {}
+    if ids:
+        with svc.db.read() as s:
+            for sid, cid in s.execute(
+                select(SessionClient.session_id, SessionClient.client_id).where(
+                    SessionClient.session_id.in_(ids)
+                )
+            ):
+                clients.setdefault(sid, []).append(cid)
+    sessions = [
+        {
+            **x,
+            "clients": sorted(clients.get(x["sid"], [])),
+            "live": x["ended_at"] is None
+            and now < x["expires_at"]
+            and now < x["last_seen_at"] + idle,
+        }
+        for x in detail["sessions"]
+    ]
+    return {
+        **detail,
+        "sessions": sessions,
+        "live_sessions": sum(1 for x in sessions if x["live"]),
+        "chains": [_chain(f, now) for f in detail["families"]],
+    }
+
+
+def users_page(svc: Any, q: str = "") -> list[dict[str, Any]]:
+    """:func:`users_search` with each user's number of live sessions."""
+    users = users_search(svc, q)
+    ids = [u["id"] for u in users]
+    counts: dict[str, int] = {}
+    if ids:
+        now = svc.clock.now()
+        with svc.db.read() as s:
+            counts = {
+                uid: int(n)
+                for uid, n in s.execute(
+                    select(BrowserSession.user_id, func.count())
+                    .where(
+                        BrowserSession.user_id.in_(ids),
+                        BrowserSession.ended_at.is_(None),
+                        BrowserSession.expires_at > now,
+                    )
+                    .group_by(BrowserSession.user_id)
+                )
+            }
+    return [{**u, "live_sessions": counts.get(u["id"], 0)} for u in users]
+
+
+def user_exists(svc: Any, user_id: str) -> bool:
+    if _bad_key(user_id):
+        return False
+    with svc.db.read() as s:
+        return s.get(User, user_id) is not None
+
+
+def session_status(svc: Any, sid: str) -> str | None:
+    """"open" or "ended" for a session, None when there is no such session."""
+    if _bad_key(sid):
+        return None
+    with svc.db.read() as s:
+        ended = s.execute(
+            select(BrowserSession.ended_at).where(BrowserSession.id == sid)
+        ).one_or_none()
+    if ended is None:
+        return None
+    return "open" if ended[0] is None else "ended"

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from idp import migrate
 from tests.conftest import TEST_KEK
 
 
@@ -26,8 +27,16 @@ def run(tmp_path):
             assert proc.returncode == 0, proc.stderr
         return proc
 
-    run("db", "upgrade")
+    migrate.upgrade(f"sqlite:///{tmp_path}/cli.db")
     return run
+
+
+def test_db_upgrade_command(tmp_path):
+    env = {**os.environ, "IDP_DATABASE__URL": f"sqlite:///{tmp_path}/up.db",
+           "IDP_CONFIG": os.devnull}
+    proc = subprocess.run([sys.executable, "-m", "idp.cli", "db", "upgrade"], env=env,
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0 and "database is at head" in proc.stdout
 
 
 def test_users_create_reads_password_from_stdin(run):
@@ -77,3 +86,71 @@ def test_keys_rotate_and_list(run):
     assert all(states[kid] == "active" for kid in rotated)
     assert any(k["state"] == "retired" for k in after) or not before
     assert {"ES256", "RS256"} <= {k["alg"] for k in after}
+
+
+@pytest.fixture
+def live_session(run, tmp_path):
+    """A user logged in through the app on the CLI's database; returns (app, browser)."""
+    from idp import create_app
+    from tests.support.auth import AuthActions
+
+    run("users", "create", "dave", "--password-stdin", stdin="correct horse battery\n")
+    app = create_app({"server": {"instance_path": str(tmp_path), "secret_key": "k"},
+                      "database": {"url": f"sqlite:///{tmp_path}/cli.db"},
+                      "keys": {"kek": TEST_KEK}})
+    browser = AuthActions(app, app.test_client())
+    assert browser.login("dave").status_code == 303
+    yield app, browser
+    app.extensions["idp"].db.dispose()
+
+
+def test_sessions_list_and_kill(run, live_session):
+    _, browser = live_session
+    [row] = [json.loads(line) for line in run("sessions", "list", "--user", "dave")
+             .stdout.splitlines()]
+    assert row["user"] == "dave" and row["ended_at"] is None
+    out = json.loads(run("sessions", "kill", row["sid"], "--reason", "lost phone").stdout)
+    assert out == {"sid": row["sid"], "killed": True, "reason": "lost phone"}
+    assert browser.client.get("/account").status_code == 303
+    assert run("sessions", "list", "--user", "dave").stdout == ""
+    assert run("sessions", "kill", "nope", check=False).returncode == 1
+
+
+def test_tokens_revoke_user_kills_everything(run, live_session):
+    _, browser = live_session
+    out = json.loads(run("tokens", "revoke-user", "dave").stdout)
+    assert out == {"user": "dave", "sessions_killed": 1}
+    assert browser.client.get("/account").status_code == 303
+
+
+def test_users_disable_and_enable(run, live_session):
+    _, browser = live_session
+    run("users", "disable", "dave")
+    assert browser.client.get("/account").status_code == 303
+    assert browser.login("dave").status_code == 401
+    run("users", "enable", "dave")
+    assert browser.login("dave").status_code == 303
+
+
+def test_clients_rotate_secret_and_revoke_tokens(run, live_session):
+    app, _ = live_session
+    created = json.loads(run("clients", "create", "batch", "--grant", "client_credentials",
+                             "--scope", "jobs").stdout)
+    client = app.test_client()
+    old = client.post("/token", data={"grant_type": "client_credentials"},
+                      auth=("batch", created["client_secret"]))
+    assert old.status_code == 200
+    new = json.loads(run("clients", "rotate-secret", "batch").stdout)["client_secret"]
+    assert client.post("/token", data={"grant_type": "client_credentials"},
+                       auth=("batch", created["client_secret"])).status_code == 401
+    fresh = client.post("/token", data={"grant_type": "client_credentials"},
+                        auth=("batch", new))
+    assert fresh.status_code == 200
+    out = json.loads(run("clients", "revoke-tokens", "batch").stdout)
+    assert out["client_id"] == "batch"
+    info = client.post("/introspect", data={"token": fresh.get_json()["access_token"]},
+                       auth=("batch", new))
+    assert info.get_json() == {"active": False}
+    listed = [json.loads(line)["client_id"] for line in run("clients", "list").stdout
+              .splitlines()]
+    assert "batch" in listed

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, g, redirect, render_template, request
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from idp.accounts import services as accounts
@@ -12,6 +13,9 @@ from idp.audit.services import record
 from idp.ext import services
 from idp.sessions import cookie
 from idp.sessions import services as sessions
+from idp.sessions.agents import describe_agent
+from idp.sessions.kill import kill_session
+from idp.sessions.models import BrowserSession
 from idp.web import client_ip, form_text
 
 bp = Blueprint("accounts", __name__)
@@ -120,4 +124,43 @@ def account() -> Response | str:
     current = cookie.current()
     if current is None:
         return redirect("/login?next=/account", code=303)
-    return render_template("account.html", user=current.user, session=current)
+    svc = services()
+    now = svc.clock.now()
+    with svc.db.read() as s:
+        own = list(
+            s.scalars(
+                select(BrowserSession)
+                .where(
+                    BrowserSession.user_id == current.user_id,
+                    BrowserSession.ended_at.is_(None),
+                    BrowserSession.expires_at > now,
+                )
+                .order_by(BrowserSession.last_seen_at.desc())
+            )
+        )
+        live = [x for x in own if x.is_live(now, svc.config.sessions.idle_timeout)]
+    devices = [(x, *describe_agent(x.user_agent)) for x in live]
+    return render_template("account.html", user=current.user, session=current, devices=devices)
+
+
+@bp.route("/account/sessions/<sid>/end", methods=["POST"])
+def end_other_session(sid: str) -> Response:
+    """ASVS 7.4.3: users can end their other sessions (a lost phone, a shared computer)."""
+    current = cookie.current()
+    if current is None:
+        return redirect("/login?next=/account", code=303)
+    svc = services()
+    with svc.db.read() as s:
+        target = s.get(BrowserSession, sid[:64])
+        owned = target is not None and target.user_id == current.user_id
+    if not owned:
+        abort(404)
+    kill_session(
+        svc,
+        sid,
+        actor=current.user.username,
+        action="session.end_other",
+        reason="signed out by the user from another device",
+        ip=client_ip(),
+    )
+    return redirect("/account", code=303)

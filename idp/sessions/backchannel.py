@@ -18,7 +18,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from idp.clients.models import Client
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 BACKOFF = (0, 5, 30, 120, 600)  # seconds before attempt n+1
 TIMEOUT = 5
+LEASE = 3 * TIMEOUT
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -135,9 +136,8 @@ class Notifier:
             )
         for delivery in due:
             client = clients.get(delivery.client_id)
-            if client is None:
-                continue
-            self._attempt(delivery, client)
+            if client is not None and self._claim(delivery.id, now):
+                self._attempt(delivery, client)
         with self.svc.db.read() as s:
             return (
                 s.scalar(
@@ -147,6 +147,23 @@ class Notifier:
                 )
                 is not None
             )
+
+    def _claim(self, delivery_id: str, now: dt.datetime) -> bool:
+        """Leases a due delivery to this worker, so that no two processes send it at once."""
+        with self.svc.db.transaction() as s:
+            result: Any = s.execute(
+                update(BackchannelDelivery)
+                .where(
+                    BackchannelDelivery.id == delivery_id,
+                    BackchannelDelivery.status == "pending",
+                    or_(
+                        BackchannelDelivery.next_attempt_at.is_(None),
+                        BackchannelDelivery.next_attempt_at <= now,
+                    ),
+                )
+                .values(next_attempt_at=now + dt.timedelta(seconds=LEASE))
+            )
+            return bool(result.rowcount == 1)
 
     def _attempt(self, delivery: BackchannelDelivery, client: Client) -> None:
         token = self.logout_token(client, delivery.session_id, delivery.user_id)

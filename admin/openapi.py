@@ -1,0 +1,697 @@
+"""The OpenAPI 3.1 description of the admin REST API (served at /admin/api/openapi.json).
+
+It is also the API's input contract: ``admin.api.common`` checks path parameters, query
+strings and request bodies against the operation described here, so the document cannot
+drift from what the API accepts. Patterns are anchored and kept to the subset of regular
+expressions that ECMA-262 and Python read alike.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from idp.clients.models import ADMIN_SCOPE
+from idp.clients.services import GRANTS
+from idp.config import SUPPORTED_ALGS
+
+# Text an operator types (reasons): no C0 control characters but tab and newlines, no DEL.
+# NUL in particular would reach PostgreSQL, which refuses it in text.
+TEXT = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$"
+LINE = r"^[^\u0000-\u001f\u007f]*$"  # one line: no control characters at all
+URI = r"^[!-~]+$"  # RFC 3986: printable ASCII, no spaces
+ID = r"^[A-Za-z0-9_-]{1,64}$"
+CLIENT_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
+CLAIM_NAME = r"^[A-Za-z0-9_:/.-]{1,100}$"
+SCOPE = r"^[ !#-\[\]-~]*$"  # RFC 6749 §3.3 scope-token characters and spaces
+CURSOR = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,15}(Z|[+-][0-9]{2}:[0-9]{2})?\|[A-Za-z0-9_-]{1,64}$"
+
+DATETIME = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC."}
+MAYBE_DATETIME = {"type": ["string", "null"], "format": "date-time"}
+STRING = {"type": "string"}
+MAYBE_STRING = {"type": ["string", "null"]}
+INTEGER = {"type": "integer"}
+BOOLEAN = {"type": "boolean"}
+DETAILS = {"type": "object", "description": "Free-form details of the event."}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _list_of(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": schema}
+
+
+def _object(required: list[str] | None = None, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(properties) if required is None else required,
+        "properties": properties,
+    }
+
+
+def _uris(what: str) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "maxItems": 50,
+        "description": what,
+        "items": {"type": "string", "maxLength": 2000, "pattern": URI},
+    }
+
+
+CLAIMS = {
+    "description": "Private claims put in this client's tokens: an object of NAME: VALUE, or "
+    'a list of "NAME=VALUE" strings as on the command line. A VALUE of user:ATTR copies a '
+    "user attribute. Registered JWT and OIDC claim names are refused.",
+    "anyOf": [
+        {
+            "type": "object",
+            "maxProperties": 50,
+            "propertyNames": {"pattern": CLAIM_NAME},
+            "additionalProperties": {"type": "string", "maxLength": 1000, "pattern": LINE},
+        },
+        {
+            "type": "array",
+            "maxItems": 50,
+            "items": {"type": "string", "maxLength": 1101, "pattern": LINE},
+        },
+    ],
+}
+BACKCHANNEL_URI = {"type": "string", "maxLength": 2000, "pattern": URI}
+CLIENT_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": LINE}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        **_object(
+            error={"type": "string", "description": "An RFC 6749 §5.2 style error code."},
+            error_description=STRING,
+        ),
+        "description": "Every error, whatever the status.",
+    },
+    # --- requests -----------------------------------------------------------------------
+    "Reason": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "reason": {"type": "string", "maxLength": 500, "pattern": TEXT},
+        },
+        "description": "Why the operator does this; kept in the audit trail.",
+    },
+    "RequiredReason": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["reason"],
+        "properties": {
+            "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": TEXT},
+        },
+        "description": "Why the operator does this (not blank); kept in the audit trail.",
+    },
+    "ClientCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["client_id"],
+        "description": "The options of `idp clients create`.",
+        "properties": {
+            "client_id": {"type": "string", "pattern": CLIENT_ID},
+            "redirect_uris": _uris("Exact redirect URIs; required for authorization_code."),
+            "public": {
+                "type": "boolean",
+                "default": False,
+                "description": "A public client has no secret (PKCE only).",
+            },
+            "grant_types": {
+                "type": "array",
+                "maxItems": len(GRANTS),
+                "items": {"type": "string", "enum": list(GRANTS)},
+                "description": "Default: authorization_code (client_credentials for an "
+                "admin client).",
+            },
+            "scope": {
+                "type": "string",
+                "maxLength": 1000,
+                "pattern": SCOPE,
+                "default": "openid profile email offline_access",
+            },
+            "claims": CLAIMS,
+            "backchannel_logout_uri": BACKCHANNEL_URI,
+            "post_logout_redirect_uris": _uris("Where RP-initiated logout may return."),
+            "name": {**CLIENT_NAME, "description": "Shown on the consent screen."},
+            "first_party": {
+                "type": "boolean",
+                "default": False,
+                "description": "Skips the consent screen.",
+            },
+            "admin_client": {
+                "type": "boolean",
+                "default": False,
+                "description": f"May obtain the {ADMIN_SCOPE} scope (client_credentials).",
+            },
+            "id_token_alg": {
+                "type": "string",
+                "enum": list(SUPPORTED_ALGS),
+                "description": "id_token_signed_response_alg; RS256 when absent.",
+            },
+        },
+    },
+    "ClientPatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "description": "The fields to change; the others stay as they are.",
+        "properties": {
+            "redirect_uris": _uris("Replaces the redirect URIs."),
+            "post_logout_redirect_uris": _uris("Replaces the post-logout redirect URIs."),
+            "backchannel_logout_uri": {
+                "type": ["string", "null"],
+                "maxLength": 2000,
+                "pattern": r"^[!-~]*$",
+                "description": "An empty string or null removes it.",
+            },
+            "claims": CLAIMS,
+            "name": CLIENT_NAME,
+        },
+    },
+    # --- responses ----------------------------------------------------------------------
+    "Session": _object(
+        sid=STRING,
+        user={"type": "string", "description": "Username."},
+        user_id=STRING,
+        clients=_list_of(STRING),
+        ip=STRING,
+        user_agent=STRING,
+        browser=STRING,
+        os=STRING,
+        created_at=DATETIME,
+        last_seen_at=DATETIME,
+        expires_at=DATETIME,
+        auth_time=DATETIME,
+        ended_at=MAYBE_DATETIME,
+        end_reason=MAYBE_STRING,
+    ),
+    "SessionPage": _object(
+        sessions=_list_of(_ref("Session")),
+        next_cursor={
+            "type": ["string", "null"],
+            "description": "Pass as `after` for the next page; null on the last page.",
+        },
+    ),
+    "RefreshToken": _object(
+        id=STRING,
+        generation=INTEGER,
+        parent_id=MAYBE_STRING,
+        scope=STRING,
+        issued_at=DATETIME,
+        issued_ip=MAYBE_STRING,
+        issued_user_agent=MAYBE_STRING,
+        used_at=MAYBE_DATETIME,
+        used_ip=MAYBE_STRING,
+        used_user_agent=MAYBE_STRING,
+        expires_at=DATETIME,
+    ),
+    "Family": _object(
+        id=STRING,
+        client_id=STRING,
+        user_id=STRING,
+        session_id=MAYBE_STRING,
+        scope=STRING,
+        created_at=DATETIME,
+        last_used_at=DATETIME,
+        absolute_expires_at=DATETIME,
+        revoked_at=MAYBE_DATETIME,
+        revoked_reason=MAYBE_STRING,
+        tokens=_list_of(_ref("RefreshToken")),
+        events=_list_of(_object(at=DATETIME, kind=STRING, details=DETAILS)),
+    ),
+    "Delivery": _object(
+        client_id=STRING,
+        uri=STRING,
+        status={"type": "string", "enum": ["pending", "delivered", "failed"]},
+        attempts=INTEGER,
+        last_error=MAYBE_STRING,
+        last_status_code={"type": ["integer", "null"]},
+        last_attempt_at=MAYBE_DATETIME,
+    ),
+    "SessionDetail": _object(
+        session=_ref("Session"),
+        live=BOOLEAN,
+        families=_list_of(_ref("Family")),
+        deliveries=_list_of(_ref("Delivery")),
+    ),
+    "SessionKilled": _object(sid=STRING, killed=BOOLEAN, reason=STRING, ended_at=DATETIME),
+    "User": _object(
+        id=STRING,
+        username=STRING,
+        email=MAYBE_STRING,
+        name=MAYBE_STRING,
+        is_admin=BOOLEAN,
+        disabled=BOOLEAN,
+        created_at=DATETIME,
+    ),
+    "UserList": _object(users=_list_of(_ref("User"))),
+    "UserDetail": _object(
+        user=_ref("User"),
+        sessions=_list_of(_ref("Session")),
+        families=_list_of(_ref("Family")),
+        consents=_list_of(_object(client_id=STRING, scope=STRING, granted_at=DATETIME)),
+    ),
+    "UserSessionsKilled": _object(user_id=STRING, sessions_killed=INTEGER),
+    "ClientMetadata": _object(
+        client_id=STRING,
+        client_name=STRING,
+        redirect_uris=_list_of(STRING),
+        grant_types=_list_of(STRING),
+        response_types=_list_of(STRING),
+        scope=STRING,
+        token_endpoint_auth_method={
+            "type": "string",
+            "enum": ["none", "client_secret_basic"],
+        },
+        claims={"type": "object", "additionalProperties": STRING},
+        first_party=BOOLEAN,
+        id_token_signed_response_alg=STRING,
+        backchannel_logout_uri=MAYBE_STRING,
+        post_logout_redirect_uris=_list_of(STRING),
+    ),
+    "Client": {
+        "allOf": [
+            _ref("ClientMetadata"),
+            _object(disabled=BOOLEAN, is_admin_client=BOOLEAN, created_at=DATETIME),
+        ]
+    },
+    "ClientDetail": {
+        "allOf": [
+            _ref("Client"),
+            _object(live_families={"type": "integer", "description": "Live refresh families."}),
+        ]
+    },
+    "ClientList": _object(clients=_list_of(_ref("Client"))),
+    "ClientCreated": {
+        "allOf": [
+            _ref("ClientMetadata"),
+            _object(
+                required=[],
+                client_secret={
+                    "type": "string",
+                    "description": "Shown this once; absent for a public client.",
+                },
+            ),
+        ]
+    },
+    "ClientSecret": _object(client_id=STRING, client_secret=STRING),
+    "ClientTokensRevoked": _object(client_id=STRING, families_revoked=INTEGER),
+    "Key": _object(
+        kid=STRING,
+        alg={"type": "string", "enum": list(SUPPORTED_ALGS)},
+        state={"type": "string", "enum": ["next", "active", "retired"]},
+        created_at=DATETIME,
+        activated_at=MAYBE_DATETIME,
+        retired_at=MAYBE_DATETIME,
+        remove_after=MAYBE_DATETIME,
+        age_days={"type": "number"},
+    ),
+    "KeyList": _object(keys=_list_of(_ref("Key"))),
+    "KeysRotated": _object(
+        active={**_list_of(STRING), "description": "The kids that became active."},
+        keys=_list_of(_ref("Key")),
+    ),
+    "Overview": _object(
+        live_sessions=INTEGER,
+        live_families=INTEGER,
+        logins_24h={**_list_of(INTEGER), "description": "Per hour, oldest first."},
+        issued_24h=_list_of(INTEGER),
+        refreshed_24h=_list_of(INTEGER),
+        recent_reuse=_list_of(
+            _object(
+                at=DATETIME,
+                user_id=MAYBE_STRING,
+                client_id=MAYBE_STRING,
+                session_id=MAYBE_STRING,
+                family_id=MAYBE_STRING,
+                details=DETAILS,
+            )
+        ),
+    ),
+    "AuditEvent": _object(
+        at=DATETIME,
+        actor={"type": "string", "description": 'A username, "cli", or "client:<id>".'},
+        action=STRING,
+        target=MAYBE_STRING,
+        reason=MAYBE_STRING,
+        ip=MAYBE_STRING,
+        details=DETAILS,
+    ),
+    "AuditEventList": _object(events=_list_of(_ref("AuditEvent"))),
+    "SecurityEvent": _object(
+        at=DATETIME,
+        kind=STRING,
+        user_id=MAYBE_STRING,
+        client_id=MAYBE_STRING,
+        session_id=MAYBE_STRING,
+        family_id=MAYBE_STRING,
+        details=DETAILS,
+    ),
+    "SecurityEventList": _object(events=_list_of(_ref("SecurityEvent"))),
+}
+
+ERRORS = {
+    400: "The request is malformed: bad query parameter, JSON body or field.",
+    401: "No valid Bearer access token.",
+    403: f"The token lacks {ADMIN_SCOPE}, or its client is not an admin client.",
+    404: "No such object.",
+    413: "The request body is too large.",
+    415: "The request body is not application/json.",
+}
+
+
+def _path(name: str, what: str, pattern: str = ID) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": what,
+        "schema": {"type": "string", "pattern": pattern},
+    }
+
+
+def _query(name: str, what: str, **schema: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": what,
+        "schema": {"type": "string", "pattern": LINE, **schema},
+    }
+
+
+def _limit(default: int, maximum: int) -> dict[str, Any]:
+    return {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "How many to return at most.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+    }
+
+
+def _op(
+    operation_id: str,
+    summary: str,
+    response: str,
+    *,
+    tag: str,
+    params: list[dict[str, Any]] | None = None,
+    body: str | None = None,
+    body_required: bool = False,
+    status: int = 200,
+    public: bool = False,
+) -> dict[str, Any]:
+    """One operation: a summary, its inputs, its success response and its errors."""
+    params = params or []
+    codes = [] if public else [401, 403]
+    if any(p["in"] == "query" for p in params):
+        codes.append(400)
+    if any(p["in"] == "path" for p in params):
+        codes.append(404)
+    if body:
+        codes += [400, 413, 415]
+    op: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "tags": [tag],
+        "responses": {
+            str(status): {
+                "description": "OK" if status == 200 else "Created",
+                "content": {"application/json": {"schema": _ref(response)}},
+            },
+            **{
+                str(code): {"$ref": f"#/components/responses/E{code}"}
+                for code in sorted(set(codes))
+            },
+        },
+    }
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = {
+            "required": body_required,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
+    if public:
+        op["security"] = []
+    return op
+
+
+SID = _path("sid", "The session id (the `sid` claim of its tokens).")
+USER_ID = _path("user_id", "The user's id.")
+CLIENT = _path("client_id", "The client_id.", CLIENT_ID)
+AUDITED = " Audited."
+
+PATHS: dict[str, Any] = {
+    "/openapi.json": {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document.",
+            "tags": ["meta"],
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        }
+    },
+    "/overview": {
+        "get": _op("getOverview", "Live counts and 24-hour series.", "Overview", tag="overview")
+    },
+    "/sessions": {
+        "get": _op(
+            "listSessions",
+            "Live browser sessions, newest first, a page at a time (keyset cursor).",
+            "SessionPage",
+            tag="sessions",
+            params=[
+                _query("user", "Only this username's sessions.", maxLength=150),
+                _query("client", "Only sessions in which this client got tokens.", maxLength=100),
+                _query("ip", "Only sessions from this IP address.", maxLength=64),
+                _query(
+                    "after",
+                    "The `next_cursor` of the previous page.",
+                    maxLength=120,
+                    pattern=CURSOR,
+                ),
+                _limit(50, 200),
+            ],
+        )
+    },
+    "/sessions/{sid}": {
+        "get": _op(
+            "getSession",
+            "A session with its refresh families, tokens and back-channel deliveries.",
+            "SessionDetail",
+            tag="sessions",
+            params=[SID],
+        )
+    },
+    "/sessions/{sid}/kill": {
+        "post": _op(
+            "killSession",
+            "End the session everywhere: its refresh families are revoked, its access "
+            "tokens denied, relying apps get a back-channel logout." + AUDITED,
+            "SessionKilled",
+            tag="sessions",
+            params=[SID],
+            body="RequiredReason",
+            body_required=True,
+        )
+    },
+    "/users": {
+        "get": _op(
+            "searchUsers",
+            "Users whose username or email starts with `q` (all when empty).",
+            "UserList",
+            tag="users",
+            params=[
+                _query("q", "Prefix of a username or email.", maxLength=320),
+                _limit(100, 200),
+            ],
+        )
+    },
+    "/users/{user_id}": {
+        "get": _op(
+            "getUser",
+            "A user with their sessions, refresh families and consents.",
+            "UserDetail",
+            tag="users",
+            params=[USER_ID],
+        )
+    },
+    "/users/{user_id}/kill-sessions": {
+        "post": _op(
+            "killUserSessions",
+            "Kill every session and refresh family of the user." + AUDITED,
+            "UserSessionsKilled",
+            tag="users",
+            params=[USER_ID],
+            body="Reason",
+        )
+    },
+    "/users/{user_id}/disable": {
+        "post": _op(
+            "disableUser",
+            "Disable the user: they cannot log in, and everything they hold is killed."
+            + AUDITED,
+            "User",
+            tag="users",
+            params=[USER_ID],
+            body="Reason",
+        )
+    },
+    "/users/{user_id}/enable": {
+        "post": _op(
+            "enableUser",
+            "Enable a disabled user." + AUDITED,
+            "User",
+            tag="users",
+            params=[USER_ID],
+            body="Reason",
+        )
+    },
+    "/clients": {
+        "get": _op("listClients", "Every client.", "ClientList", tag="clients"),
+        "post": _op(
+            "createClient",
+            "Register a client; its secret is in this response only." + AUDITED,
+            "ClientCreated",
+            tag="clients",
+            body="ClientCreate",
+            body_required=True,
+            status=201,
+        ),
+    },
+    "/clients/{client_id}": {
+        "get": _op(
+            "getClient",
+            "A client's metadata and live refresh-family count.",
+            "ClientDetail",
+            tag="clients",
+            params=[CLIENT],
+        ),
+        "patch": _op(
+            "updateClient",
+            "Change a client's URIs, private claims or name." + AUDITED,
+            "ClientDetail",
+            tag="clients",
+            params=[CLIENT],
+            body="ClientPatch",
+            body_required=True,
+        ),
+    },
+    "/clients/{client_id}/rotate-secret": {
+        "post": _op(
+            "rotateClientSecret",
+            "A new secret, shown once; the old one stops working at once." + AUDITED,
+            "ClientSecret",
+            tag="clients",
+            params=[CLIENT],
+            body="Reason",
+        )
+    },
+    "/clients/{client_id}/revoke-tokens": {
+        "post": _op(
+            "revokeClientTokens",
+            "Revoke every refresh family and live access token of the client." + AUDITED,
+            "ClientTokensRevoked",
+            tag="clients",
+            params=[CLIENT],
+            body="Reason",
+        )
+    },
+    "/keys": {
+        "get": _op("listKeys", "Signing keys: next, active and retired.", "KeyList", tag="keys")
+    },
+    "/keys/rotate": {
+        "post": _op(
+            "rotateKeys",
+            "Promote the next key of every algorithm; the old active key stays published "
+            "until its tokens expire." + AUDITED,
+            "KeysRotated",
+            tag="keys",
+            body="Reason",
+        )
+    },
+    "/audit": {
+        "get": _op(
+            "listAuditEvents",
+            "Operator and user actions, newest first.",
+            "AuditEventList",
+            tag="events",
+            params=[
+                _query("action", "Only this action, e.g. session.kill.", maxLength=100),
+                _query("actor", 'Only this actor, e.g. "client:ops".', maxLength=200),
+                _query("target", "Only events about this object id.", maxLength=200),
+                _limit(200, 500),
+            ],
+        )
+    },
+    "/security-events": {
+        "get": _op(
+            "listSecurityEvents",
+            "What attackers did or tried (refresh-token reuse, code replay), newest first.",
+            "SecurityEventList",
+            tag="events",
+            params=[
+                _query("kind", "Only this kind, e.g. refresh_token_reuse.", maxLength=50),
+                _limit(200, 500),
+            ],
+        )
+    },
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "idp admin API",
+        "version": "1",
+        "description": "Operate idp from scripts: sessions, users, clients, keys and the "
+        "audit trail. Authenticate with a Bearer access token carrying the "
+        f"`{ADMIN_SCOPE}` scope, which only admin clients obtain, from the token endpoint "
+        "with the client_credentials grant (`idp clients create ops --admin-client`). "
+        "Errors are JSON objects with `error` and `error_description`; datetimes are "
+        "ISO 8601 in UTC. Every state-changing call is audited with the client as the actor.",
+    },
+    "servers": [{"url": "/admin/api"}],
+    "security": [{"bearerAuth": []}],
+    "tags": [
+        {"name": name}
+        for name in ("overview", "sessions", "users", "clients", "keys", "events", "meta")
+    ],
+    "paths": PATHS,
+    "components": {
+        "securitySchemes": {
+            "bearerAuth": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": f"An access token with scope {ADMIN_SCOPE} from an admin "
+                "client (client_credentials grant at /token).",
+            }
+        },
+        "schemas": SCHEMAS,
+        "responses": {
+            f"E{code}": {
+                "description": what,
+                "content": {"application/json": {"schema": _ref("Error")}},
+            }
+            for code, what in ERRORS.items()
+        },
+    },
+}
+
+
+def document(server_url: str) -> dict[str, Any]:
+    """The document with its server URL set to where the API is mounted."""
+    doc = copy.deepcopy(DOCUMENT)
+    doc["servers"] = [{"url": server_url}]
+    return doc

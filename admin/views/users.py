@@ -1,0 +1,78 @@
+"""Users: search, one user's sessions, chains and consents, and the actions on them
+(ASVS 7.4.2 and 7.4.5: disabling ends every session; admins can end a user's sessions)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, g, redirect, render_template, url_for
+from werkzeug.wrappers import Response
+
+from admin import queries
+from admin.auth import admin_required, audit, fresh_auth_required
+from admin.views.common import FormError, actor, arg, ip, not_found, page, reason
+from idp.accounts.services import revoke_user_tokens, set_disabled
+from idp.ext import services
+
+bp = Blueprint("users", __name__)
+
+
+@bp.route("/users")
+@admin_required
+def index() -> str:
+    q = arg("q", 150)
+    return render_template("users.html", users=queries.users_page(services(), q), q=q)
+
+
+def _user(user_id: str, status: int = 200, error: str | None = None) -> Response:
+    svc = services()
+    detail = queries.user_page(svc, user_id)
+    if detail is None:
+        not_found("There is no such user.")
+    recent = queries.events(svc, target=user_id, limit=20)
+    return page("user.html", status, d=detail, audit_events=recent, error=error)
+
+
+@bp.route("/users/<user_id>")
+@admin_required
+def detail(user_id: str) -> Response:
+    return _user(user_id)
+
+
+def _checked(user_id: str) -> str | Response:
+    """The reason for an action on an existing user, or the page again with the error."""
+    if not queries.user_exists(services(), user_id):
+        not_found("There is no such user.")
+    try:
+        return reason()
+    except FormError as exc:
+        return _user(user_id, 400, str(exc))
+
+
+@bp.post("/users/<user_id>/kill-sessions")
+@fresh_auth_required
+def kill_sessions(user_id: str) -> Response:
+    why = _checked(user_id)
+    if isinstance(why, Response):
+        return why
+    svc = services()
+    # Every session (each kill audits itself) and every refresh family, even those whose
+    # session already ended: offline_access tokens outlive the browser session.
+    killed = revoke_user_tokens(svc, user_id, actor=actor(), reason=why, ip=ip())
+    with svc.db.transaction() as s:
+        audit(s, "user.kill_sessions", target=user_id, reason=why, sessions=killed)
+    flash(f"Killed {killed} session(s) and revoked every refresh token of the user.", "ok")
+    return redirect(url_for("users.detail", user_id=user_id), code=303)
+
+
+@bp.post("/users/<user_id>/disable", defaults={"disabled": True})
+@bp.post("/users/<user_id>/enable", defaults={"disabled": False})
+@fresh_auth_required
+def set_state(user_id: str, disabled: bool) -> Response:
+    why = _checked(user_id)
+    if isinstance(why, Response):
+        return why
+    if disabled and user_id == g.admin_user.id:
+        return _user(user_id, 400, "You cannot disable your own account.")
+    # set_disabled audits itself, and disabling kills every session and refresh family.
+    set_disabled(services(), user_id, disabled, actor=actor(), reason=why, ip=ip())
+    flash("User disabled: every session ended." if disabled else "User enabled.", "ok")
+    return redirect(url_for("users.detail", user_id=user_id), code=303)
