@@ -49,11 +49,14 @@ def create_app(
     from idp.accounts.services import Throttle
     from idp.db import Database
     from idp.ext import Services
+    from idp.janitor import Janitor
     from idp.keys import crypto
     from idp.keys import views as key_views
     from idp.keys.services import KeyService
     from idp.oauth import discovery, server
     from idp.oauth import views as oauth_views
+    from idp.revocations import views as revocation_views
+    from idp.revocations.service import Revocations
     from idp.sessions import views as session_views
     from idp.sessions.backchannel import Notifier
     from idp.sessions.services import SessionPolicy
@@ -102,7 +105,10 @@ def create_app(
         session_policy=SessionPolicy(cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout),
     )
     app.extensions["idp"] = svc
+    svc.revocations = Revocations(db, state, clock)
     svc.notifier = Notifier(svc)
+    janitor = Janitor(svc)
+    app.before_request(janitor.maybe_run)
 
     csrf = CSRFProtect(app)
     server.init_app(app, svc)
@@ -112,6 +118,7 @@ def create_app(
         oauth_views.bp,
         discovery.bp,
         key_views.bp,
+        revocation_views.bp,
         health.bp,
     ):
         app.register_blueprint(bp)

@@ -62,6 +62,14 @@ def serve(host: str | None, port: int | None) -> None:
     app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
 
 
+@cli.command()
+def janitor() -> None:
+    """Purge expired deny-list entries, codes, token records and retired keys."""
+    from idp.janitor import purge
+
+    click.echo(json.dumps(purge(_app().extensions["idp"])))
+
+
 @cli.group()
 def db() -> None:
     """Database schema."""

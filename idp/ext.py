@@ -28,6 +28,7 @@ class Services:
     oauth: Any = None  # the authlib AuthorizationServer, set by idp.oauth.server
     kill_hooks: list[Any] = field(default_factory=list)
     notifier: Any = None  # idp.sessions.backchannel.Notifier
+    revocations: Any = None  # idp.revocations.service.Revocations
 
     def algs_in_use(self) -> set[str]:
         t = self.config.tokens

@@ -7,6 +7,7 @@ from idp.db import Base
 from idp.keys.models import SigningKey
 from idp.oauth.models import AuthorizationCode
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
+from idp.revocations.models import RevocationEntry
 from idp.sessions.models import BrowserSession, SessionClient
 from idp.state.models import StateEntry
 
@@ -20,6 +21,7 @@ __all__ = [
     "FamilyAccessToken",
     "RefreshFamily",
     "RefreshToken",
+    "RevocationEntry",
     "SecurityEvent",
     "SessionClient",
     "SigningKey",

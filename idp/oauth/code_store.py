@@ -12,6 +12,7 @@ from idp.accounts.models import User
 from idp.clock import Clock
 from idp.db import Database
 from idp.oauth.models import AuthorizationCode
+from idp.revocations.service import Revocations
 from idp.sessions.models import BrowserSession
 from idp.state.store import StateStore
 
@@ -22,11 +23,18 @@ def code_hash(code: str) -> str:
 
 class SqlCodeStore:
     def __init__(
-        self, db: Database, clock: Clock, state: StateStore, ttl: int, revoke_family: Any = None
+        self,
+        db: Database,
+        clock: Clock,
+        state: StateStore,
+        revocations: Revocations,
+        ttl: int,
+        revoke_family: Any = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.state = state
+        self.revocations = revocations
         self.ttl = ttl
         # Set by the refresh-token service: revokes the refresh family born of a code.
         self.revoke_family = revoke_family
@@ -72,8 +80,8 @@ class SqlCodeStore:
         self.state.deny(f"code:{row.id}", row.created_at + dt.timedelta(hours=1))
         issued = row.issued or {}
         if issued.get("jti"):
-            self.state.deny(
-                f"jti:{issued['jti']}", dt.datetime.fromtimestamp(issued["exp"], dt.UTC)
+            self.revocations.revoke(
+                "jti", issued["jti"], dt.datetime.fromtimestamp(issued["exp"], dt.UTC)
             )
         if self.revoke_family is not None:
             self.revoke_family(row.id, "authorization code replayed")
@@ -86,7 +94,7 @@ class SqlCodeStore:
                 .values(issued={"jti": jti, "exp": int(expires_at.timestamp())})
             )
         if self.state.is_denied(f"code:{code.id}"):
-            self.state.deny(f"jti:{jti}", expires_at)
+            self.revocations.revoke("jti", jti, expires_at)
 
     def user_for(self, code: AuthorizationCode) -> User | None:
         now = self.clock.now()

@@ -52,7 +52,7 @@ class TokenRegistry:
     def revoke(self, record: AccessTokenRecord | RefreshTokenRecord, client_id: str) -> None:
         if isinstance(record, AccessTokenRecord):
             exp = dt.datetime.fromtimestamp(int(record.claims["exp"]), dt.UTC)
-            self.svc.state.deny(f"jti:{record.claims['jti']}", exp)
+            self.svc.revocations.revoke("jti", str(record.claims["jti"]), exp)
             return
         revoked = self.refresh.revoke(
             RefreshFamily.id == record.state.family.id, f"revoked by client {client_id}"
@@ -62,7 +62,7 @@ class TokenRegistry:
     def deny(self, revoked: Revoked) -> None:
         """Puts the access tokens of revoked families on the deny list."""
         for jti, expires_at in revoked.access_tokens:
-            self.svc.state.deny(f"jti:{jti}", expires_at)
+            self.svc.revocations.revoke("jti", jti, expires_at)
 
     def introspect(self, record: AccessTokenRecord | RefreshTokenRecord) -> dict[str, Any]:
         iss = self.svc.config.server.issuer

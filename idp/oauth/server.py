@@ -55,6 +55,7 @@ class IdpAuthorizationServer(AuthorizationServer):
             svc.db,
             svc.clock,
             svc.state,
+            svc.revocations,
             t.authorization_code_ttl,
             revoke_family=self.revoke_code_family,
         )

@@ -36,7 +36,9 @@ def kill_session(
     """Kills the session; returns it (None when there is no such session)."""
     now = svc.clock.now()
     # Deny first: if the store is down this raises and nothing claims to be killed.
-    svc.state.deny(f"sid:{session_id}", now + dt.timedelta(seconds=svc.config.longest_token_ttl))
+    svc.revocations.revoke(
+        "sid", session_id, now + dt.timedelta(seconds=svc.config.longest_token_ttl)
+    )
     with svc.db.transaction() as db:
         session = sessions.end(db, svc.clock, session_id, reason)
         if session is None:
