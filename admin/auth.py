@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from flask import Flask, abort, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -77,7 +78,7 @@ def fresh_auth_required(view: F) -> F:
         if session is None:
             return redirect(login_url(), code=303)
         if not recently_authenticated(session):
-            back = request.referrer or url_for("pages.overview")
+            back = safe_back(request.form.get("back"))
             return Response(
                 render_template("reauth.html", back=back, error=None),
                 status=401,
@@ -88,14 +89,25 @@ def fresh_auth_required(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def safe_back(target: str | None) -> str:
+    """Where to return after re-authentication: a path inside the dashboard (the forms of
+    destructive actions carry their page in a hidden ``back`` field), else the overview."""
+    root = request.script_root + "/"
+    if target:
+        parts = urlsplit(target)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        same_site = not parts.netloc or parts.netloc == request.host
+        if same_site and path.startswith(root) and not path.startswith("//") and "\\" not in path:
+            return path
+    return str(url_for("pages.overview"))
+
+
 def reauth() -> Response | str:
     """Re-authentication: the password again renews the session's auth_time."""
     session = current_admin()
     if session is None:
         return redirect(login_url(), code=303)
-    back = request.values.get("back") or url_for("pages.overview")
-    if not back.startswith("/") or back.startswith("//"):
-        back = url_for("pages.overview")
+    back = safe_back(request.values.get("back"))
     if request.method == "GET":
         return render_template("reauth.html", back=back, error=None)
     svc = services()

@@ -24,7 +24,7 @@ ID = r"^[A-Za-z0-9_-]{1,64}$"
 CLIENT_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 CLAIM_NAME = r"^[A-Za-z0-9_:/.-]{1,100}$"
 SCOPE = r"^[ !#-\[\]-~]*$"  # RFC 6749 §3.3 scope-token characters and spaces
-CURSOR = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,15}(Z|[+-][0-9]{2}:[0-9]{2})?\|[A-Za-z0-9_-]{1,64}$"
+CURSOR = r"^[A-Za-z0-9_=-]{1,200}$"  # base64url, opaque
 
 DATETIME = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC."}
 MAYBE_DATETIME = {"type": ["string", "null"], "format": "date-time"}
@@ -60,17 +60,18 @@ def _uris(what: str) -> dict[str, Any]:
     }
 
 
-CLAIMS = {
+CLAIMS_OBJECT: dict[str, Any] = {
+    "type": "object",
+    "maxProperties": 50,
+    "propertyNames": {"pattern": CLAIM_NAME},
+    "additionalProperties": {"type": "string", "maxLength": 1000, "pattern": LINE},
+}
+CLAIMS: dict[str, Any] = {
     "description": "Private claims put in this client's tokens: an object of NAME: VALUE, or "
     'a list of "NAME=VALUE" strings as on the command line. A VALUE of user:ATTR copies a '
     "user attribute. Registered JWT and OIDC claim names are refused.",
     "anyOf": [
-        {
-            "type": "object",
-            "maxProperties": 50,
-            "propertyNames": {"pattern": CLAIM_NAME},
-            "additionalProperties": {"type": "string", "maxLength": 1000, "pattern": LINE},
-        },
+        CLAIMS_OBJECT,
         {
             "type": "array",
             "maxItems": 50,
@@ -477,8 +478,8 @@ PATHS: dict[str, Any] = {
                 _query("ip", "Only sessions from this IP address.", maxLength=64),
                 _query(
                     "after",
-                    "The `next_cursor` of the previous page.",
-                    maxLength=120,
+                    "The `next_cursor` of the previous page (opaque).",
+                    maxLength=200,
                     pattern=CURSOR,
                 ),
                 _limit(50, 200),
@@ -540,8 +541,7 @@ PATHS: dict[str, Any] = {
     "/users/{user_id}/disable": {
         "post": _op(
             "disableUser",
-            "Disable the user: they cannot log in, and everything they hold is killed."
-            + AUDITED,
+            "Disable the user: they cannot log in, and everything they hold is killed." + AUDITED,
             "User",
             tag="users",
             params=[USER_ID],

@@ -523,8 +523,9 @@ def overview_series(svc: Any) -> dict[str, list[int]]:
 
 
 def hour_labels(svc: Any) -> list[str]:
-    """Tooltips for the hourly bars: the hour each bucket ends, in UTC."""
-    return [t.strftime("%H:%M") for t in _hours(svc.clock.now())]
+    """Tooltips for the hourly bars: the hour each bucket covers, in UTC."""
+    hour = dt.timedelta(hours=1)
+    return [f"{t - hour:%H:%M}–{t:%H:%M} UTC" for t in _hours(svc.clock.now())]
 
 
 def _moment(value: Any) -> dt.datetime | None:
@@ -707,7 +708,7 @@ def user_exists(svc: Any, user_id: str) -> bool:
 
 
 def session_status(svc: Any, sid: str) -> str | None:
-    """"open" or "ended" for a session, None when there is no such session."""
+    """Whether a session is "open" or "ended"; None when there is no such session."""
     if _bad_key(sid):
         return None
     with svc.db.read() as s:
@@ -717,3 +718,36 @@ def session_status(svc: Any, sid: str) -> str | None:
     if ended is None:
         return None
     return "open" if ended[0] is None else "ended"
+
+
+def usernames(svc: Any, ids: Any) -> dict[str, str]:
+    """Usernames of the given user ids (events keep ids only)."""
+    wanted = sorted({i for i in ids if i})
+    if not wanted:
+        return {}
+    with svc.db.read() as s:
+        return dict(s.execute(select(User.id, User.username).where(User.id.in_(wanted))).all())
+
+
+def overview_page(svc: Any) -> dict[str, Any]:
+    """Everything the overview page shows: :func:`overview`, :func:`overview_series`, the
+    hour labels of the charts and the usernames in the recent reuse list."""
+    stats = overview(svc)
+    return {
+        "stats": stats,
+        "series": overview_series(svc),
+        "hours": hour_labels(svc),
+        "usernames": usernames(svc, (e["user_id"] for e in stats["recent_reuse"])),
+    }
+
+
+def security_page(svc: Any, kind: str = "") -> dict[str, Any]:
+    """Security events (see :func:`events`) with the usernames they refer to."""
+    rows = events(svc, kind=kind, security=True)
+    with svc.db.read() as s:
+        seen = set(s.scalars(select(SecurityEvent.kind).distinct()))
+    return {
+        "rows": rows,
+        "kinds": sorted(seen | {"refresh_token_reuse"}),
+        "usernames": usernames(svc, (e["user_id"] for e in rows)),
+    }

@@ -79,9 +79,12 @@ def db() -> None:
 def upgrade() -> None:
     """Apply every migration (alembic upgrade head)."""
     from idp import migrate
-    from idp.config import load
 
-    migrate.upgrade(load().database.url)
+    app = _app()
+    svc = app.extensions["idp"]
+    migrate.upgrade(svc.config.database.url)
+    # Publish the first keys now, so workers never race to create them on first use.
+    svc.keys.ensure(svc.algs_in_use())
     click.echo("database is at head")
 
 

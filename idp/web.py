@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import Any
+from urllib.parse import unquote
 
 from flask import Flask, jsonify, render_template, request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -67,12 +69,82 @@ ERROR_CODES = {
 }
 
 
+def _has_nul(values: Any) -> bool:
+    return any("\x00" in v for _, v in values.items(multi=True))
+
+
+def _repeated(values: Any, names: tuple[str, ...]) -> str | None:
+    return next((n for n in names if len(values.getlist(n)) > 1), None)
+
+
+def _basic_credentials_malformed() -> bool:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return True
+    return ":" not in decoded or "\x00" in unquote(decoded)
+
+
+# RFC 6749 §3.1 and §3.2: request parameters must not be included more than once.
+AUTHORIZE_PARAMS = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "prompt",
+    "max_age",
+    "login_hint",
+)
+TOKEN_PARAMS = (
+    "grant_type",
+    "code",
+    "client_id",
+    "client_secret",
+    "redirect_uri",
+    "code_verifier",
+    "refresh_token",
+    "scope",
+    "token",
+    "token_type_hint",
+)
+CLIENT_AUTH_PATHS = ("/token", "/revoke", "/introspect", "/revocations")
+
+
+def check_request() -> Response | None:
+    """Refuses input no endpoint can accept, before anything else (CSRF included) runs."""
+    if len(request.query_string) > MAX_QUERY_BYTES:
+        return error_response(414, "invalid_request", "The query string is too long.")
+    try:
+        args, form = request.args, request.form
+    except UnicodeDecodeError:
+        return error_response(400, "invalid_request", "The request is not valid UTF-8.")
+    # NUL is valid in no parameter, and PostgreSQL refuses it in text.
+    if _has_nul(args) or _has_nul(form):
+        return error_response(400, "invalid_request", "Parameters must not contain NUL.")
+    if request.path in CLIENT_AUTH_PATHS:
+        if _basic_credentials_malformed():
+            resp = error_response(401, "invalid_client", "Malformed Basic credentials.")
+            resp.headers["WWW-Authenticate"] = 'Basic realm="idp"'
+            return resp
+        if request.headers.get("Authorization") and "client_secret" in form:
+            return error_response(
+                400, "invalid_request", "Use one client authentication method, not two."
+            )
+        if name := _repeated(form, TOKEN_PARAMS) or _repeated(args, TOKEN_PARAMS):
+            return error_response(400, "invalid_request", f"Parameter {name} is repeated.")
+    return None
+
+
 def install(app: Flask) -> None:
-    @app.before_request
-    def _limits() -> Response | None:
-        if len(request.query_string) > MAX_QUERY_BYTES:
-            return error_response(414, "invalid_request", "The query string is too long.")
-        return None
+    # First of all before-request functions, ahead of CSRF protection.
+    app.before_request_funcs.setdefault(None, []).insert(0, check_request)
 
     @app.after_request
     def _headers(resp: Response) -> Response:
@@ -93,7 +165,17 @@ def install(app: Flask) -> None:
         description = exc.description or "Request failed."
         if status == 413:
             description = "The request body is too large."
-        return error_response(status, ERROR_CODES.get(status, "invalid_request"), description)
+        resp = error_response(status, ERROR_CODES.get(status, "invalid_request"), description)
+        for name, value in exc.get_headers():
+            if name.lower() in {"allow", "www-authenticate", "retry-after"}:
+                resp.headers[name] = value  # RFC 9110 §15.5.6: a 405 names what is allowed
+        return resp
+
+    @app.errorhandler(DataError)
+    def _bad_data(exc: DataError) -> Response:
+        # A value the database refuses (too long, bad encoding): bad input, not a fault.
+        log.info("database refused a value: %s", exc.__class__.__name__)
+        return error_response(400, "invalid_request", "A parameter has an invalid value.")
 
     @app.errorhandler(OperationalError)
     def _db_down(exc: OperationalError) -> Response:

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 
 from admin import queries
 from admin.auth import admin_required, audit, fresh_auth_required
-from admin.views.common import FormError, arg, field, flag, lines, not_found, page, reason
+from admin.views.common import FormError, field, flag, lines, not_found, page, reason
 from idp.clients.models import Client
 from idp.clients.services import (
     GRANTS,
@@ -41,7 +41,7 @@ def index() -> str:
 
 
 def _form(**context: Any) -> Response:
-    status = 400 if context.get("error") else 200
+    status = 400 if context.get("form_error") else 200
     return page("client_new.html", status, grants=GRANTS, algs=SUPPORTED_ALGS, **context)
 
 
@@ -95,7 +95,7 @@ def create() -> Response:
             client, secret = create_client(s, svc.clock, cid, **values)
             audit(s, "client.create", target=cid, metadata=metadata(client))
     except (FormError, ClientError) as exc:
-        return _form(form=_sticky(), error=str(exc))
+        return _form(form=_sticky(), form_error=str(exc))
     if values["id_token_alg"]:
         svc.keys.ensure([values["id_token_alg"]])
     if secret is None:
@@ -109,14 +109,15 @@ def _sticky() -> dict[str, Any]:
     return {**request.form.to_dict(), "grant_types": request.form.getlist("grant_types")}
 
 
-def _client(client_id: str, status: int = 200, error: str | None = None, form: Any = None
-            ) -> Response:  # fmt: skip
+def _client(
+    client_id: str, status: int = 200, error: str | None = None, form: Any = None
+) -> Response:
     svc = services()
     detail = queries.client_detail(svc, client_id)
     if detail is None:
         not_found("There is no such client.")
     recent = queries.events(svc, target=client_id, limit=20)
-    return page("client.html", status, c=detail, audit_events=recent, error=error, form=form)
+    return page("client.html", status, c=detail, audit_events=recent, form_error=error, form=form)
 
 
 @bp.get("/clients/<client_id>")
@@ -191,6 +192,3 @@ def revoke_tokens(client_id: str) -> Response:
         audit(s, "client.revoke_tokens", target=client_id, reason=why, families=families)
     flash(f"Revoked {families} refresh family(ies) and every live access token.", "ok")
     return redirect(url_for("clients.detail", client_id=client_id), code=303)
-
-
-__all__ = ["bp", "arg"]

@@ -19,30 +19,28 @@ bp = Blueprint("pages", __name__)
 @bp.route("/")
 @admin_required
 def overview() -> str:
-    svc = services()
-    return render_template(
-        "overview.html",
-        stats=queries.overview(svc),
-        series=queries.overview_series(svc),
-        hours=queries.hour_labels(svc),
-    )
+    return render_template("overview.html", **queries.overview_page(services()))
 
 
 @bp.route("/sessions")
 @admin_required
 def sessions() -> str:
-    page_ = queries.sessions_page(
-        services(), user=arg("user", 150), client=arg("client", 100), ip=arg("ip", 64),
+    found = queries.sessions_page(
+        services(),
+        user=arg("user", 150),
+        client=arg("client", 100),
+        ip=arg("ip", 64),
         after=arg("after", 120),
-    )  # fmt: skip
-    return render_template("sessions.html", page=page_, first_page=not arg("after"))
+    )
+    filters = {k: v for k, v in found.filters.items() if v}
+    return render_template("sessions.html", page=found, filters=filters, first=not arg("after"))
 
 
 def _session(sid: str, status: int = 200, error: str | None = None) -> Response:
     detail = queries.session_page(services(), sid)
     if detail is None:
         not_found("There is no such session.")
-    return page("session.html", status, d=detail, error=error)
+    return page("session.html", status, d=detail, form_error=error)
 
 
 @bp.route("/sessions/<sid>")

@@ -28,7 +28,7 @@ def _user(user_id: str, status: int = 200, error: str | None = None) -> Response
     if detail is None:
         not_found("There is no such user.")
     recent = queries.events(svc, target=user_id, limit=20)
-    return page("user.html", status, d=detail, audit_events=recent, error=error)
+    return page("user.html", status, d=detail, audit_events=recent, form_error=error)
 
 
 @bp.route("/users/<user_id>")

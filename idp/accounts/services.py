@@ -15,8 +15,8 @@ from idp.clock import Clock
 from idp.db import Database
 from idp.state.store import StateStore
 
-USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,149}$")
-EMAIL_RE = re.compile(r"^[^@\s<>\"']{1,64}@[^@\s<>\"']{1,255}$")
+USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,149}")
+EMAIL_RE = re.compile(r"[^@\s<>\"'\x00-\x1f]{1,64}@[^@\s<>\"'\x00-\x1f]{1,255}")
 
 
 class AccountError(ValueError):
@@ -37,9 +37,9 @@ def create_user(
     name: str | None = None,
     admin: bool = False,
 ) -> User:
-    if not USERNAME_RE.match(username):
+    if not USERNAME_RE.fullmatch(username):
         raise AccountError("Username may use letters, digits and . _ @ - (at most 150).")
-    if email is not None and not EMAIL_RE.match(email):
+    if email is not None and not EMAIL_RE.fullmatch(email):
         raise AccountError("Email address is not valid.")
     if problem := passwords.problem(password):
         raise AccountError(problem)

@@ -25,7 +25,7 @@ GENERIC_LOGIN_ERROR = "Wrong username or password."
 
 def safe_next(target: str | None) -> str:
     """Only same-site relative paths; anything else would be an open redirect."""
-    if not target or len(target) > 4000:
+    if not target or len(target) > 4000 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
         return "/account"
     parts = urlsplit(target)
     if (

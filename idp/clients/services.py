@@ -15,8 +15,8 @@ from idp.clock import Clock
 from idp.config import SUPPORTED_ALGS
 
 GRANTS = ("authorization_code", "refresh_token", "client_credentials")
-CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
-SCOPE_TOKEN_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 §3.3
+CLIENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
+SCOPE_TOKEN_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 §3.3
 # Registered JWT and OIDC claims a client's private claims may not override.
 RESERVED_CLAIMS = frozenset(
     {
@@ -80,7 +80,7 @@ def validate_claims(claims: dict[str, Any]) -> None:
     for name in claims:
         if name in RESERVED_CLAIMS:
             raise ClientError(f"claim {name!r} is reserved and cannot be overridden")
-        if not re.match(r"^[A-Za-z0-9_:/.\-]{1,100}$", name):
+        if not re.fullmatch(r"[A-Za-z0-9_:/.\-]{1,100}", name):
             raise ClientError(f"claim name {name!r} is not valid")
 
 
@@ -101,7 +101,7 @@ def create_client(
     backchannel_logout_uri: str | None = None,
     post_logout_redirect_uris: list[str] | None = None,
 ) -> tuple[Client, str | None]:
-    if not CLIENT_ID_RE.match(client_id):
+    if not CLIENT_ID_RE.fullmatch(client_id):
         raise ClientError("client_id may use letters, digits and . _ : - (at most 100)")
     if db.get(Client, client_id) is not None:
         raise ClientError(f"client {client_id!r} already exists")
@@ -120,7 +120,7 @@ def create_client(
     if backchannel_logout_uri:
         _check_backchannel_uri(backchannel_logout_uri)
     for token in scope.split():
-        if not SCOPE_TOKEN_RE.match(token):
+        if not SCOPE_TOKEN_RE.fullmatch(token):
             raise ClientError(f"scope {token!r} is not valid")
     claims = claims or {}
     validate_claims(claims)

@@ -20,7 +20,7 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from idp.clock import Clock
@@ -100,9 +100,17 @@ class KeyService:
             )
         )
 
+    def _serialise(self, s: Session) -> None:
+        # Two processes creating the first keys at once must not both create them. SQLite's
+        # write transactions are already serial (BEGIN IMMEDIATE); PostgreSQL takes a
+        # transaction-scoped advisory lock.
+        if self.db.engine.dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(hashtext('idp.signing_keys'))"))
+
     def ensure(self, algs: Iterable[str]) -> None:
         """Makes sure every algorithm has one active and one next key."""
         with self.db.transaction() as s:
+            self._serialise(s)
             for alg in sorted(set(algs)):
                 if not self._by_state(s, alg, ACTIVE):
                     self._create(s, alg, ACTIVE)
@@ -118,6 +126,7 @@ class KeyService:
         now = self.clock.now()
         promoted = []
         with self.db.transaction() as s:
+            self._serialise(s)
             for alg in sorted(set(algs)):
                 for old in self._by_state(s, alg, ACTIVE):
                     old.state = RETIRED

@@ -10,6 +10,7 @@ from flask import Flask, request
 from sqlalchemy.orm import Session
 
 from idp.clients.models import Client
+from idp.clients.services import CLIENT_ID_RE
 from idp.ext import Services
 from idp.oauth.code_store import SqlCodeStore
 from idp.oauth.endpoints.introspection import IntrospectionEndpoint
@@ -61,7 +62,7 @@ class IdpAuthorizationServer(AuthorizationServer):
         )
 
     def query_client(self, client_id: str) -> Client | None:
-        if not isinstance(client_id, str) or len(client_id) > 100:
+        if not isinstance(client_id, str) or not CLIENT_ID_RE.fullmatch(client_id):
             return None
         with self.svc.db.read() as s:
             client = s.get(Client, client_id)

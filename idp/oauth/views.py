@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,9 +21,11 @@ from idp.ext import services
 from idp.oauth.access_tokens import active_claims
 from idp.oauth.claims import user_claims
 from idp.sessions import cookie
-from idp.web import client_ip
+from idp.web import AUTHORIZE_PARAMS, client_ip, error_response
 
 bp = Blueprint("oauth", __name__)
+MAX_NONCE = 512
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 
 SCOPE_DESCRIPTIONS = {
     "openid": "Sign you in with your idp account",
@@ -97,6 +100,14 @@ def _login_redirect(args: Any, prompts: set[str]) -> Response:
 
 @bp.route("/authorize", methods=["GET", "POST"])
 def authorize() -> Response | str:
+    try:
+        return _authorize()
+    except ValueError:
+        # authlib quotes parameters into URIs and error texts and refuses some characters.
+        return _error(InvalidRequestError("The request has malformed parameters."))
+
+
+def _authorize() -> Response | str:
     svc = services()
     server = svc.oauth
     current = cookie.current()
@@ -112,12 +123,17 @@ def authorize() -> Response | str:
     def fail(cls: type[OAuth2Error], description: str | None = None) -> Response:
         return _error(cls(description=description, redirect_uri=redirect_uri, state=state))
 
+    repeated = next((n for n in AUTHORIZE_PARAMS if len(payload.datalist.get(n, [])) > 1), None)
+    if repeated:
+        return fail(InvalidRequestError, f"Parameter {repeated} is repeated.")
+    if len(payload.data.get("nonce") or "") > MAX_NONCE:
+        return fail(InvalidRequestError, f"nonce is longer than {MAX_NONCE} characters.")
     prompts = set((payload.data.get("prompt") or "").split())
     if prompts - {"none", "login", "consent", "select_account"}:
         return fail(InvalidRequestError, "Unknown prompt value.")
     stale = False
     if (max_age := payload.data.get("max_age")) is not None:
-        if not max_age.isdigit() or len(max_age) > 10:
+        if not re.fullmatch(r"[0-9]{1,10}", max_age):
             return fail(InvalidRequestError, "max_age must be a non-negative integer.")
         stale = current is not None and (svc.clock.now() - current.auth_time).total_seconds() > int(
             max_age
@@ -155,6 +171,13 @@ def authorize() -> Response | str:
 
 @bp.route("/token", methods=["POST"])
 def token() -> Response:
+    grant_type = request.form.get("grant_type")
+    if not grant_type:
+        return error_response(400, "invalid_request", "Missing grant_type.")
+    if grant_type not in GRANT_TYPES:
+        return error_response(
+            400, "unsupported_grant_type", f"Supported grant types: {', '.join(GRANT_TYPES)}."
+        )
     return services().oauth.create_token_response()
 
 
@@ -173,13 +196,27 @@ def introspect() -> Response:
 
 
 def _bearer() -> str | None:
+    """The access token of RFC 6750 §2.1 (header) or §2.2 (form body); only one method."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
+    in_form = (
+        request.method == "POST"
+        and request.mimetype == "application/x-www-form-urlencoded"
+        and "access_token" in request.form
+    )
     if scheme.lower() == "bearer" and value.strip():
+        if in_form:
+            raise TwoTokens
         return value.strip()
-    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
-        return request.form.get("access_token")
+    if in_form:
+        if len(request.form.getlist("access_token")) > 1:
+            raise TwoTokens
+        return request.form["access_token"]
     return None
+
+
+class TwoTokens(Exception):
+    """RFC 6750 §2: a client must not use more than one method to send the token."""
 
 
 def _unauthorized(error: str, description: str, status: int = 401) -> Response:
@@ -193,7 +230,10 @@ def _unauthorized(error: str, description: str, status: int = 401) -> Response:
 @bp.route("/userinfo", methods=["GET", "POST"])
 def userinfo() -> Response:
     svc = services()
-    token = _bearer()
+    try:
+        token = _bearer()
+    except TwoTokens:
+        return _unauthorized("invalid_request", "Send the access token one way only.", 400)
     if not token:
         resp = _unauthorized("invalid_request", "A Bearer access token is required.")
         resp.headers["WWW-Authenticate"] = "Bearer"

@@ -7,6 +7,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import InvalidScopeError, grants
 
 from idp.clients.models import ADMIN_SCOPE, Client
+from idp.clients.services import SCOPE_TOKEN_RE
 from idp.oauth.tokens import TokenIssuer
 
 # Scopes that only make sense with a user behind the token.
@@ -33,6 +34,8 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         super().validate_token_request()
         client: Client = self.request.client
         requested = (self.request.payload.scope or "").split()
+        if not all(SCOPE_TOKEN_RE.fullmatch(s) for s in requested):
+            raise InvalidScopeError("The scope is malformed (RFC 6749 section 3.3).")
         allowed = allowed_scopes(client)
         unknown = [s for s in requested if s not in allowed]
         if unknown:

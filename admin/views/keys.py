@@ -1,0 +1,51 @@
+"""Signing keys: states and ages, and rotation on demand (SPEC §6 "Keys")."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, url_for
+from werkzeug.wrappers import Response
+
+from admin import queries
+from admin.auth import admin_required, audit, fresh_auth_required
+from admin.views.common import FormError, page, reason
+from idp.ext import services
+
+bp = Blueprint("keys", __name__)
+
+
+def _keys(status: int = 200, error: str | None = None) -> Response:
+    svc = services()
+    return page(
+        "keys.html",
+        status,
+        keys=queries.keys_list(svc),
+        in_use=sorted(svc.algs_in_use()),
+        form_error=error,
+    )
+
+
+@bp.route("/keys")
+@admin_required
+def index() -> Response:
+    return _keys()
+
+
+@bp.post("/keys/rotate")
+@fresh_auth_required
+def rotate() -> Response:
+    try:
+        why = reason()
+    except FormError as exc:
+        return _keys(400, str(exc))
+    svc = services()
+    # As `idp keys rotate`: make sure a published next key exists, so the one promoted was
+    # already in every cached JWKS.
+    svc.keys.ensure(svc.algs_in_use())
+    kids = svc.keys.rotate(svc.algs_in_use() | svc.keys.algs())
+    with svc.db.transaction() as s:
+        audit(s, "keys.rotate", target=",".join(kids), reason=why, active=kids)
+    flash(
+        "Rotated: the next keys now sign; the old ones stay published until their tokens expire.",
+        "ok",
+    )
+    return redirect(url_for("keys.index"), code=303)

@@ -1,0 +1,1 @@
+"""Load and micro benchmarks of idp; see run.py and RESULTS.md."""
