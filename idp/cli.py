@@ -432,10 +432,14 @@ def clients_rotate_secret(client_id: str) -> None:
 def clients_revoke_tokens(client_id: str, reason: str) -> None:
     """Revoke every refresh family and live access token of a client."""
     from idp.audit.services import record
-    from idp.clients.services import revoke_client_tokens
+    from idp.clients.services import ClientError, revoke_client_tokens
 
     svc = _app().extensions["idp"]
-    families = revoke_client_tokens(svc, client_id)
+    try:
+        families = revoke_client_tokens(svc, client_id)
+    except ClientError as exc:
+        _fail(str(exc))
+        return
     with svc.db.transaction() as s:
         record(
             s,

@@ -41,7 +41,8 @@ def client_ip() -> str:
 
 
 def wants_json() -> bool:
-    return request.path.startswith(PROTOCOL_PREFIXES)
+    # script_root: the admin app mounted at /admin sees /api/... as its path.
+    return (request.script_root + request.path).startswith(PROTOCOL_PREFIXES)
 
 
 def error_response(status: int, error: str, description: str) -> Response:

@@ -29,6 +29,10 @@ def matches(registered: str, presented: str) -> bool:
 
 def problem(uri: str) -> str | None:
     """Why ``uri`` cannot be registered, or None when it can."""
+    if len(uri) > 2000:
+        return "is longer than 2000 characters"
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in uri):
+        return "must not contain spaces or control characters"
     try:
         parts = urlsplit(uri)
         parts.port  # noqa: B018 - raises on a bad port

@@ -122,6 +122,10 @@ def create_client(
     for token in scope.split():
         if not SCOPE_TOKEN_RE.fullmatch(token):
             raise ClientError(f"scope {token!r} is not valid")
+    if name is not None and not 0 < len(name.strip()) <= 200:
+        raise ClientError("name must have 1 to 200 characters")
+    if len(scope) > 1000:
+        raise ClientError("scope is longer than 1000 characters")
     claims = claims or {}
     validate_claims(claims)
     if id_token_alg is not None and id_token_alg not in SUPPORTED_ALGS:
@@ -224,6 +228,9 @@ def revoke_client_tokens(svc: Any, client_id: str) -> int:
     from idp.clock import epoch
     from idp.refresh.models import RefreshFamily
 
+    with svc.db.read() as s:
+        if s.get(Client, client_id) is None:
+            raise ClientError(f"no client {client_id!r}")
     now = svc.clock.now()
     svc.state.set_not_before(
         f"client:{client_id}",

@@ -33,18 +33,27 @@ def kill_session(
     reason: str,
     ip: str | None = None,
 ) -> BrowserSession | None:
-    """Kills the session; returns it (None when there is no such session)."""
+    """Kills the session; returns it (None when there is no such session). Killing it
+    again changes nothing: no second logout token, no second audit record."""
     now = svc.clock.now()
+    with svc.db.read() as s:
+        if s.get(BrowserSession, session_id) is None:
+            return None
     # Deny first: if the store is down this raises and nothing claims to be killed.
     svc.revocations.revoke(
         "sid", session_id, now + dt.timedelta(seconds=svc.config.longest_token_ttl)
     )
+    queued = 0
     with svc.db.transaction() as db:
+        live = db.get(BrowserSession, session_id)
+        ending_now = live is not None and live.ended_at is None
         session = sessions.end(db, svc.clock, session_id, reason)
         if session is None:
             return None
         for hook in svc.kill_hooks:
             hook(db, session, reason)
+        if not ending_now:
+            return session
         queued = backchannel.enqueue(db, session, now)
         record(
             db,
