@@ -173,12 +173,16 @@ def idp_env(setup: Setup, port: int, extra: Mapping[str, str] | None = None) -> 
 # --- the idp command ------------------------------------------------------------------
 
 
-def idp_cli(env: Mapping[str, str], *args: str, timeout: float = 120) -> str:
-    """Runs ``idp ARGS`` and returns its standard output; raises with its stderr."""
+def idp_cli(
+    env: Mapping[str, str], *args: str, timeout: float = 120, stdin: str | None = None
+) -> str:
+    """Runs ``idp ARGS`` (with ``stdin`` as its standard input, e.g. for
+    ``--password-stdin``) and returns its standard output; raises with its stderr."""
     proc = subprocess.run(
         [tool("idp"), *args],
         env=dict(env),
         cwd=ROOT,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -20,6 +20,13 @@ def _app() -> Flask:
     return create_app()
 
 
+def _audit(s: Any, svc: Any, action: str, **fields: Any) -> None:
+    """An audit event for an operator command (the actor is the command line)."""
+    from idp.audit.services import record
+
+    record(s, at=svc.clock.now(), actor="cli", action=action, **fields)
+
+
 def _fail(message: str, code: int = 1) -> None:
     click.echo(f"idp: {message}", err=True)
     sys.exit(code)
@@ -111,7 +118,6 @@ def users_create(
 ) -> None:
     """Create a user (prompts for the password unless --password-stdin)."""
     from idp.accounts.services import AccountError, create_user
-    from idp.audit.services import record
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -120,15 +126,7 @@ def users_create(
 
     def run(svc: Any, s: Any) -> Any:
         user = create_user(s, svc.clock, username, password, email=email, name=name, admin=admin)
-        record(
-            s,
-            at=svc.clock.now(),
-            actor="cli",
-            action="user.create",
-            target=user.id,
-            username=username,
-            admin=admin,
-        )
+        _audit(s, svc, "user.create", target=user.id, username=username, admin=admin)
         return user
 
     try:
@@ -185,7 +183,6 @@ def clients_create(
     id_token_alg: str | None,
 ) -> None:
     """Register a client; prints one JSON object with its secret (shown once)."""
-    from idp.audit.services import record
     from idp.clients.services import ClientError, create_client, metadata, parse_claims
 
     def run(svc: Any, s: Any) -> Any:
@@ -205,7 +202,7 @@ def clients_create(
             backchannel_logout_uri=backchannel_logout_uri,
             post_logout_redirect_uris=list(post_logout),
         )
-        record(s, at=svc.clock.now(), actor="cli", action="client.create", target=client_id)
+        _audit(s, svc, "client.create", target=client_id)
         out = metadata(client)
         if secret:
             out["client_secret"] = secret
@@ -229,14 +226,13 @@ def keys() -> None:
 def keys_rotate() -> None:
     """Promote the next key of each algorithm; the old one stays published until its
     tokens expire."""
-    from idp.audit.services import record
 
     app = _app()
     svc = app.extensions["idp"]
     svc.keys.ensure(svc.algs_in_use())
     kids = svc.keys.rotate(svc.algs_in_use() | svc.keys.algs())
     with svc.db.transaction() as s:
-        record(s, at=svc.clock.now(), actor="cli", action="keys.rotate", target=",".join(kids))
+        _audit(s, svc, "keys.rotate", target=",".join(kids))
     click.echo(json.dumps({"active": kids}))
 
 
@@ -335,7 +331,6 @@ def tokens() -> None:
 def tokens_revoke_user(username: str, reason: str) -> None:
     """Kill every session and refresh family of a user."""
     from idp.accounts.services import by_username, revoke_user_tokens
-    from idp.audit.services import record
 
     svc = _app().extensions["idp"]
     with svc.db.read() as s:
@@ -345,11 +340,10 @@ def tokens_revoke_user(username: str, reason: str) -> None:
         return
     killed = revoke_user_tokens(svc, user.id, actor="cli", reason=reason)
     with svc.db.transaction() as s:
-        record(
+        _audit(
             s,
-            at=svc.clock.now(),
-            actor="cli",
-            action="user.revoke_tokens",
+            svc,
+            "user.revoke_tokens",
             target=user.id,
             reason=reason,
             username=username,
@@ -407,7 +401,6 @@ def clients_list() -> None:
 @click.argument("client_id")
 def clients_rotate_secret(client_id: str) -> None:
     """A new client secret (printed once); the old one stops working at once."""
-    from idp.audit.services import record
     from idp.clients.models import Client
     from idp.clients.services import ClientError, rotate_secret
 
@@ -416,7 +409,7 @@ def clients_rotate_secret(client_id: str) -> None:
         if client is None:
             raise ClientError(f"no client {client_id!r}")
         secret = rotate_secret(s, client)
-        record(s, at=svc.clock.now(), actor="cli", action="client.rotate_secret", target=client_id)
+        _audit(s, svc, "client.rotate_secret", target=client_id)
         return secret
 
     try:
@@ -431,7 +424,6 @@ def clients_rotate_secret(client_id: str) -> None:
 @click.option("--reason", default="all tokens of the client revoked", show_default=True)
 def clients_revoke_tokens(client_id: str, reason: str) -> None:
     """Revoke every refresh family and live access token of a client."""
-    from idp.audit.services import record
     from idp.clients.services import ClientError, revoke_client_tokens
 
     svc = _app().extensions["idp"]
@@ -441,15 +433,7 @@ def clients_revoke_tokens(client_id: str, reason: str) -> None:
         _fail(str(exc))
         return
     with svc.db.transaction() as s:
-        record(
-            s,
-            at=svc.clock.now(),
-            actor="cli",
-            action="client.revoke_tokens",
-            target=client_id,
-            reason=reason,
-            families=families,
-        )
+        _audit(s, svc, "client.revoke_tokens", target=client_id, reason=reason, families=families)
     click.echo(json.dumps({"client_id": client_id, "families_revoked": families}))
 
 
