@@ -73,3 +73,20 @@ def test_kill_needs_recent_authentication(admin, auth, app, clock, svc):
 
 def test_kill_needs_csrf_token(admin, svc):
     assert admin.client.post("/admin/sessions/x/kill", data={"reason": "r"}).status_code == 400
+
+
+@pytest.mark.parametrize("config_overrides", [{"admin": {"port": 8081}}])
+def test_admin_on_its_own_port_is_not_mounted_on_the_public_app(app, auth, config_overrides):
+    import admin as admin_package
+
+    auth.user("root", admin=True)
+    auth.login("root")
+    assert auth.client.get("/admin/").status_code == 404
+    internal = admin_package.create_app(app).test_client()
+    # Same host, other port: the browser sends the same session cookie.
+    for cookie in auth.client._cookies.values():
+        internal.set_cookie(cookie.key, cookie.value)
+    assert internal.get("/").status_code == 200
+    anonymous = admin_package.create_app(app).test_client().get("/sessions")
+    assert anonymous.status_code == 303
+    assert anonymous.headers["Location"] == "http://127.0.0.1:5000/login"
