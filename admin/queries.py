@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, tuple_
 
 from idp.accounts.models import Consent, User
 from idp.audit.models import AuditEvent, SecurityEvent
@@ -101,11 +101,10 @@ def sessions_page(
             )
         )
     if after and (key := _parse_cursor(after)):
+        # A row comparison, which the (created_at, id) index can seek to; the equivalent
+        # OR form made PostgreSQL scan half a million rows at 1M sessions (bench/RESULTS.md).
         stmt = stmt.where(
-            or_(
-                BrowserSession.created_at < key[0],
-                and_(BrowserSession.created_at == key[0], BrowserSession.id < key[1]),
-            )
+            tuple_(BrowserSession.created_at, BrowserSession.id) < tuple_(key[0], key[1])
         )
     stmt = stmt.order_by(BrowserSession.created_at.desc(), BrowserSession.id.desc()).limit(
         limit + 1

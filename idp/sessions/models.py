@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.accounts.models import User
@@ -13,6 +13,25 @@ from idp.db import Base, Hash, Id, Timestamp
 
 class BrowserSession(Base):
     __tablename__ = "browser_sessions"
+    __table_args__ = (
+        # The operator's session list: live sessions newest first, keyset-paginated on
+        # (created_at, id), optionally by IP. Partial, so ended sessions cost nothing.
+        Index(
+            "ix_browser_sessions_live_created",
+            "created_at",
+            "id",
+            postgresql_where=text("ended_at IS NULL"),
+            sqlite_where=text("ended_at IS NULL"),
+        ),
+        Index(
+            "ix_browser_sessions_live_ip",
+            "ip",
+            "created_at",
+            "id",
+            postgresql_where=text("ended_at IS NULL"),
+            sqlite_where=text("ended_at IS NULL"),
+        ),
+    )
 
     # ``id`` is the public `sid` that appears in tokens and the dashboard; it is not
     # the cookie value, which is stored only as ``token_hash``.
