@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint services browser node-deps bench clean
+.PHONY: install run test lint services bench bench-1m clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: install services
 ## bench: throughput and latency on 127.0.0.1, written to bench/RESULTS.md
 bench: install services
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/refresh.py
+
+## bench-1m: the sessions page and a kill with 1,000,000 sessions in PostgreSQL (~6 min)
+bench-1m: install services
+	$(BIN)/python bench/sessions_1m.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
