@@ -87,6 +87,7 @@ def main() -> None:
 
   Try a login:        open http://127.0.0.1:{RP_PORT}/ and click "Sign in with idp"
   Demo admin user:    {DEMO_USER} / {DEMO_PASSWORD}
+  Operator dashboard: {svc.config.server.issuer}/admin/
   Demo client:        {creds["client_id"]}
                       (secret in {svc.config.server.instance_path}/demo_client.json)
 
