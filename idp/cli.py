@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from flask import Flask
@@ -27,7 +27,18 @@ def _audit(s: Any, svc: Any, action: str, **fields: Any) -> None:
     record(s, at=svc.clock.now(), actor="cli", action=action, **fields)
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _user_or_fail(svc: Any, username: str) -> Any:
+    """The user named ``username``; exits with status 1 when there is none."""
+    from idp.accounts.services import by_username
+
+    with svc.db.read() as s:
+        user = by_username(s, username)
+    if user is None:
+        _fail(f"no user {username!r}")
+    return user
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"idp: {message}", err=True)
     sys.exit(code)
 
@@ -310,7 +321,6 @@ def sessions_kill(sid: str, reason: str) -> None:
     session = kill_session(svc, sid, actor="cli", action="session.kill", reason=reason)
     if session is None:
         _fail(f"no session {sid!r}")
-        return
     _drain_backchannel(svc)
     click.echo(json.dumps({"sid": sid, "killed": True, "reason": reason}))
 
@@ -330,14 +340,10 @@ def tokens() -> None:
 @click.option("--reason", default="all tokens of the user revoked", show_default=True)
 def tokens_revoke_user(username: str, reason: str) -> None:
     """Kill every session and refresh family of a user."""
-    from idp.accounts.services import by_username, revoke_user_tokens
+    from idp.accounts.services import revoke_user_tokens
 
     svc = _app().extensions["idp"]
-    with svc.db.read() as s:
-        user = by_username(s, username)
-    if user is None:
-        _fail(f"no user {username!r}")
-        return
+    user = _user_or_fail(svc, username)
     killed = revoke_user_tokens(svc, user.id, actor="cli", reason=reason)
     with svc.db.transaction() as s:
         _audit(
@@ -370,14 +376,10 @@ def users_enable(username: str, reason: str) -> None:
 
 
 def _set_disabled(username: str, disabled: bool, reason: str) -> None:
-    from idp.accounts.services import by_username, set_disabled
+    from idp.accounts.services import set_disabled
 
     svc = _app().extensions["idp"]
-    with svc.db.read() as s:
-        user = by_username(s, username)
-    if user is None:
-        _fail(f"no user {username!r}")
-        return
+    user = _user_or_fail(svc, username)
     set_disabled(svc, user.id, disabled, actor="cli", reason=reason)
     _drain_backchannel(svc)
     click.echo(json.dumps({"user": username, "disabled": disabled}))
@@ -431,7 +433,6 @@ def clients_revoke_tokens(client_id: str, reason: str) -> None:
         families = revoke_client_tokens(svc, client_id)
     except ClientError as exc:
         _fail(str(exc))
-        return
     with svc.db.transaction() as s:
         _audit(s, svc, "client.revoke_tokens", target=client_id, reason=reason, families=families)
     click.echo(json.dumps({"client_id": client_id, "families_revoked": families}))

@@ -189,23 +189,33 @@ class SqlRefreshStore:
             )
             s.add(family)
             s.flush()
-            s.add(
-                RefreshToken(
-                    family_id=family.id,
-                    parent_id=None,
-                    generation=1,
-                    token_hash=token_hash(value),
-                    scope=scope,
-                    issued_at=now,
-                    issued_ip=use.ip[:64],
-                    issued_user_agent=use.user_agent[:512],
-                    expires_at=min(now + self.idle, family.absolute_expires_at),
-                )
-            )
+            s.add(self._link(family, None, value, scope, use, now))
             s.add(
                 FamilyAccessToken(jti=access_jti, family_id=family.id, expires_at=access_expires_at)
             )
         return value
+
+    def _link(
+        self,
+        family: RefreshFamily,
+        parent: RefreshToken | None,
+        value: str,
+        scope: str,
+        use: Use,
+        now: dt.datetime,
+    ) -> RefreshToken:
+        """The next link of a chain: stored by hash, idle expiry never past the family's."""
+        return RefreshToken(
+            family_id=family.id,
+            parent_id=parent.id if parent else None,
+            generation=parent.generation + 1 if parent else 1,
+            token_hash=token_hash(value),
+            scope=scope,
+            issued_at=now,
+            issued_ip=use.ip[:64],
+            issued_user_agent=use.user_agent[:512],
+            expires_at=min(now + self.idle, family.absolute_expires_at),
+        )
 
     # --- rotate ---------------------------------------------------------------------
     def _lock_family(self, s: Session, family_id: str) -> RefreshFamily:
@@ -281,19 +291,7 @@ class SqlRefreshStore:
         won = result.rowcount == 1
         if not won:  # pragma: no cover - the family lock makes this unreachable
             raise RefreshError("invalid", "Refresh token was used concurrently.")
-        s.add(
-            RefreshToken(
-                family_id=family.id,
-                parent_id=token.id,
-                generation=token.generation + 1,
-                token_hash=token_hash(child_value),
-                scope=scope,
-                issued_at=now,
-                issued_ip=use.ip[:64],
-                issued_user_agent=use.user_agent[:512],
-                expires_at=min(now + self.idle, family.absolute_expires_at),
-            )
-        )
+        s.add(self._link(family, token, child_value, scope, use, now))
         family.last_used_at = now
         info = _info(family)
         access = mint(info, scope, user)
