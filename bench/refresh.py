@@ -31,7 +31,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import sys
 import tempfile
 import threading
@@ -65,6 +64,7 @@ from run import (  # noqa: E402 - bench/ is not a package on sys.path by default
     load_average,
     log_problems,
     render_table,
+    run_script,
     run_wrk,
     start_idp,
     write_results,
@@ -510,13 +510,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return a
 
 
-def _interrupt(signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
     command = (".venv/bin/python bench/refresh.py "
                + " ".join(sys.argv[1:] if argv is None else argv)).strip()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -542,8 +537,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; gunicorn stopped, temporary database removed", file=sys.stderr)
-        sys.exit(130)
+    run_script(main)

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -701,9 +701,19 @@ def _interrupt(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def run_script(main: Callable[[], int], cleanup: str = "temporary database removed") -> None:
+    """Runs a benchmark's main() as a script: SIGTERM (e.g. a CI timeout) unwinds like
+    Ctrl+C, so gunicorn is stopped and temporary databases and Redis keys are removed."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print(f"interrupted; gunicorn stopped, {cleanup}", file=sys.stderr)
+        sys.exit(130)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
     command = ".venv/bin/python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
     OUT.mkdir(parents=True, exist_ok=True)
     failed = []
@@ -726,8 +736,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; gunicorn stopped, temporary database removed", file=sys.stderr)
-        sys.exit(130)
+    run_script(main)

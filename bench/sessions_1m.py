@@ -23,7 +23,6 @@ import io
 import random
 import re
 import secrets
-import signal
 import sys
 import tempfile
 import time
@@ -50,6 +49,7 @@ from run import (  # noqa: E402
     load_average,
     log_problems,
     postgresql_setup,
+    run_script,
     start_idp,
     write_results,
 )
@@ -485,13 +485,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return a
 
 
-def _interrupt(signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
     command = (".venv/bin/python bench/sessions_1m.py "
                + " ".join(sys.argv[1:] if argv is None else argv)).strip()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -502,8 +497,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; gunicorn stopped, temporary database dropped", file=sys.stderr)
-        sys.exit(130)
+    run_script(main, "temporary database dropped")
