@@ -102,8 +102,12 @@ def browser_login(base: str, username: str, password: str, next_url: str) -> req
         raise BenchError(f"login page: {page.status_code}, no CSRF field")
     resp = browser.post(
         f"{base}/login",
-        data={"username": username, "password": password, "next": next_url,
-              "csrf_token": match.group(1)},
+        data={
+            "username": username,
+            "password": password,
+            "next": next_url,
+            "csrf_token": match.group(1),
+        },
         allow_redirects=False,
         timeout=30,
     )
@@ -112,29 +116,51 @@ def browser_login(base: str, username: str, password: str, next_url: str) -> req
     return browser
 
 
-def code_flow(base: str, client_id: str, secret: str, username: str, password: str
-              ) -> dict[str, Any]:
+def code_flow(
+    base: str, client_id: str, secret: str, username: str, password: str
+) -> dict[str, Any]:
     """A login as a browser would do it, then the code exchange; the token response."""
     browser = requests.Session()
     verifier, challenge = _pkce()
-    params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI,
-              "scope": SCOPE, "state": "s", "nonce": secrets.token_urlsafe(8),
-              "code_challenge": challenge, "code_challenge_method": "S256"}
-    resp = browser.get(f"{base}/authorize?{urlencode(params)}", allow_redirects=False,
-                       timeout=30)
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT_URI,
+        "scope": SCOPE,
+        "state": "s",
+        "nonce": secrets.token_urlsafe(8),
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    resp = browser.get(f"{base}/authorize?{urlencode(params)}", allow_redirects=False, timeout=30)
     login_url = urljoin(base, resp.headers["Location"])
     page = browser.get(login_url, timeout=30)
-    resp = browser.post(f"{base}/login", allow_redirects=False, timeout=30, data={
-        "username": username, "password": password, "next": _query(login_url)["next"],
-        "csrf_token": CSRF_RE.search(page.text).group(1)})  # type: ignore[union-attr]
+    resp = browser.post(
+        f"{base}/login",
+        allow_redirects=False,
+        timeout=30,
+        data={
+            "username": username,
+            "password": password,
+            "next": _query(login_url)["next"],
+            "csrf_token": CSRF_RE.search(page.text).group(1),
+        },
+    )  # type: ignore[union-attr]
     if resp.status_code != 303:
         raise BenchError(f"login answered {resp.status_code}: {resp.text[:300]}")
-    resp = browser.get(urljoin(base, resp.headers["Location"]), allow_redirects=False,
-                       timeout=30)
+    resp = browser.get(urljoin(base, resp.headers["Location"]), allow_redirects=False, timeout=30)
     code = _query(resp.headers["Location"])["code"]
-    token = requests.post(f"{base}/token", auth=(client_id, secret), timeout=30, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
-        "code_verifier": verifier})
+    token = requests.post(
+        f"{base}/token",
+        auth=(client_id, secret),
+        timeout=30,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier,
+        },
+    )
     if token.status_code != 200:
         raise BenchError(f"code exchange answered {token.status_code}: {token.text[:300]}")
     return dict(token.json())
@@ -160,8 +186,9 @@ class LoadResult:
         return xs[min(len(xs) - 1, max(0, round(p / 100 * len(xs)) - 1))]
 
 
-def rotate_chains(base: str, authorization: str, chains: Sequence[str], rotations: int
-                  ) -> LoadResult:
+def rotate_chains(
+    base: str, authorization: str, chains: Sequence[str], rotations: int
+) -> LoadResult:
     """One thread per chain, ``rotations`` sequential refreshes each, all started together."""
     latencies: list[float] = []
     failures: list[str] = []
@@ -177,14 +204,22 @@ def rotate_chains(base: str, authorization: str, chains: Sequence[str], rotation
         start.wait()
         for _ in range(rotations):
             t0 = time.perf_counter()
-            resp = http.post(f"{base}/token", timeout=30,
-                             data={"grant_type": "refresh_token", "refresh_token": token})
+            resp = http.post(
+                f"{base}/token",
+                timeout=30,
+                data={"grant_type": "refresh_token", "refresh_token": token},
+            )
             mine.append((time.perf_counter() - t0) * 1000)
-            body = resp.json() if resp.headers.get("Content-Type", "").startswith(
-                "application/json") else {}
-            if resp.status_code != 200 or not all(
-                body.get(k) for k in ("access_token", "id_token", "refresh_token")
-            ) or body["refresh_token"] == token:
+            body = (
+                resp.json()
+                if resp.headers.get("Content-Type", "").startswith("application/json")
+                else {}
+            )
+            if (
+                resp.status_code != 200
+                or not all(body.get(k) for k in ("access_token", "id_token", "refresh_token"))
+                or body["refresh_token"] == token
+            ):
                 with lock:
                     failures.append(f"{resp.status_code}: {resp.text[:200]}")
                 break
@@ -206,8 +241,12 @@ def rotate_chains(base: str, authorization: str, chains: Sequence[str], rotation
 
 
 def check_introspection(base: str, authorization: str, token: str) -> None:
-    resp = requests.post(f"{base}/introspect", data={"token": token},
-                         headers={"Authorization": authorization}, timeout=30)
+    resp = requests.post(
+        f"{base}/introspect",
+        data={"token": token},
+        headers={"Authorization": authorization},
+        timeout=30,
+    )
     if resp.status_code != 200 or resp.json().get("active") is not True:
         raise BenchError(f"sample introspection: {resp.status_code} {resp.text[:300]}")
 
@@ -234,8 +273,16 @@ def in_process_app(env: Mapping[str, str]) -> Iterator[Any]:
         os.environ.update(saved)
 
 
-def core_rotate(engine: Any, postgres: bool, value: str, client_id: str, use: Any, mint: Any,
-                idle: dt.timedelta, now: dt.datetime) -> str:
+def core_rotate(
+    engine: Any,
+    postgres: bool,
+    value: str,
+    client_id: str,
+    use: Any,
+    mint: Any,
+    idle: dt.timedelta,
+    now: dt.datetime,
+) -> str:
     """SqlRefreshStore.rotate's success path, statement for statement, in SQLAlchemy Core:
     find the token, lock the family, re-read the token, read the user, conditional UPDATE
     of the token, INSERT the child, UPDATE the family's last use, INSERT the family's
@@ -265,22 +312,37 @@ def core_rotate(engine: Any, postgres: bool, value: str, client_id: str, use: An
         won = c.execute(
             update(rt)
             .where(rt.c.id == tok.id, rt.c.used_at.is_(None))
-            .values(used_at=now, used_ip=use.ip[:64], used_user_agent=use.user_agent[:512],
-                    child_sealed=seal_child(value, tok.id, child))
+            .values(
+                used_at=now,
+                used_ip=use.ip[:64],
+                used_user_agent=use.user_agent[:512],
+                child_sealed=seal_child(value, tok.id, child),
+            )
         ).rowcount
         if won != 1:
             raise BenchError("core rotation: lost the conditional update")
-        c.execute(insert(rt).values(
-            id=new_id(), family_id=fam.id, parent_id=tok.id, generation=tok.generation + 1,
-            token_hash=token_hash(child), scope=tok.scope, issued_at=now,
-            issued_ip=use.ip[:64], issued_user_agent=use.user_agent[:512],
-            expires_at=min(now + idle, fam.absolute_expires_at)))
+        c.execute(
+            insert(rt).values(
+                id=new_id(),
+                family_id=fam.id,
+                parent_id=tok.id,
+                generation=tok.generation + 1,
+                token_hash=token_hash(child),
+                scope=tok.scope,
+                issued_at=now,
+                issued_ip=use.ip[:64],
+                issued_user_agent=use.user_agent[:512],
+                expires_at=min(now + idle, fam.absolute_expires_at),
+            )
+        )
         c.execute(update(rf).where(rf.c.id == fam.id).values(last_used_at=now))
-        info = FamilyInfo(fam.id, fam.client_id, fam.user_id, fam.session_id, fam.scope,
-                          fam.auth_time, fam.nonce)
+        info = FamilyInfo(
+            fam.id, fam.client_id, fam.user_id, fam.session_id, fam.scope, fam.auth_time, fam.nonce
+        )
         access = mint(info, tok.scope, user)
-        c.execute(insert(fat).values(jti=access.jti, family_id=fam.id,
-                                     expires_at=access.expires_at))
+        c.execute(
+            insert(fat).values(jti=access.jti, family_id=fam.id, expires_at=access.expires_at)
+        )
     return child
 
 
@@ -294,8 +356,7 @@ class OrmCoreResult:
     core_statements: float
 
 
-def orm_vs_core(setup: Setup, env: Mapping[str, str], rotations: int, rounds: int
-                ) -> OrmCoreResult:
+def orm_vs_core(setup: Setup, env: Mapping[str, str], rotations: int, rounds: int) -> OrmCoreResult:
     from sqlalchemy import event, select
 
     from idp.accounts.models import User
@@ -304,9 +365,13 @@ def orm_vs_core(setup: Setup, env: Mapping[str, str], rotations: int, rounds: in
     with in_process_app(env) as app:
         svc = app.extensions["idp"]
         cfg = svc.config.tokens
-        store = SqlRefreshStore(svc.db, svc.clock, cfg.refresh_token_idle_ttl,
-                                cfg.refresh_token_absolute_ttl,
-                                cfg.refresh_reuse_grace_seconds)
+        store = SqlRefreshStore(
+            svc.db,
+            svc.clock,
+            cfg.refresh_token_idle_ttl,
+            cfg.refresh_token_absolute_ttl,
+            cfg.refresh_reuse_grace_seconds,
+        )
         engine = svc.db.engine
         postgres = engine.dialect.name == "postgresql"
         with svc.db.read() as s:
@@ -318,10 +383,18 @@ def orm_vs_core(setup: Setup, env: Mapping[str, str], rotations: int, rounds: in
 
         def chain() -> str:
             now = svc.clock.now()
-            return store.start(client_id=RP_ID, user_id=user_id, session_id=None, code_id=None,
-                               scope=SCOPE, auth_time=now, nonce=None, use=use,
-                               access_jti=secrets.token_hex(16),
-                               access_expires_at=now + dt.timedelta(minutes=5))
+            return store.start(
+                client_id=RP_ID,
+                user_id=user_id,
+                session_id=None,
+                code_id=None,
+                scope=SCOPE,
+                auth_time=now,
+                nonce=None,
+                use=use,
+                access_jti=secrets.token_hex(16),
+                access_expires_at=now + dt.timedelta(minutes=5),
+            )
 
         statements = [0]
 
@@ -343,8 +416,9 @@ def orm_vs_core(setup: Setup, env: Mapping[str, str], rotations: int, rounds: in
             statements[0] = 0
             t0 = time.perf_counter()
             for _ in range(n):
-                value = core_rotate(engine, postgres, value, RP_ID, use, mint, store.idle,
-                                    svc.clock.now())
+                value = core_rotate(
+                    engine, postgres, value, RP_ID, use, mint, store.idle, svc.clock.now()
+                )
             return (time.perf_counter() - t0) * 1000 / n, statements[0] / n
 
         orm(20)  # warm-up: statement caches, connection pool
@@ -381,37 +455,70 @@ def bench_setup(setup: Setup, args: argparse.Namespace) -> SetupRun:
     idp_cli(env, "db", "upgrade")
     password = secrets.token_urlsafe(16)
     idp_cli(env, "users", "create", USERNAME, "--password-stdin", stdin=password + "\n")
-    out = idp_cli(env, "clients", "create", RP_ID, "--grant", "authorization_code",
-                  "--grant", "refresh_token", "--redirect-uri", REDIRECT_URI,
-                  "--scope", SCOPE, "--first-party")
+    out = idp_cli(
+        env,
+        "clients",
+        "create",
+        RP_ID,
+        "--grant",
+        "authorization_code",
+        "--grant",
+        "refresh_token",
+        "--redirect-uri",
+        REDIRECT_URI,
+        "--scope",
+        SCOPE,
+        "--first-party",
+    )
     rp = json.loads(out.strip().splitlines()[-1])
     rs = create_client(env, RS_ID, grants=["client_credentials"], scope="api:read")
     rp_auth = basic_auth(rp["client_id"], rp["client_secret"])
     rs_auth = basic_auth(rs["client_id"], rs["client_secret"])
     log_path = OUT / f"gunicorn-refresh-{setup.name}.log"
     with start_idp(env, log_path=log_path) as server:
-        print(f"[{setup.name}] gunicorn {server.settings.describe()}; "
-              f"{args.chains} logins", flush=True)
-        chains = [code_flow(server.url, rp["client_id"], rp["client_secret"], USERNAME,
-                            password)["refresh_token"] for _ in range(args.chains)]
+        print(
+            f"[{setup.name}] gunicorn {server.settings.describe()}; {args.chains} logins",
+            flush=True,
+        )
+        chains = [
+            code_flow(server.url, rp["client_id"], rp["client_secret"], USERNAME, password)[
+                "refresh_token"
+            ]
+            for _ in range(args.chains)
+        ]
         # Unrecorded warm-up on separate chains, so every worker has its caches filled.
-        warm = [code_flow(server.url, rp["client_id"], rp["client_secret"], USERNAME,
-                          password)["refresh_token"] for _ in range(2)]
+        warm = [
+            code_flow(server.url, rp["client_id"], rp["client_secret"], USERNAME, password)[
+                "refresh_token"
+            ]
+            for _ in range(2)
+        ]
         rotate_chains(server.url, rp_auth, warm, 5)
         print(f"[{setup.name}] {args.chains} chains × {args.rotations} rotations", flush=True)
         load = rotate_chains(server.url, rp_auth, chains, args.rotations)
         if load.failures:
             raise BenchError(f"{len(load.failures)} rotations failed, e.g. {load.failures[0]}")
-        print(f"[{setup.name}]   {load.rps:,.1f} rotations/s, p50 {fmt_ms(load.pct(50))}, "
-              f"p99 {fmt_ms(load.pct(99))}", flush=True)
+        print(
+            f"[{setup.name}]   {load.rps:,.1f} rotations/s, p50 {fmt_ms(load.pct(50))}, "
+            f"p99 {fmt_ms(load.pct(99))}",
+            flush=True,
+        )
         check_introspection(server.url, rs_auth, load.last_access_token)
         body = urlencode({"token": load.last_access_token})
         print(f"[{setup.name}] wrk POST /introspect for {args.duration} s", flush=True)
-        intro = run_wrk(f"{server.url}/introspect", duration=args.duration,
-                        connections=args.connections, threads=2, script=INTROSPECT_LUA,
-                        script_args=[rs_auth, body])
-        print(f"[{setup.name}]   {intro.requests_per_sec:,.0f} req/s, p50 {fmt_ms(intro.p50)}, "
-              f"p99 {fmt_ms(intro.p99)}, non-2xx {intro.non_2xx}", flush=True)
+        intro = run_wrk(
+            f"{server.url}/introspect",
+            duration=args.duration,
+            connections=args.connections,
+            threads=2,
+            script=INTROSPECT_LUA,
+            script_args=[rs_auth, body],
+        )
+        print(
+            f"[{setup.name}]   {intro.requests_per_sec:,.0f} req/s, p50 {fmt_ms(intro.p50)}, "
+            f"p99 {fmt_ms(intro.p99)}, non-2xx {intro.non_2xx}",
+            flush=True,
+        )
         check_introspection(server.url, rs_auth, load.last_access_token)
         inactive = re.search(r"Inactive answers: (\d+)", intro.output)
         if inactive is None or int(inactive[1]):
@@ -420,11 +527,17 @@ def bench_setup(setup: Setup, args: argparse.Namespace) -> SetupRun:
     problems = log_problems(log_path.read_text(errors="replace"))
     orm = None
     if args.orm_rotations:
-        print(f"[{setup.name}] in-process: ORM vs Core, {args.orm_rotations} rotations × "
-              f"{args.orm_rounds} rounds", flush=True)
+        print(
+            f"[{setup.name}] in-process: ORM vs Core, {args.orm_rotations} rotations × "
+            f"{args.orm_rounds} rounds",
+            flush=True,
+        )
         orm = orm_vs_core(setup, env, args.orm_rotations, args.orm_rounds)
-        print(f"[{setup.name}]   ORM {min(orm.orm_ms):.3f} ms, Core {min(orm.core_ms):.3f} ms "
-              "per rotation", flush=True)
+        print(
+            f"[{setup.name}]   ORM {min(orm.orm_ms):.3f} ms, Core {min(orm.core_ms):.3f} ms "
+            "per rotation",
+            flush=True,
+        )
     return SetupRun(setup, load, intro, problems, settings, load_before, orm)
 
 
@@ -445,8 +558,9 @@ def render_setup(run: SetupRun, args: argparse.Namespace, command: str) -> str:
         "|---|---|---:|---:|---:|---:|---:|",
         f"| {run.setup.label} | POST /token (refresh_token, rotation) | {ld.rps:,.1f} "
         f"| {fmt_ms(ld.pct(50))} | {fmt_ms(ld.pct(99))} | 0 | 0 |",
-        *render_table([Row(run.setup.label, "POST /introspect (access token)",
-                           run.introspect)])[2:],
+        *render_table([Row(run.setup.label, "POST /introspect (access token)", run.introspect)])[
+            2:
+        ],
         "",
         f"- rotation: {ld.requests} requests in {ld.seconds:.1f} s; the load generator "
         "(Python, GIL) shares the 2 CPUs with gunicorn",
@@ -461,8 +575,7 @@ def render_setup(run: SetupRun, args: argparse.Namespace, command: str) -> str:
     return "\n".join(lines)
 
 
-def render_orm(results: Sequence[OrmCoreResult], args: argparse.Namespace, command: str
-               ) -> str:
+def render_orm(results: Sequence[OrmCoreResult], args: argparse.Namespace, command: str) -> str:
     lines = [
         "## Rotation hot path: ORM (SqlRefreshStore.rotate) versus SQLAlchemy Core",
         "",
@@ -487,8 +600,11 @@ def render_orm(results: Sequence[OrmCoreResult], args: argparse.Namespace, comma
             f"| {o - c:+.3f} ms ({(o / c - 1) * 100:+.0f} %) "
             f"| {r.orm_statements:.1f} / {r.core_statements:.1f} |"
         )
-    lines += ["", f"- reproduce: `{command}`", f"- date: "
-              f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC}"]
+    lines += [
+        "",
+        f"- reproduce: `{command}`",
+        f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC}",
+    ]
     return "\n".join(lines)
 
 
@@ -503,17 +619,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--only", choices=SETUPS)
     p.add_argument("--results", type=Path, default=RESULTS)
     a = p.parse_args(argv)
-    if not (1 <= a.chains <= 32 and 1 <= a.rotations <= 500 and 1 <= a.duration <= 60
-            and 1 <= a.connections <= 64 and 0 <= a.orm_rotations <= 5000
-            and 1 <= a.orm_rounds <= 5):
+    if not (
+        1 <= a.chains <= 32
+        and 1 <= a.rotations <= 500
+        and 1 <= a.duration <= 60
+        and 1 <= a.connections <= 64
+        and 0 <= a.orm_rotations <= 5000
+        and 1 <= a.orm_rounds <= 5
+    ):
         p.error("a bound is out of range (see --help)")
     return a
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    command = (".venv/bin/python bench/refresh.py "
-               + " ".join(sys.argv[1:] if argv is None else argv)).strip()
+    command = (
+        ".venv/bin/python bench/refresh.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    ).strip()
     OUT.mkdir(parents=True, exist_ok=True)
     failed, orm_results = [], []
     with tempfile.TemporaryDirectory(prefix="idp-bench-refresh-") as tmp:

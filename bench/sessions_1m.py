@@ -84,8 +84,10 @@ def _ts(t: float) -> str:
 def _ip(rng: random.Random) -> str:
     if rng.random() < 0.15:
         return f"2001:db8:{rng.getrandbits(16):x}:{rng.getrandbits(16):x}::{rng.getrandbits(16):x}"
-    return f"{rng.choice((81, 88, 93, 109, 151, 178, 185, 203))}.{rng.randrange(256)}." \
-           f"{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    return (
+        f"{rng.choice((81, 88, 93, 109, 151, 178, 185, 203))}.{rng.randrange(256)}."
+        f"{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    )
 
 
 # --- the data ---------------------------------------------------------------------------
@@ -101,12 +103,16 @@ def fill(dsn: str, n_users: int, n_sessions: int, seed: int = 1) -> dict[str, fl
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
         t0 = time.perf_counter()
         user_ids = [f"{rng.getrandbits(128):032x}" for _ in range(n_users)]
-        with cur.copy("COPY users (id, username, email, email_verified, name, password_hash, "
-                      "is_admin, disabled, attributes, created_at) FROM STDIN") as cp:
+        with cur.copy(
+            "COPY users (id, username, email, email_verified, name, password_hash, "
+            "is_admin, disabled, attributes, created_at) FROM STDIN"
+        ) as cp:
             buf = io.StringIO()
             for i, uid in enumerate(user_ids):
-                buf.write(f"{uid}\tuser{i:06d}\tuser{i:06d}@example.test\tt\tUser {i}\t"
-                          f"!bench-no-login\tf\tf\t{{}}\t{_ts(now - 90 * DAY)}\n")
+                buf.write(
+                    f"{uid}\tuser{i:06d}\tuser{i:06d}@example.test\tt\tUser {i}\t"
+                    f"!bench-no-login\tf\tf\t{{}}\t{_ts(now - 90 * DAY)}\n"
+                )
             cp.write(buf.getvalue())
         conn.commit()
         timings["users"] = time.perf_counter() - t0
@@ -114,9 +120,14 @@ def fill(dsn: str, n_users: int, n_sessions: int, seed: int = 1) -> dict[str, fl
         t0 = time.perf_counter()
         clients_rows = 0
         chunk = 100_000
-        with cur.copy("COPY browser_sessions (id, token_hash, user_id, auth_time, ip, "
-                      "user_agent, created_at, last_seen_at, expires_at, ended_at, end_reason) "
-                      "FROM STDIN") as cp, io.StringIO() as links:
+        with (
+            cur.copy(
+                "COPY browser_sessions (id, token_hash, user_id, auth_time, ip, "
+                "user_agent, created_at, last_seen_at, expires_at, ended_at, end_reason) "
+                "FROM STDIN"
+            ) as cp,
+            io.StringIO() as links,
+        ):
             for start in range(0, n_sessions, chunk):
                 buf = io.StringIO()
                 for _ in range(min(chunk, n_sessions - start)):
@@ -127,14 +138,18 @@ def fill(dsn: str, n_users: int, n_sessions: int, seed: int = 1) -> dict[str, fl
                     age = now - created
                     seen = created + rng.random() * min(age, 8 * 3600)
                     if rng.random() < 0.10:
-                        ended, reason = _ts(seen), rng.choice(("logout", "replaced by a new "
-                                                               "login", "killed by operator"))
+                        ended, reason = (
+                            _ts(seen),
+                            rng.choice(("logout", "replaced by a new login", "killed by operator")),
+                        )
                     else:
                         ended, reason = "\\N", "\\N"
                     c = _ts(created)
-                    buf.write(f"{sid}\t{rng.getrandbits(256):064x}\t{uid}\t{c}\t"
-                              f"{_ip(rng)}\t{rng.choice(AGENTS)}\t{c}\t{_ts(seen)}\t"
-                              f"{_ts(created + WEEK)}\t{ended}\t{reason}\n")
+                    buf.write(
+                        f"{sid}\t{rng.getrandbits(256):064x}\t{uid}\t{c}\t"
+                        f"{_ip(rng)}\t{rng.choice(AGENTS)}\t{c}\t{_ts(seen)}\t"
+                        f"{_ts(created + WEEK)}\t{ended}\t{reason}\n"
+                    )
                     first = rng.choice(CLIENTS)
                     links.write(f"{sid}\t{first}\t{c}\n")
                     clients_rows += 1
@@ -147,8 +162,7 @@ def fill(dsn: str, n_users: int, n_sessions: int, seed: int = 1) -> dict[str, fl
         conn.commit()
         timings["browser_sessions"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        with cur.copy("COPY session_clients (session_id, client_id, first_at) FROM STDIN"
-                      ) as cp:
+        with cur.copy("COPY session_clients (session_id, client_id, first_at) FROM STDIN") as cp:
             cp.write(link_text)
         conn.commit()
         timings["session_clients"] = time.perf_counter() - t0
@@ -170,8 +184,9 @@ def percentile(xs: Sequence[float], p: float) -> float:
     return s[min(len(s) - 1, max(0, round(p / 100 * len(s)) - 1))]
 
 
-def timed(n: int, fn: Callable[[int], requests.Response], ok: Callable[[requests.Response],
-          bool]) -> list[float]:
+def timed(
+    n: int, fn: Callable[[int], requests.Response], ok: Callable[[requests.Response], bool]
+) -> list[float]:
     out = []
     for i in range(n):
         t0 = time.perf_counter()
@@ -191,9 +206,11 @@ def _rows(html: str) -> int:
 
 # --- EXPLAIN -------------------------------------------------------------------------------
 
-KEY = re.compile(r"(Scan|Sort|Limit|Nested Loop|Hash|Join|Index Cond|Filter|Rows Removed|"
-                 r"Execution Time|Planning Time|Update on|Insert on|Sort Key|Presorted|"
-                 r"Heap Fetches|InitPlan|SubPlan|Buffers)")
+KEY = re.compile(
+    r"(Scan|Sort|Limit|Nested Loop|Hash|Join|Index Cond|Filter|Rows Removed|"
+    r"Execution Time|Planning Time|Update on|Insert on|Sort Key|Presorted|"
+    r"Heap Fetches|InitPlan|SubPlan|Buffers)"
+)
 
 
 def capture(engine: Any, fn: Callable[[], Any]) -> tuple[Any, list[tuple[str, Any]]]:
@@ -217,8 +234,7 @@ def explain(engine: Any, statement: str, params: Any) -> list[str]:
     with engine.connect() as conn:
         trans = conn.begin()
         try:
-            rows = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement,
-                                        params).all()
+            rows = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, params).all()
         finally:
             trans.rollback()
     return [r[0] for r in rows]
@@ -240,19 +256,32 @@ def short_sql(statement: str) -> str:
 def main_run(args: argparse.Namespace, command: str) -> str:  # noqa: PLR0915 - one story
     load_before = load_average()
     lines: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="idp-bench-1m-") as tmp, \
-            postgresql_setup(Path(tmp)) as setup:
+    with (
+        tempfile.TemporaryDirectory(prefix="idp-bench-1m-") as tmp,
+        postgresql_setup(Path(tmp)) as setup,
+    ):
         env = idp_env(setup, free_port())
         dsn = setup.settings["IDP_DATABASE__URL"].replace("postgresql+psycopg", "postgresql")
         print(f"idp db upgrade ({dsn.rsplit('/', 1)[1]})", flush=True)
         idp_cli(env, "db", "upgrade")
         password = secrets.token_urlsafe(16)
-        idp_cli(env, "users", "create", "admin", "--admin", "--password-stdin",
-                stdin=password + "\n")
+        idp_cli(
+            env, "users", "create", "admin", "--admin", "--password-stdin", stdin=password + "\n"
+        )
         for cid in CLIENTS:
-            idp_cli(env, "clients", "create", cid, "--grant", "authorization_code",
-                    "--redirect-uri", f"https://{cid}.example.test/cb", "--scope", "openid",
-                    "--first-party")
+            idp_cli(
+                env,
+                "clients",
+                "create",
+                cid,
+                "--grant",
+                "authorization_code",
+                "--redirect-uri",
+                f"https://{cid}.example.test/cb",
+                "--scope",
+                "openid",
+                "--first-party",
+            )
         print(f"COPY {args.users:,} users, {args.sessions:,} sessions", flush=True)
         t0 = time.perf_counter()
         timings = fill(dsn, args.users, args.sessions)
@@ -261,23 +290,33 @@ def main_run(args: argparse.Namespace, command: str) -> str:  # noqa: PLR0915 - 
         import psycopg
 
         with psycopg.connect(dsn) as conn:
-            size = conn.execute("SELECT pg_size_pretty(pg_total_relation_size("
-                                "'browser_sessions'))").fetchone()[0]
-            live = conn.execute("SELECT count(*) FROM browser_sessions WHERE ended_at IS NULL"
-                                ).fetchone()[0]
+            size = conn.execute(
+                "SELECT pg_size_pretty(pg_total_relation_size('browser_sessions'))"
+            ).fetchone()[0]
+            live = conn.execute(
+                "SELECT count(*) FROM browser_sessions WHERE ended_at IS NULL"
+            ).fetchone()[0]
             busy_user = conn.execute(
                 "SELECT u.username, count(*) FROM browser_sessions s JOIN users u "
                 "ON u.id = s.user_id WHERE s.ended_at IS NULL GROUP BY u.username "
-                "ORDER BY count(*) DESC LIMIT 1").fetchone()
+                "ORDER BY count(*) DESC LIMIT 1"
+            ).fetchone()
             mid = conn.execute(
                 "SELECT created_at, id FROM browser_sessions WHERE ended_at IS NULL "
-                "ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 1", (live // 2,)
+                "ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 1",
+                (live // 2,),
             ).fetchone()
-            some_ip = conn.execute("SELECT ip FROM browser_sessions WHERE ended_at IS NULL "
-                                   "LIMIT 1").fetchone()[0]
-            victims = [r[0] for r in conn.execute(
-                "SELECT id FROM browser_sessions WHERE ended_at IS NULL "
-                "ORDER BY random() LIMIT %s", (args.requests,))]
+            some_ip = conn.execute(
+                "SELECT ip FROM browser_sessions WHERE ended_at IS NULL LIMIT 1"
+            ).fetchone()[0]
+            victims = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM browser_sessions WHERE ended_at IS NULL "
+                    "ORDER BY random() LIMIT %s",
+                    (args.requests,),
+                )
+            ]
         deep_cursor = f"{mid[0].replace(tzinfo=dt.UTC).isoformat()}|{mid[1]}"
 
         log_path = OUT / "gunicorn-sessions-1m.log"
@@ -288,7 +327,8 @@ def main_run(args: argparse.Namespace, command: str) -> str:  # noqa: PLR0915 - 
             print(f"gunicorn {settings.describe()} on {base}; admin login", flush=True)
             browser = browser_login(base, "admin", password, "/admin/sessions")
             html_ok: Callable[[requests.Response], bool] = lambda r: (  # noqa: E731
-                r.status_code == 200 and "Live sessions" in r.text)
+                r.status_code == 200 and "Live sessions" in r.text
+            )
 
             first = browser.get(f"{base}/admin/sessions", timeout=60)
             if not html_ok(first) or _rows(first.text) < 50:
@@ -315,8 +355,13 @@ def main_run(args: argparse.Namespace, command: str) -> str:  # noqa: PLR0915 - 
                 ("GET /admin/sessions?client=partner-crm", by_ip_client),
             ):
                 print(f"  {label} × {n}", flush=True)
-                results.append((label, timed(n, lambda _i, t=target: browser.get(t, timeout=60),
-                                             html_ok), target))
+                results.append(
+                    (
+                        label,
+                        timed(n, lambda _i, t=target: browser.get(t, timeout=60), html_ok),
+                        target,
+                    )
+                )
             # Kills need a login younger than [admin] reauth_seconds: log in right before.
             browser = browser_login(base, "admin", password, "/admin/sessions")
             detail_ms: list[float] = []
@@ -330,10 +375,16 @@ def main_run(args: argparse.Namespace, command: str) -> str:  # noqa: PLR0915 - 
                 if page.status_code != 200 or not m:
                     raise BenchError(f"session page {page.status_code}: {page.text[:300]}")
                 t0 = time.perf_counter()
-                resp = browser.post(f"{base}/admin/sessions/{sid}/kill", allow_redirects=False,
-                                    timeout=60, data={"csrf_token": m.group(1),
-                                                      "reason": "bench: stolen laptop",
-                                                      "back": f"/admin/sessions/{sid}"})
+                resp = browser.post(
+                    f"{base}/admin/sessions/{sid}/kill",
+                    allow_redirects=False,
+                    timeout=60,
+                    data={
+                        "csrf_token": m.group(1),
+                        "reason": "bench: stolen laptop",
+                        "back": f"/admin/sessions/{sid}",
+                    },
+                )
                 kill_ms.append((time.perf_counter() - t0) * 1000)
                 if resp.status_code != 303:
                     raise BenchError(f"kill answered {resp.status_code}: {resp.text[:300]}")
@@ -341,8 +392,9 @@ def main_run(args: argparse.Namespace, command: str) -> str:  # noqa: PLR0915 - 
             results.append(("POST /admin/sessions/<sid>/kill", kill_ms, ""))
         with psycopg.connect(dsn) as conn:
             killed = conn.execute(
-                "SELECT count(*) FROM browser_sessions WHERE id = ANY(%s) AND "
-                "ended_at IS NOT NULL", (victims,)).fetchone()[0]
+                "SELECT count(*) FROM browser_sessions WHERE id = ANY(%s) AND ended_at IS NOT NULL",
+                (victims,),
+            ).fetchone()[0]
         if killed != len(victims):
             raise BenchError(f"only {killed} of {len(victims)} sessions ended")
         problems = log_problems(log_path.read_text(errors="replace"))
@@ -365,8 +417,10 @@ def main_run(args: argparse.Namespace, command: str) -> str:  # noqa: PLR0915 - 
         "|---|---:|---:|---:|",
     ]
     for label, ms, _ in results:
-        lines.append(f"| {label} | {fmt_ms(percentile(ms, 50))} | {fmt_ms(percentile(ms, 95))} "
-                     f"| {fmt_ms(max(ms))} |")
+        lines.append(
+            f"| {label} | {fmt_ms(percentile(ms, 50))} | {fmt_ms(percentile(ms, 95))} "
+            f"| {fmt_ms(max(ms))} |"
+        )
     lines += [
         "",
         "The deep keyset page uses a cursor in the next link's own format "
@@ -379,8 +433,10 @@ def main_run(args: argparse.Namespace, command: str) -> str:  # noqa: PLR0915 - 
         "",
         "| page | rows | peak | HTML |",
         "|---|---:|---:|---:|",
-        *[f"| {k} | {v[0]} | {v[1] / 1024:,.0f} KiB | {v[2] / 1024:,.0f} KiB |"
-          for k, v in memory.items()],
+        *[
+            f"| {k} | {v[0]} | {v[1] / 1024:,.0f} KiB | {v[2] / 1024:,.0f} KiB |"
+            for k, v in memory.items()
+        ],
         "",
         "EXPLAIN (ANALYZE, BUFFERS), key lines, of the statements SQLAlchemy sent "
         "(captured in-process, replayed with the same parameters in a rolled-back "
@@ -389,27 +445,34 @@ def main_run(args: argparse.Namespace, command: str) -> str:  # noqa: PLR0915 - 
     ]
     for title, statement, plan in plans:
         if not plan:
-            lines += [f"**{title}**: `{short_sql(statement)}` (not replayed: an INSERT "
-                      "with its own primary key; its plan is a bare `Insert on ...`)", ""]
+            lines += [
+                f"**{title}**: `{short_sql(statement)}` (not replayed: an INSERT "
+                "with its own primary key; its plan is a bare `Insert on ...`)",
+                "",
+            ]
             continue
-        lines += [f"**{title}**: `{short_sql(statement)}`", "", "```",
-                  *key_lines(plan), "```", ""]
+        lines += [f"**{title}**: `{short_sql(statement)}`", "", "```", *key_lines(plan), "```", ""]
     lines += [
-        *[x for x in environment_lines(settings, command, load_before)
-          if not x.startswith("- client:")],
+        *[
+            x
+            for x in environment_lines(settings, command, load_before)
+            if not x.startswith("- client:")
+        ],
     ]
-    lines = [x.replace("`make bench`", "`.venv/bin/python bench/sessions_1m.py`")
-             for x in lines]
+    lines = [x.replace("`make bench`", "`.venv/bin/python bench/sessions_1m.py`") for x in lines]
     if problems:
-        lines.append("- **server log problems**: " + ", ".join(
-            f"{k}: {v}" for k, v in sorted(problems.items())))
+        lines.append(
+            "- **server log problems**: "
+            + ", ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
+        )
     else:
         lines.append("- server log: no tracebacks, lock errors or worker timeouts")
     return "\n".join(lines)
 
 
-def in_process(env: dict[str, str], deep_cursor: str, username: str, victim: str, ip: str
-               ) -> tuple[dict[str, tuple[int, int, int]], list[tuple[str, str, list[str]]]]:
+def in_process(
+    env: dict[str, str], deep_cursor: str, username: str, victim: str, ip: str
+) -> tuple[dict[str, tuple[int, int, int]], list[tuple[str, str, list[str]]]]:
     from flask import g, render_template
     from sqlalchemy import select
 
@@ -425,41 +488,62 @@ def in_process(env: dict[str, str], deep_cursor: str, username: str, victim: str
         engine = svc.db.engine
         with svc.db.read() as s:
             admin_user = s.scalar(select(User).where(User.username == "admin"))
-        for label, kw in (("first page", {}), ("deep keyset page", {"after": deep_cursor}),
-                          ("filtered by user", {"user": username})):
+        for label, kw in (
+            ("first page", {}),
+            ("deep keyset page", {"after": deep_cursor}),
+            ("filtered by user", {"user": username}),
+        ):
             with admin_app.test_request_context("/sessions"):
                 g.admin_user = admin_user
                 # Warm-up outside the measurement (statement cache, template compilation).
-                render_template("sessions.html", page=queries.sessions_page(svc, **kw),
-                                filters={}, first=not kw.get("after"))
+                render_template(
+                    "sessions.html",
+                    page=queries.sessions_page(svc, **kw),
+                    filters={},
+                    first=not kw.get("after"),
+                )
                 tracemalloc.start()
                 page = queries.sessions_page(svc, **kw)
-                html = render_template("sessions.html", page=page, filters={},
-                                       first=not kw.get("after"))
+                html = render_template(
+                    "sessions.html", page=page, filters={}, first=not kw.get("after")
+                )
                 _, peak = tracemalloc.get_traced_memory()
                 tracemalloc.stop()
             memory[label] = (len(page.rows), peak, len(html.encode()))
             _, seen = capture(engine, lambda kw=kw: queries.sessions_page(svc, **kw))
             for i, (statement, params) in enumerate(seen):
                 what = "sessions" if i == 0 else "their clients"
-                plans.append((f"sessions page, {label}: {what}", statement,
-                              explain(engine, statement, params)))
-        for label, kw in (("filtered by IP", {"ip": ip}),
-                          ("filtered by client", {"client": "partner-crm"})):
+                plans.append(
+                    (
+                        f"sessions page, {label}: {what}",
+                        statement,
+                        explain(engine, statement, params),
+                    )
+                )
+        for label, kw in (
+            ("filtered by IP", {"ip": ip}),
+            ("filtered by client", {"client": "partner-crm"}),
+        ):
             _, seen = capture(engine, lambda kw=kw: queries.sessions_page(svc, **kw))
-            plans.append((f"sessions page, {label}: sessions", seen[0][0],
-                          explain(engine, *seen[0])))
+            plans.append(
+                (f"sessions page, {label}: sessions", seen[0][0], explain(engine, *seen[0]))
+            )
         # The kill's statements: captured from a real kill of one (already killed) session
         # would skip the writes, so kill a fresh live one.
         with svc.db.read() as s:
             from idp.sessions.models import BrowserSession
 
-            sid = s.scalar(select(BrowserSession.id).where(BrowserSession.ended_at.is_(None),
-                                                           BrowserSession.id != victim)
-                           .limit(1))
-        _, seen = capture(engine, lambda: kill_session(svc, sid, actor="admin",
-                                                       action="session.kill",
-                                                       reason="bench explain"))
+            sid = s.scalar(
+                select(BrowserSession.id)
+                .where(BrowserSession.ended_at.is_(None), BrowserSession.id != victim)
+                .limit(1)
+            )
+        _, seen = capture(
+            engine,
+            lambda: kill_session(
+                svc, sid, actor="admin", action="session.kill", reason="bench explain"
+            ),
+        )
         for statement, params in seen:
             head = statement.split(None, 1)[0].upper()
             # INSERTs carry their primary keys (replaying them would collide) and have no
@@ -479,16 +563,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--follow", type=int, default=20, help="next links to follow")
     p.add_argument("--results", type=Path, default=RESULTS)
     a = p.parse_args(argv)
-    if not (1_000 <= a.sessions <= 2_000_000 and 100 <= a.users <= a.sessions
-            and 1 <= a.requests <= 500 and 1 <= a.follow <= 200):
+    if not (
+        1_000 <= a.sessions <= 2_000_000
+        and 100 <= a.users <= a.sessions
+        and 1 <= a.requests <= 500
+        and 1 <= a.follow <= 200
+    ):
         p.error("a bound is out of range")
     return a
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    command = (".venv/bin/python bench/sessions_1m.py "
-               + " ".join(sys.argv[1:] if argv is None else argv)).strip()
+    command = (
+        ".venv/bin/python bench/sessions_1m.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    ).strip()
     OUT.mkdir(parents=True, exist_ok=True)
     body = main_run(args, command)
     write_results("sessions-1m", body, args.results)

@@ -31,8 +31,11 @@ def create_api(verifier: Verifier) -> Flask:
         try:
             claims = verifier.verify(token.strip())
         except InvalidToken as exc:
-            return (jsonify(error="invalid_token", error_description=str(exc)), 401,
-                    {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            return (
+                jsonify(error="invalid_token", error_description=str(exc)),
+                401,
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
         return jsonify(sub=claims["sub"], scope=claims.get("scope"), sid=claims.get("sid"))
 
     return app
@@ -46,8 +49,12 @@ def main() -> None:
     parser.add_argument("--client-secret", required=True)
     parser.add_argument("--port", type=int, default=5002)
     args = parser.parse_args()
-    verifier = Verifier(args.issuer, audience=args.audience, client_id=args.client_id,
-                        client_secret=args.client_secret)
+    verifier = Verifier(
+        args.issuer,
+        audience=args.audience,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+    )
     verifier.start()
     create_api(verifier).run(host="127.0.0.1", port=args.port)
 

@@ -27,8 +27,9 @@ ISSUER = "http://127.0.0.1:5000"
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[dict[str, Any]]:
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     """The storage a test runs against: database URL and Redis settings."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("sqlite") / "idp.db"
@@ -39,16 +40,23 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         prefix = redis_prefix()
         with postgres_database() as url:
             migrate.upgrade(url)
-            yield {"name": "postgresql", "database": {"url": url},
-                   "redis": {"url": REDIS_URL, "prefix": prefix}}
+            yield {
+                "name": "postgresql",
+                "database": {"url": url},
+                "redis": {"url": REDIS_URL, "prefix": prefix},
+            }
         clear_redis(prefix)
 
 
-def make_config(backend: dict[str, Any], instance: Path, **sections: dict[str, Any]
-                ) -> dict[str, Any]:
+def make_config(
+    backend: dict[str, Any], instance: Path, **sections: dict[str, Any]
+) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "server": {"issuer": ISSUER, "instance_path": str(instance),
-                   "secret_key": "test-secret-key"},
+        "server": {
+            "issuer": ISSUER,
+            "instance_path": str(instance),
+            "secret_key": "test-secret-key",
+        },
         "database": dict(backend["database"]),
         "redis": dict(backend["redis"]),
         "keys": {"kek": TEST_KEK},
@@ -80,8 +88,12 @@ def config_overrides() -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def app(backend: dict[str, Any], tmp_path: Path, clock: FrozenClock,
-        config_overrides: dict[str, dict[str, Any]]) -> Iterator[Flask]:
+def app(
+    backend: dict[str, Any],
+    tmp_path: Path,
+    clock: FrozenClock,
+    config_overrides: dict[str, dict[str, Any]],
+) -> Iterator[Flask]:
     app = create_app(make_config(backend, tmp_path, **config_overrides), clock=clock)
     app.config["TESTING"] = True
     _empty(app, backend)

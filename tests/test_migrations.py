@@ -32,8 +32,14 @@ def test_downgrade_to_base_and_upgrade_again_with_rows(empty_db):
     migrate.upgrade(empty_db)
     engine = create_engine(empty_db)
     with Session(engine) as s, s.begin():
-        s.add(User(username="keep", password_hash="x", created_at=dt.datetime.now(dt.UTC),
-                   attributes={}))
+        s.add(
+            User(
+                username="keep",
+                password_hash="x",
+                created_at=dt.datetime.now(dt.UTC),
+                attributes={},
+            )
+        )
     engine.dispose()
     migrate.downgrade(empty_db, "base")
     migrate.upgrade(empty_db)

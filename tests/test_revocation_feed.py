@@ -20,10 +20,15 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def setup(auth, live):
     auth.user()
-    rp = auth.oauth_client("shop", scope="openid offline_access",
-                           redirect_uri="http://127.0.0.1/cb")
-    api = auth.oauth_client("shop-api", grant_types=["client_credentials"], scope="orders",
-                            redirect_uri="https://api.example.test/x")
+    rp = auth.oauth_client(
+        "shop", scope="openid offline_access", redirect_uri="http://127.0.0.1/cb"
+    )
+    api = auth.oauth_client(
+        "shop-api",
+        grant_types=["client_credentials"],
+        scope="orders",
+        redirect_uri="https://api.example.test/x",
+    )
     tokens = code_flow(live.url, "shop", rp.secret, "http://127.0.0.1/cb")
     jwks = requests.get(live.url + "/jwks.json", timeout=5).json()
     sid = pyjwt_verify(tokens["access_token"], jwks, "shop", live.url)["sid"]
@@ -39,36 +44,50 @@ def test_feed_requires_client_authentication(setup):
 
 def test_feed_lists_a_killed_session_with_a_cursor(setup):
     live, api, _, sid = setup
-    first = requests.get(live.url + "/revocations", auth=(api.client_id, api.secret),
-                         timeout=5).json()
+    first = requests.get(
+        live.url + "/revocations", auth=(api.client_id, api.secret), timeout=5
+    ).json()
     kill_session(live.svc, sid, actor="test", action="session.kill", reason="r")
-    after = requests.get(live.url + "/revocations", params={"after": first["cursor"]},
-                         auth=(api.client_id, api.secret), timeout=5).json()
+    after = requests.get(
+        live.url + "/revocations",
+        params={"after": first["cursor"]},
+        auth=(api.client_id, api.secret),
+        timeout=5,
+    ).json()
     [entry] = after["revocations"]
     assert entry["type"] == "sid" and entry["value"] == sid and entry["exp"] > 0
-    again = requests.get(live.url + "/revocations", params={"after": after["cursor"]},
-                         auth=(api.client_id, api.secret), timeout=5).json()
+    again = requests.get(
+        live.url + "/revocations",
+        params={"after": after["cursor"]},
+        auth=(api.client_id, api.secret),
+        timeout=5,
+    ).json()
     assert again["revocations"] == [] and again["cursor"] == after["cursor"]
 
 
 @pytest.mark.parametrize("params", [{"after": "x"}, {"wait": "99"}, {"after": "-1"}])
 def test_feed_refuses_bad_parameters(setup, params):
     live, api, *_ = setup
-    resp = requests.get(live.url + "/revocations", params=params,
-                        auth=(api.client_id, api.secret), timeout=5)
+    resp = requests.get(
+        live.url + "/revocations", params=params, auth=(api.client_id, api.secret), timeout=5
+    )
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
 
 
 def test_long_poll_returns_when_a_revocation_arrives(setup):
     live, api, _, sid = setup
-    cursor = requests.get(live.url + "/revocations", auth=(api.client_id, api.secret),
-                          timeout=5).json()["cursor"]
+    cursor = requests.get(
+        live.url + "/revocations", auth=(api.client_id, api.secret), timeout=5
+    ).json()["cursor"]
     got: dict = {}
 
     def wait_for_entry() -> None:
-        got["resp"] = requests.get(live.url + "/revocations",
-                                   params={"after": cursor, "wait": 20},
-                                   auth=(api.client_id, api.secret), timeout=30).json()
+        got["resp"] = requests.get(
+            live.url + "/revocations",
+            params={"after": cursor, "wait": 20},
+            auth=(api.client_id, api.secret),
+            timeout=30,
+        ).json()
 
     waiter = threading.Thread(target=wait_for_entry)
     waiter.start()
@@ -79,14 +98,16 @@ def test_long_poll_returns_when_a_revocation_arrives(setup):
 
 def test_offline_verifier_honours_the_feed(setup):
     live, api, tokens, sid = setup
-    verifier = Verifier(live.url, audience="shop", client_id=api.client_id,
-                        client_secret=api.secret)
+    verifier = Verifier(
+        live.url, audience="shop", client_id=api.client_id, client_secret=api.secret
+    )
     verifier.poll()
     claims = verifier.verify(tokens["access_token"])
     assert claims["sid"] == sid
     with pytest.raises(InvalidToken, match="audience"):
-        Verifier(live.url, audience="other", client_id=api.client_id,
-                 client_secret=api.secret).verify(tokens["access_token"])
+        Verifier(
+            live.url, audience="other", client_id=api.client_id, client_secret=api.secret
+        ).verify(tokens["access_token"])
     with pytest.raises(InvalidToken, match="typ"):
         verifier.verify(tokens["id_token"])
     kill_session(live.svc, sid, actor="test", action="session.kill", reason="stolen")
@@ -97,8 +118,9 @@ def test_offline_verifier_honours_the_feed(setup):
 
 def test_example_resource_server_rejects_a_killed_session(setup):
     live, api, tokens, sid = setup
-    verifier = Verifier(live.url, audience="shop", client_id=api.client_id,
-                        client_secret=api.secret)
+    verifier = Verifier(
+        live.url, audience="shop", client_id=api.client_id, client_secret=api.secret
+    )
     verifier.poll()
     client = create_api(verifier).test_client()
     bearer = {"Authorization": "Bearer " + tokens["access_token"]}

@@ -8,16 +8,26 @@ from tests.support.auth import PASSWORD, AuthActions, csrf_from
 def login_as(app, username, user_agent):
     client = app.test_client()
     page = client.get("/login")
-    client.post("/login", data={"username": username, "password": PASSWORD,
-                                "csrf_token": csrf_from(page.get_data(as_text=True))},
-                headers={"User-Agent": user_agent})
+    client.post(
+        "/login",
+        data={
+            "username": username,
+            "password": PASSWORD,
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+        },
+        headers={"User-Agent": user_agent},
+    )
     return client
 
 
-PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 " \
-        "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
-LAPTOP = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) " \
-         "Chrome/120.0.0.0 Safari/537.36"
+PHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+)
+LAPTOP = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
 
 
 def test_account_lists_devices_and_ends_another_one(app, auth):
@@ -45,11 +55,13 @@ def test_a_user_cannot_end_someone_elses_session(app, auth):
 
     svc = app.extensions["idp"]
     with svc.db.read() as s:
-        alice_sid = s.scalar(select(BrowserSession.id).join(BrowserSession.user).where(
-            BrowserSession.user.has(username="alice")))
+        alice_sid = s.scalar(
+            select(BrowserSession.id)
+            .join(BrowserSession.user)
+            .where(BrowserSession.user.has(username="alice"))
+        )
     page = mallory.get("/account").get_data(as_text=True)
-    resp = mallory.post(f"/account/sessions/{alice_sid}/end",
-                        data={"csrf_token": csrf_from(page)})
+    resp = mallory.post(f"/account/sessions/{alice_sid}/end", data={"csrf_token": csrf_from(page)})
     assert resp.status_code == 404
     with svc.db.read() as s:
         assert s.get(BrowserSession, alice_sid).ended_at is None

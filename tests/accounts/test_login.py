@@ -45,10 +45,16 @@ def test_login_redirects_303_and_sets_an_opaque_httponly_samesite_cookie(auth, s
 def test_https_issuer_uses_host_prefixed_secure_cookie(auth, config_overrides):
     auth.user()
     page = auth.client.get("/login", base_url="https://idp.example.test")
-    resp = auth.client.post("/login", base_url="https://idp.example.test", data={
-        "username": "alice", "password": PASSWORD,
-        "csrf_token": csrf_from(page.get_data(as_text=True))},
-        headers={"Referer": "https://idp.example.test/login"})
+    resp = auth.client.post(
+        "/login",
+        base_url="https://idp.example.test",
+        data={
+            "username": "alice",
+            "password": PASSWORD,
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+        },
+        headers={"Referer": "https://idp.example.test/login"},
+    )
     assert resp.status_code == 303, resp.get_data(as_text=True)
     cookie = session_cookie(resp, "__Host-idp_session")
     assert "Secure" in cookie and "HttpOnly" in cookie and "Domain" not in cookie
@@ -107,8 +113,10 @@ def test_login_form_requires_csrf_token(auth):
     assert resp.status_code == 400
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/",
-                                    "/\\evil.example", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "target",
+    ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"],
+)
 def test_login_never_redirects_off_site(auth, target):
     auth.user()
     resp = auth.login(next=target)
@@ -118,14 +126,24 @@ def test_login_never_redirects_off_site(auth, target):
 
 def test_signup_creates_account_and_logs_in(client, svc):
     page = client.get("/signup")
-    resp = client.post("/signup", data={"username": "bob", "password": "long enough pw",
-                                        "email": "bob@example.test",
-                                        "csrf_token": csrf_from(page.get_data(as_text=True))})
+    resp = client.post(
+        "/signup",
+        data={
+            "username": "bob",
+            "password": "long enough pw",
+            "email": "bob@example.test",
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+        },
+    )
     assert resp.status_code == 303
     assert client.get("/account").status_code == 200
     with svc.db.transaction() as s:
-        assert s.scalar(select(func.count()).select_from(AuditEvent).where(
-            AuditEvent.action == "signup")) == 1
+        assert (
+            s.scalar(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "signup")
+            )
+            == 1
+        )
 
 
 @pytest.mark.parametrize("config_overrides", [{"server": {"signup_enabled": False}}])
@@ -149,8 +167,9 @@ def test_logout_without_hint_asks_for_confirmation_then_ends_session(auth, svc):
     page = auth.client.get("/logout")
     assert page.status_code == 200 and b"Sign out of idp?" in page.data
     assert len(live_sessions(svc)) == 1
-    resp = auth.client.post("/logout", data={"confirm": "yes",
-                                             "csrf_token": csrf_from(page.get_data(as_text=True))})
+    resp = auth.client.post(
+        "/logout", data={"confirm": "yes", "csrf_token": csrf_from(page.get_data(as_text=True))}
+    )
     assert resp.status_code == 200
     assert live_sessions(svc) == []
     assert auth.client.get("/account").status_code == 303
@@ -161,14 +180,20 @@ def test_logout_with_valid_id_token_hint_redirects_to_registered_uri(auth, svc):
     rp = auth.oauth_client(post_logout_redirect_uris=["https://rp.example.test/bye"])
     auth.login()
     tokens = auth.tokens(rp)
-    resp = auth.client.get("/logout", query_string={
-        "id_token_hint": tokens["id_token"], "state": "s1",
-        "post_logout_redirect_uri": "https://rp.example.test/bye"})
+    resp = auth.client.get(
+        "/logout",
+        query_string={
+            "id_token_hint": tokens["id_token"],
+            "state": "s1",
+            "post_logout_redirect_uri": "https://rp.example.test/bye",
+        },
+    )
     assert resp.status_code == 303
     assert resp.headers["Location"] == "https://rp.example.test/bye?state=s1"
     assert live_sessions(svc) == []
-    info = auth.client.get("/userinfo",
-                           headers={"Authorization": "Bearer " + tokens["access_token"]})
+    info = auth.client.get(
+        "/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]}
+    )
     assert info.status_code == 401, "the session's access tokens die with it"
 
 
@@ -177,8 +202,12 @@ def test_logout_refuses_unregistered_post_logout_redirect(auth, svc):
     rp = auth.oauth_client(post_logout_redirect_uris=["https://rp.example.test/bye"])
     auth.login()
     tokens = auth.tokens(rp)
-    resp = auth.client.get("/logout", query_string={
-        "id_token_hint": tokens["id_token"],
-        "post_logout_redirect_uri": "https://evil.example/"})
+    resp = auth.client.get(
+        "/logout",
+        query_string={
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": "https://evil.example/",
+        },
+    )
     assert resp.status_code == 400
     assert len(live_sessions(svc)) == 1

@@ -33,9 +33,15 @@ def test_admin_sees_live_sessions_with_escaped_user_agent(admin, auth, app):
     auth.user("victim")
     AuthActions(app, victim).client.get("/login")
     page = victim.get("/login")
-    victim.post("/login", data={"username": "victim", "password": "correct horse battery",
-                                "csrf_token": csrf_from(page.get_data(as_text=True))},
-                headers={"User-Agent": "<script>alert(1)</script> Firefox/120.0"})
+    victim.post(
+        "/login",
+        data={
+            "username": "victim",
+            "password": "correct horse battery",
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+        },
+        headers={"User-Agent": "<script>alert(1)</script> Firefox/120.0"},
+    )
     resp = admin.client.get("/admin/sessions")
     html = resp.get_data(as_text=True)
     assert resp.status_code == 200
@@ -49,24 +55,37 @@ def test_kill_needs_recent_authentication(admin, auth, app, clock, svc):
     auth.user("victim")
     other = app.test_client()
     page = other.get("/login")
-    other.post("/login", data={"username": "victim", "password": "correct horse battery",
-                               "csrf_token": csrf_from(page.get_data(as_text=True))})
+    other.post(
+        "/login",
+        data={
+            "username": "victim",
+            "password": "correct horse battery",
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+        },
+    )
     from admin.queries import sessions_page
 
     sid = sessions_page(svc, user="victim").rows[0]["sid"]
     detail = admin.client.get(f"/admin/sessions/{sid}")
     token = csrf_from(detail.get_data(as_text=True))
     clock.advance(svc.config.admin.reauth_seconds + 1)
-    stale = admin.client.post(f"/admin/sessions/{sid}/kill",
-                              data={"reason": "stolen laptop", "csrf_token": token})
+    stale = admin.client.post(
+        f"/admin/sessions/{sid}/kill", data={"reason": "stolen laptop", "csrf_token": token}
+    )
     assert stale.status_code == 401 and b"Confirm it is you" in stale.data
     assert other.get("/account").status_code == 200
-    reauth = admin.client.post("/admin/reauth", data={
-        "password": "correct horse battery", "back": f"/admin/sessions/{sid}",
-        "csrf_token": csrf_from(stale.get_data(as_text=True))})
+    reauth = admin.client.post(
+        "/admin/reauth",
+        data={
+            "password": "correct horse battery",
+            "back": f"/admin/sessions/{sid}",
+            "csrf_token": csrf_from(stale.get_data(as_text=True)),
+        },
+    )
     assert reauth.status_code == 303
-    killed = admin.client.post(f"/admin/sessions/{sid}/kill",
-                               data={"reason": "stolen laptop", "csrf_token": token})
+    killed = admin.client.post(
+        f"/admin/sessions/{sid}/kill", data={"reason": "stolen laptop", "csrf_token": token}
+    )
     assert killed.status_code == 303
     assert other.get("/account").status_code == 303
 

@@ -62,8 +62,13 @@ def admin_token(auth: AuthActions, client: RegisteredClient, scope: str = "idp:a
 
 @pytest.fixture
 def ops(auth: AuthActions) -> RegisteredClient:
-    return auth.oauth_client("ops", grant_types=["client_credentials"], admin_client=True,
-                             scope="idp:admin", redirect_uri="https://ops.example.test/x")
+    return auth.oauth_client(
+        "ops",
+        grant_types=["client_credentials"],
+        admin_client=True,
+        scope="idp:admin",
+        redirect_uri="https://ops.example.test/x",
+    )
 
 
 @pytest.fixture
@@ -74,22 +79,35 @@ def api(auth: AuthActions, ops: RegisteredClient) -> Api:
 class Login:
     """A user logged in on their own browser, holding tokens of an offline_access client."""
 
-    def __init__(self, app: Any, auth: AuthActions, rp: RegisteredClient, username: str,
-                 ua: str = "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0") -> None:
+    def __init__(
+        self,
+        app: Any,
+        auth: AuthActions,
+        rp: RegisteredClient,
+        username: str,
+        ua: str = "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0",
+    ) -> None:
         self.browser = app.test_client()
         self.actions = AuthActions(app, self.browser)
         page = self.browser.get("/login")
-        resp = self.browser.post("/login", headers={"User-Agent": ua}, data={
-            "username": username, "password": PASSWORD,
-            "csrf_token": csrf_from(page.get_data(as_text=True))})
+        resp = self.browser.post(
+            "/login",
+            headers={"User-Agent": ua},
+            data={
+                "username": username,
+                "password": PASSWORD,
+                "csrf_token": csrf_from(page.get_data(as_text=True)),
+            },
+        )
         assert resp.status_code == 303
         self.rp = rp
         self.tokens = self.actions.tokens(rp, scope="openid email offline_access")
         self.sid = pyjwt_claims(self.tokens["access_token"])["sid"]
 
     def refresh(self) -> Any:
-        return self.actions.token(self.rp, {"grant_type": "refresh_token",
-                                            "refresh_token": self.tokens["refresh_token"]})
+        return self.actions.token(
+            self.rp, {"grant_type": "refresh_token", "refresh_token": self.tokens["refresh_token"]}
+        )
 
 
 def pyjwt_claims(token: str) -> dict[str, Any]:
@@ -106,8 +124,12 @@ def rp(auth: AuthActions) -> RegisteredClient:
 @pytest.fixture
 def rs(auth: AuthActions) -> RegisteredClient:
     """A resource server that introspects tokens."""
-    return auth.oauth_client("rs", grant_types=["client_credentials"], scope="api",
-                             redirect_uri="https://rs.example.test/unused")
+    return auth.oauth_client(
+        "rs",
+        grant_types=["client_credentials"],
+        scope="api",
+        redirect_uri="https://rs.example.test/unused",
+    )
 
 
 @pytest.fixture
@@ -129,8 +151,11 @@ def audit(api: Api, **filters: str) -> list[dict[str, Any]]:
 
 def row_counts(svc: Any) -> dict[str, int]:
     with svc.db.read() as s:
-        return {t.name: int(s.scalar(select(func.count()).select_from(t)) or 0)
-                for t in Base.metadata.sorted_tables if t.name != "state_entries"}
+        return {
+            t.name: int(s.scalar(select(func.count()).select_from(t)) or 0)
+            for t in Base.metadata.sorted_tables
+            if t.name != "state_entries"
+        }
 
 
 def assert_json_error(resp: Any, status: int, error: str | None = None) -> dict[str, Any]:
@@ -148,13 +173,15 @@ def assert_json_error(resp: Any, status: int, error: str | None = None) -> dict[
 
 
 def documented_operations() -> list[tuple[str, str]]:
-    return [(method.upper(), path) for path, item in openapi.PATHS.items()
-            for method in item]
+    return [(method.upper(), path) for path, item in openapi.PATHS.items() for method in item]
 
 
 def concrete(path: str) -> str:
-    return (path.replace("{sid}", "0" * 32).replace("{user_id}", "0" * 32)
-            .replace("{client_id}", "nobody"))
+    return (
+        path.replace("{sid}", "0" * 32)
+        .replace("{user_id}", "0" * 32)
+        .replace("{client_id}", "nobody")
+    )
 
 
 # --- the document -------------------------------------------------------------------------
@@ -199,6 +226,7 @@ def test_every_ref_in_the_document_resolves():
 
 def test_document_patterns_are_anchored():
     """Patterns are matched whole (Python's `$` also matches before a final newline)."""
+
     def patterns(node: Any) -> list[str]:
         if isinstance(node, dict):
             own = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
@@ -217,17 +245,25 @@ def test_document_patterns_are_anchored():
 # --- who may call it -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    op for op in documented_operations() if op[1] != "/openapi.json"])
+@pytest.mark.parametrize(
+    ("method", "path"), [op for op in documented_operations() if op[1] != "/openapi.json"]
+)
 def test_every_operation_needs_a_bearer_token(client, method, path):
     resp = client.open(API + concrete(path), method=method, json={})
     assert_json_error(resp, 401, "invalid_token")
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize("authorization", [
-    "Bearer not-a-token", "Bearer ", "Basic b3BzOnNlY3JldA==", "bearer a.b.c",
-    "Bearer " + "A" * 9000])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer not-a-token",
+        "Bearer ",
+        "Basic b3BzOnNlY3JldA==",
+        "bearer a.b.c",
+        "Bearer " + "A" * 9000,
+    ],
+)
 def test_a_bad_token_is_401(client, ops, authorization):
     resp = client.get(f"{API}/overview", headers={"Authorization": authorization})
     assert_json_error(resp, 401, "invalid_token")
@@ -245,8 +281,12 @@ def test_a_revoked_token_is_401(api, auth, ops):
 
 
 def test_a_normal_client_asking_for_idp_admin_is_refused_at_the_token_endpoint(auth):
-    sneaky = auth.oauth_client("sneaky", grant_types=["client_credentials"],
-                               scope="idp:admin api", redirect_uri="https://x.example.test/x")
+    sneaky = auth.oauth_client(
+        "sneaky",
+        grant_types=["client_credentials"],
+        scope="idp:admin api",
+        redirect_uri="https://x.example.test/x",
+    )
     resp = auth.token(sneaky, {"grant_type": "client_credentials", "scope": "idp:admin"})
     assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_scope"
     token = admin_token(auth, sneaky, scope="api")
@@ -254,8 +294,13 @@ def test_a_normal_client_asking_for_idp_admin_is_refused_at_the_token_endpoint(a
 
 
 def test_an_admin_clients_token_without_idp_admin_is_403(auth):
-    ops = auth.oauth_client("ops", grant_types=["client_credentials"], admin_client=True,
-                            scope="idp:admin reports", redirect_uri="https://ops.example.test/x")
+    ops = auth.oauth_client(
+        "ops",
+        grant_types=["client_credentials"],
+        admin_client=True,
+        scope="idp:admin reports",
+        redirect_uri="https://ops.example.test/x",
+    )
     resp = Api(auth.client, admin_token(auth, ops, scope="reports")).get("/overview")
     assert_json_error(resp, 403, "insufficient_scope")
     assert 'scope="idp:admin"' in resp.headers["WWW-Authenticate"]
@@ -379,8 +424,7 @@ def test_killing_a_users_sessions_ends_all_of_them(api, app, auth, rp, rs, alice
     assert event["target"] == uid and event["details"]["sessions_killed"] == 2
 
 
-def test_disabling_a_user_kills_everything_and_enabling_lets_them_back(api, auth, rs, alice,
-                                                                       svc):
+def test_disabling_a_user_kills_everything_and_enabling_lets_them_back(api, auth, rs, alice, svc):
     uid = user_id(svc, "alice")
     user = api.ok("POST", f"/users/{uid}/disable", {"reason": "left the company"})
     assert user["disabled"] is True and user["username"] == "alice"
@@ -388,8 +432,9 @@ def test_disabling_a_user_kills_everything_and_enabling_lets_them_back(api, auth
     assert alice.refresh().status_code == 400
     page = auth.client.get("/login")
     csrf = csrf_from(page.get_data(as_text=True))
-    refused = auth.client.post("/login", data={"username": "alice", "password": PASSWORD,
-                                               "csrf_token": csrf})
+    refused = auth.client.post(
+        "/login", data={"username": "alice", "password": PASSWORD, "csrf_token": csrf}
+    )
     assert refused.status_code != 303
     [event] = audit(api, action="user.disable")
     assert event["actor"] == "client:ops" and event["reason"] == "left the company"
@@ -419,13 +464,20 @@ def test_clients_are_listed_and_shown(api, rp, alice):
 
 
 def test_creating_a_client_shows_its_secret_once(api, auth):
-    resp = api.post("/clients", {
-        "client_id": "billing", "redirect_uris": ["https://billing.example.test/cb"],
-        "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
-        "scope": "openid email offline_access reports", "claims": ["tenant=acme"],
-        "name": "Billing", "backchannel_logout_uri": "https://billing.example.test/bcl",
-        "post_logout_redirect_uris": ["https://billing.example.test/bye"],
-        "id_token_alg": "ES256"})
+    resp = api.post(
+        "/clients",
+        {
+            "client_id": "billing",
+            "redirect_uris": ["https://billing.example.test/cb"],
+            "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+            "scope": "openid email offline_access reports",
+            "claims": ["tenant=acme"],
+            "name": "Billing",
+            "backchannel_logout_uri": "https://billing.example.test/bcl",
+            "post_logout_redirect_uris": ["https://billing.example.test/bye"],
+            "id_token_alg": "ES256",
+        },
+    )
     assert resp.status_code == 201, resp.get_json()
     created = resp.get_json()
     assert resp.headers["Location"] == f"{API}/clients/billing"
@@ -442,33 +494,69 @@ def test_creating_a_client_shows_its_secret_once(api, auth):
 
 
 def test_a_public_client_has_no_secret(api):
-    created = api.ok("POST", "/clients", {"client_id": "spa", "public": True,
-                                          "redirect_uris": ["http://127.0.0.1/cb"]}, status=201)
+    created = api.ok(
+        "POST",
+        "/clients",
+        {"client_id": "spa", "public": True, "redirect_uris": ["http://127.0.0.1/cb"]},
+        status=201,
+    )
     assert "client_secret" not in created
     assert created["token_endpoint_auth_method"] == "none"
     resp = api.post("/clients/spa/rotate-secret")
     assert_json_error(resp, 400, "invalid_client_metadata")
 
 
-@pytest.mark.parametrize(("body", "error"), [
-    ({"client_id": "ops", "redirect_uris": ["https://a.example.test/cb"]},
-     "invalid_client_metadata"),
-    ({"client_id": "x", "redirect_uris": ["http://evil.example.test/cb"]}, "invalid_redirect_uri"),
-    ({"client_id": "x", "redirect_uris": ["javascript:alert(1)"]}, "invalid_redirect_uri"),
-    ({"client_id": "x", "redirect_uris": ["https://a.example.test/cb#frag"]},
-     "invalid_redirect_uri"),
-    ({"client_id": "x"}, "invalid_client_metadata"),
-    ({"client_id": "x", "redirect_uris": ["https://a.example.test/cb"], "claims": {"sub": "1"}},
-     "invalid_client_metadata"),
-    ({"client_id": "x", "redirect_uris": ["https://a.example.test/cb"], "claims": ["nothing"]},
-     "invalid_client_metadata"),
-    ({"client_id": "x", "public": True, "grant_types": ["client_credentials"]},
-     "invalid_client_metadata"),
-    ({"client_id": "x", "redirect_uris": ["https://a.example.test/cb"], "scope": "a\\b"},
-     "invalid_request"),
-    ({"client_id": "x", "redirect_uris": ["https://a.example.test/cb"],
-      "backchannel_logout_uri": "ftp://a.example.test/"}, "invalid_client_metadata"),
-])
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (
+            {"client_id": "ops", "redirect_uris": ["https://a.example.test/cb"]},
+            "invalid_client_metadata",
+        ),
+        (
+            {"client_id": "x", "redirect_uris": ["http://evil.example.test/cb"]},
+            "invalid_redirect_uri",
+        ),
+        ({"client_id": "x", "redirect_uris": ["javascript:alert(1)"]}, "invalid_redirect_uri"),
+        (
+            {"client_id": "x", "redirect_uris": ["https://a.example.test/cb#frag"]},
+            "invalid_redirect_uri",
+        ),
+        ({"client_id": "x"}, "invalid_client_metadata"),
+        (
+            {
+                "client_id": "x",
+                "redirect_uris": ["https://a.example.test/cb"],
+                "claims": {"sub": "1"},
+            },
+            "invalid_client_metadata",
+        ),
+        (
+            {
+                "client_id": "x",
+                "redirect_uris": ["https://a.example.test/cb"],
+                "claims": ["nothing"],
+            },
+            "invalid_client_metadata",
+        ),
+        (
+            {"client_id": "x", "public": True, "grant_types": ["client_credentials"]},
+            "invalid_client_metadata",
+        ),
+        (
+            {"client_id": "x", "redirect_uris": ["https://a.example.test/cb"], "scope": "a\\b"},
+            "invalid_request",
+        ),
+        (
+            {
+                "client_id": "x",
+                "redirect_uris": ["https://a.example.test/cb"],
+                "backchannel_logout_uri": "ftp://a.example.test/",
+            },
+            "invalid_client_metadata",
+        ),
+    ],
+)
 def test_client_metadata_the_services_refuse_is_400(api, svc, body, error):
     before = row_counts(svc)
     assert_json_error(api.post("/clients", body), 400, error)
@@ -476,9 +564,16 @@ def test_client_metadata_the_services_refuse_is_400(api, svc, body, error):
 
 
 def test_patching_a_client_changes_only_the_given_fields(api, auth, rp):
-    changed = api.ok("PATCH", "/clients/app", {
-        "redirect_uris": ["https://rp.example.test/new"], "claims": {"tier": "gold"},
-        "name": "The App", "backchannel_logout_uri": "https://rp.example.test/bcl"})
+    changed = api.ok(
+        "PATCH",
+        "/clients/app",
+        {
+            "redirect_uris": ["https://rp.example.test/new"],
+            "claims": {"tier": "gold"},
+            "name": "The App",
+            "backchannel_logout_uri": "https://rp.example.test/bcl",
+        },
+    )
     assert changed["redirect_uris"] == ["https://rp.example.test/new"]
     assert changed["claims"] == {"tier": "gold"} and changed["client_name"] == "The App"
     assert changed["scope"] == "openid profile email offline_access"
@@ -488,18 +583,22 @@ def test_patching_a_client_changes_only_the_given_fields(api, auth, rp):
     events = audit(api, action="client.update")
     assert sorted(e["details"]["fields"] for e in events) == [
         ["backchannel_logout_uri"],
-        ["backchannel_logout_uri", "claims", "name", "redirect_uris"]]
+        ["backchannel_logout_uri", "claims", "name", "redirect_uris"],
+    ]
     assert auth.authorize(rp).status_code == 400  # the old redirect URI is gone
 
 
-@pytest.mark.parametrize("body", [
-    {"redirect_uris": ["https://ok.example.test/cb"], "claims": {"iss": "me"}},
-    {"redirect_uris": []},
-    {"name": "   "},
-    {"post_logout_redirect_uris": ["data:text/html,hi"]},
-    {},
-    {"client_id": "renamed"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"redirect_uris": ["https://ok.example.test/cb"], "claims": {"iss": "me"}},
+        {"redirect_uris": []},
+        {"name": "   "},
+        {"post_logout_redirect_uris": ["data:text/html,hi"]},
+        {},
+        {"client_id": "renamed"},
+    ],
+)
 def test_a_refused_patch_changes_nothing(api, svc, rp, body):
     before = api.ok("GET", "/clients/app")
     counts = row_counts(svc)
@@ -594,91 +693,130 @@ JSON = {"Content-Type": "application/json"}
 SID = "0" * 32
 
 
-@pytest.mark.parametrize(("method", "path", "kw", "status"), [
-    # bodies
-    ("POST", "/sessions/{sid}/kill", {"data": "{", "headers": JSON}, 400),
-    ("POST", "/sessions/{sid}/kill", {"data": '{"reason": "x"', "headers": JSON}, 400),
-    ("POST", "/sessions/{sid}/kill", {"data": b"\xff\xfe\x00", "headers": JSON}, 400),
-    ("POST", "/sessions/{sid}/kill", {"data": '["reason"]', "headers": JSON}, 400),
-    ("POST", "/sessions/{sid}/kill", {"data": '"reason"', "headers": JSON}, 400),
-    ("POST", "/sessions/{sid}/kill", {"data": "null", "headers": JSON}, 400),
-    ("POST", "/sessions/{sid}/kill", {"data": '{"reason": NaN}', "headers": JSON}, 400),
-    ("POST", "/sessions/{sid}/kill", {"data": "[" * 100000 + "]" * 100000, "headers": JSON},
-     {400, 413}),
-    ("POST", "/sessions/{sid}/kill", {"data": '{"reason": 1' + "0" * 5000 + "}",
-                                      "headers": JSON}, 400),
-    ("POST", "/sessions/{sid}/kill", {"data": "reason=x"}, 415),
-    ("POST", "/sessions/{sid}/kill", {"data": "reason=x",
-                                      "headers": {"Content-Type": "text/plain"}}, 415),
-    ("POST", "/sessions/{sid}/kill", {"json": {"reason": 5}}, 400),
-    ("POST", "/sessions/{sid}/kill", {"json": {"reason": ["x"]}}, 400),
-    ("POST", "/sessions/{sid}/kill", {"json": {"reason": None}}, 400),
-    ("POST", "/sessions/{sid}/kill", {"json": {"reason": "x" * 501}}, 400),
-    ("POST", "/sessions/{sid}/kill", {"json": {"reason": "nul\x00byte"}}, 400),
-    ("POST", "/sessions/{sid}/kill", {"data": '{"reason": "\\ud800"}', "headers": JSON}, 400),
-    ("POST", "/sessions/{sid}/kill", {"json": {"reason": "x", "why": "y"}}, 400),
-    ("POST", "/sessions/{sid}/kill", {"json": {"reason": "x" * 70000}}, 413),
-    ("POST", "/users/{uid}/disable", {"json": {"reason": True}}, 400),
-    ("POST", "/clients", {"json": {"client_id": 7}}, 400),
-    ("POST", "/clients", {"json": {"client_id": "a\n"}}, 400),
-    ("POST", "/clients", {"json": {"client_id": "<script>alert(1)</script>"}}, 400),
-    ("POST", "/clients", {"json": {"client_id": "x" * 101}}, 400),
-    ("POST", "/clients", {"json": {"client_id": "x", "public": "yes"}}, 400),
-    ("POST", "/clients", {"json": {"client_id": "x", "redirect_uris": "https://a.test/"}}, 400),
-    ("POST", "/clients", {"json": {"client_id": "x", "redirect_uris": ["https://a b.test/"]}},
-     400),
-    ("POST", "/clients", {"json": {"client_id": "x", "redirect_uris": ["https://a.test/\n"]}},
-     400),
-    ("POST", "/clients", {"json": {"client_id": "x", "redirect_uris": [
-        "https://a.test/" + "a" * 2000]}}, 400),
-    ("POST", "/clients", {"json": {"client_id": "x", "grant_types": ["implicit"]}}, 400),
-    ("POST", "/clients", {"json": {"client_id": "x", "id_token_alg": "none"}}, 400),
-    ("POST", "/clients", {"json": {"client_id": "x", "name": "n" * 201}}, 400),
-    ("POST", "/clients", {"json": {"client_id": "x", "scope": "s" * 1001}}, 400),
-    ("POST", "/clients", {"json": {"client_id": "x", "claims": {"a\n": "b"}}}, 400),
-    ("POST", "/clients", {"json": {"client_id": "x", "claims": {"a": 1}}}, 400),
-    ("POST", "/clients", {"json": {"client_id": "x", "claims": ["a\n=b"]}}, 400),
-    ("POST", "/clients", {"json": {"client_id": "x", "admin_client": True,
-                                   "redirect_uris": [], "scope": "idp:admin",
-                                   "public": True}}, 400),
-    ("POST", "/clients", {"json": {}}, 400),
-    ("POST", "/clients", {}, 400),
-    ("PATCH", "/clients/app", {"json": {"claims": "tier=gold"}}, 400),
-    ("PATCH", "/clients/app", {"json": {"name": None}}, 400),
-    ("PATCH", "/clients/app", {"data": "name=x"}, 415),
-    # query strings
-    ("GET", "/sessions", {"query_string": {"limit": "0"}}, 400),
-    ("GET", "/sessions", {"query_string": {"limit": "201"}}, 400),
-    ("GET", "/sessions", {"query_string": {"limit": "ten"}}, 400),
-    ("GET", "/sessions", {"query_string": {"limit": "9" * 50}}, 400),
-    ("GET", "/sessions", {"query_string": "limit=1&limit=2"}, 400),
-    ("GET", "/sessions", {"query_string": {"after": "yesterday"}}, 400),
-    ("GET", "/sessions", {"query_string": {"after": "2024-13-45T99:99:99|abc"}}, 400),
-    ("GET", "/sessions", {"query_string": {"after": "MjAyNC0xMy00NVQ5OTo5OTo5OXxhYmM="}}, 400),
-    ("GET", "/sessions", {"query_string": {"after": "MjAyNC0wMS0wMVQwMDowMDowMHw8Pg=="}}, 400),
-    ("GET", "/sessions", {"query_string": {"user": "alice\x00"}}, 400),
-    ("GET", "/sessions", {"query_string": {"user": "a" * 151}}, 400),
-    ("GET", "/sessions", {"query_string": {"usr": "alice"}}, 400),
-    ("GET", "/users", {"query_string": {"q": "\x00"}}, 400),
-    ("GET", "/audit", {"query_string": {"actor": "<script>" * 40}}, 400),
-    ("GET", "/security-events", {"query_string": {"limit": "-1"}}, 400),
-    ("GET", "/overview", {"query_string": {"x": "1"}}, 400),
-    # paths and methods
-    ("GET", "/sessions/%00", {}, 404),
-    ("GET", "/sessions/" + "a" * 65, {}, 404),
-    ("GET", "/sessions/<script>", {}, 404),
-    ("GET", "/users/..%2F..%2Fetc", {}, 404),
-    ("GET", "/clients/%E2%80%AE", {}, 404),
-    ("GET", "/clients/a%0Ab", {}, 404),
-    ("GET", "/nothing-here", {}, 404),
-    ("GET", "", {}, 404),
-    ("DELETE", "/sessions/{sid}", {}, 405),
-    ("PUT", "/clients/app", {"json": {}}, 405),
-    ("GET", "/sessions/{sid}/kill", {}, 405),
-    ("POST", "/overview", {}, 405),
-])
-def test_bad_input_is_a_json_error_that_changes_nothing(api, svc, rp, alice, method, path, kw,
-                                                         status):
+@pytest.mark.parametrize(
+    ("method", "path", "kw", "status"),
+    [
+        # bodies
+        ("POST", "/sessions/{sid}/kill", {"data": "{", "headers": JSON}, 400),
+        ("POST", "/sessions/{sid}/kill", {"data": '{"reason": "x"', "headers": JSON}, 400),
+        ("POST", "/sessions/{sid}/kill", {"data": b"\xff\xfe\x00", "headers": JSON}, 400),
+        ("POST", "/sessions/{sid}/kill", {"data": '["reason"]', "headers": JSON}, 400),
+        ("POST", "/sessions/{sid}/kill", {"data": '"reason"', "headers": JSON}, 400),
+        ("POST", "/sessions/{sid}/kill", {"data": "null", "headers": JSON}, 400),
+        ("POST", "/sessions/{sid}/kill", {"data": '{"reason": NaN}', "headers": JSON}, 400),
+        (
+            "POST",
+            "/sessions/{sid}/kill",
+            {"data": "[" * 100000 + "]" * 100000, "headers": JSON},
+            {400, 413},
+        ),
+        (
+            "POST",
+            "/sessions/{sid}/kill",
+            {"data": '{"reason": 1' + "0" * 5000 + "}", "headers": JSON},
+            400,
+        ),
+        ("POST", "/sessions/{sid}/kill", {"data": "reason=x"}, 415),
+        (
+            "POST",
+            "/sessions/{sid}/kill",
+            {"data": "reason=x", "headers": {"Content-Type": "text/plain"}},
+            415,
+        ),
+        ("POST", "/sessions/{sid}/kill", {"json": {"reason": 5}}, 400),
+        ("POST", "/sessions/{sid}/kill", {"json": {"reason": ["x"]}}, 400),
+        ("POST", "/sessions/{sid}/kill", {"json": {"reason": None}}, 400),
+        ("POST", "/sessions/{sid}/kill", {"json": {"reason": "x" * 501}}, 400),
+        ("POST", "/sessions/{sid}/kill", {"json": {"reason": "nul\x00byte"}}, 400),
+        ("POST", "/sessions/{sid}/kill", {"data": '{"reason": "\\ud800"}', "headers": JSON}, 400),
+        ("POST", "/sessions/{sid}/kill", {"json": {"reason": "x", "why": "y"}}, 400),
+        ("POST", "/sessions/{sid}/kill", {"json": {"reason": "x" * 70000}}, 413),
+        ("POST", "/users/{uid}/disable", {"json": {"reason": True}}, 400),
+        ("POST", "/clients", {"json": {"client_id": 7}}, 400),
+        ("POST", "/clients", {"json": {"client_id": "a\n"}}, 400),
+        ("POST", "/clients", {"json": {"client_id": "<script>alert(1)</script>"}}, 400),
+        ("POST", "/clients", {"json": {"client_id": "x" * 101}}, 400),
+        ("POST", "/clients", {"json": {"client_id": "x", "public": "yes"}}, 400),
+        ("POST", "/clients", {"json": {"client_id": "x", "redirect_uris": "https://a.test/"}}, 400),
+        (
+            "POST",
+            "/clients",
+            {"json": {"client_id": "x", "redirect_uris": ["https://a b.test/"]}},
+            400,
+        ),
+        (
+            "POST",
+            "/clients",
+            {"json": {"client_id": "x", "redirect_uris": ["https://a.test/\n"]}},
+            400,
+        ),
+        (
+            "POST",
+            "/clients",
+            {"json": {"client_id": "x", "redirect_uris": ["https://a.test/" + "a" * 2000]}},
+            400,
+        ),
+        ("POST", "/clients", {"json": {"client_id": "x", "grant_types": ["implicit"]}}, 400),
+        ("POST", "/clients", {"json": {"client_id": "x", "id_token_alg": "none"}}, 400),
+        ("POST", "/clients", {"json": {"client_id": "x", "name": "n" * 201}}, 400),
+        ("POST", "/clients", {"json": {"client_id": "x", "scope": "s" * 1001}}, 400),
+        ("POST", "/clients", {"json": {"client_id": "x", "claims": {"a\n": "b"}}}, 400),
+        ("POST", "/clients", {"json": {"client_id": "x", "claims": {"a": 1}}}, 400),
+        ("POST", "/clients", {"json": {"client_id": "x", "claims": ["a\n=b"]}}, 400),
+        (
+            "POST",
+            "/clients",
+            {
+                "json": {
+                    "client_id": "x",
+                    "admin_client": True,
+                    "redirect_uris": [],
+                    "scope": "idp:admin",
+                    "public": True,
+                }
+            },
+            400,
+        ),
+        ("POST", "/clients", {"json": {}}, 400),
+        ("POST", "/clients", {}, 400),
+        ("PATCH", "/clients/app", {"json": {"claims": "tier=gold"}}, 400),
+        ("PATCH", "/clients/app", {"json": {"name": None}}, 400),
+        ("PATCH", "/clients/app", {"data": "name=x"}, 415),
+        # query strings
+        ("GET", "/sessions", {"query_string": {"limit": "0"}}, 400),
+        ("GET", "/sessions", {"query_string": {"limit": "201"}}, 400),
+        ("GET", "/sessions", {"query_string": {"limit": "ten"}}, 400),
+        ("GET", "/sessions", {"query_string": {"limit": "9" * 50}}, 400),
+        ("GET", "/sessions", {"query_string": "limit=1&limit=2"}, 400),
+        ("GET", "/sessions", {"query_string": {"after": "yesterday"}}, 400),
+        ("GET", "/sessions", {"query_string": {"after": "2024-13-45T99:99:99|abc"}}, 400),
+        ("GET", "/sessions", {"query_string": {"after": "MjAyNC0xMy00NVQ5OTo5OTo5OXxhYmM="}}, 400),
+        ("GET", "/sessions", {"query_string": {"after": "MjAyNC0wMS0wMVQwMDowMDowMHw8Pg=="}}, 400),
+        ("GET", "/sessions", {"query_string": {"user": "alice\x00"}}, 400),
+        ("GET", "/sessions", {"query_string": {"user": "a" * 151}}, 400),
+        ("GET", "/sessions", {"query_string": {"usr": "alice"}}, 400),
+        ("GET", "/users", {"query_string": {"q": "\x00"}}, 400),
+        ("GET", "/audit", {"query_string": {"actor": "<script>" * 40}}, 400),
+        ("GET", "/security-events", {"query_string": {"limit": "-1"}}, 400),
+        ("GET", "/overview", {"query_string": {"x": "1"}}, 400),
+        # paths and methods
+        ("GET", "/sessions/%00", {}, 404),
+        ("GET", "/sessions/" + "a" * 65, {}, 404),
+        ("GET", "/sessions/<script>", {}, 404),
+        ("GET", "/users/..%2F..%2Fetc", {}, 404),
+        ("GET", "/clients/%E2%80%AE", {}, 404),
+        ("GET", "/clients/a%0Ab", {}, 404),
+        ("GET", "/nothing-here", {}, 404),
+        ("GET", "", {}, 404),
+        ("DELETE", "/sessions/{sid}", {}, 405),
+        ("PUT", "/clients/app", {"json": {}}, 405),
+        ("GET", "/sessions/{sid}/kill", {}, 405),
+        ("POST", "/overview", {}, 405),
+    ],
+)
+def test_bad_input_is_a_json_error_that_changes_nothing(
+    api, svc, rp, alice, method, path, kw, status
+):
     path = path.replace("{sid}", alice.sid).replace("{uid}", user_id(svc, "alice"))
     before = row_counts(svc)
     resp = api.call(method, path, **kw)

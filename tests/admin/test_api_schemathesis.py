@@ -48,16 +48,22 @@ class OpsToken:
 
 @pytest.fixture
 def current(app: Any, auth: Any) -> Current:
-    ops = auth.oauth_client("ops", grant_types=["client_credentials"], admin_client=True,
-                            scope="idp:admin", redirect_uri="https://ops.example.test/x")
+    ops = auth.oauth_client(
+        "ops",
+        grant_types=["client_credentials"],
+        admin_client=True,
+        scope="idp:admin",
+        redirect_uri="https://ops.example.test/x",
+    )
     CURRENT.app, CURRENT.token = app, admin_token(auth, ops)
     return CURRENT
 
 
 @pytest.mark.slow
 @schema.parametrize()
-@hypothesis.settings(max_examples=25, deadline=None,
-                     suppress_health_check=list(hypothesis.HealthCheck))
+@hypothesis.settings(
+    max_examples=25, deadline=None, suppress_health_check=list(hypothesis.HealthCheck)
+)
 def test_the_api_keeps_to_its_document(case: Any, current: Current) -> None:
     excluded = [positive_data_acceptance] if case.operation.label in SEMANTIC else []
     case.call_and_validate(excluded_checks=excluded)

@@ -65,12 +65,18 @@ class Browser:
     def tokens(self, rp: RegisteredClient) -> dict[str, Any]:
         return self.auth.tokens(rp, scope="openid offline_access")
 
-    def refresh(self, rp: RegisteredClient, token: str, user_agent: str | None = None,
-                secret: str | None = None) -> Any:
+    def refresh(
+        self,
+        rp: RegisteredClient,
+        token: str,
+        user_agent: str | None = None,
+        secret: str | None = None,
+    ) -> Any:
         creds = RegisteredClient(rp.client_id, secret or rp.secret, rp.redirect_uri)
         headers = {**creds.basic(), "User-Agent": user_agent or FIREFOX}
-        return self.client.post("/token", headers=headers,
-                                data={"grant_type": "refresh_token", "refresh_token": token})
+        return self.client.post(
+            "/token", headers=headers, data={"grant_type": "refresh_token", "refresh_token": token}
+        )
 
     def introspect(self, rp: RegisteredClient, token: str) -> dict[str, Any]:
         resp = self.client.post("/introspect", data={"token": token}, headers=rp.basic())
@@ -180,8 +186,14 @@ def test_every_page_renders_for_an_admin_uncached_and_without_inline_script(admi
 
 def test_navigation_links_every_section(admin):
     body = text(admin.client.get("/admin/"))
-    for href in ("/admin/sessions", "/admin/users", "/admin/clients", "/admin/keys",
-                 "/admin/events", "/admin/audit"):
+    for href in (
+        "/admin/sessions",
+        "/admin/users",
+        "/admin/clients",
+        "/admin/keys",
+        "/admin/events",
+        "/admin/audit",
+    ):
         assert f'href="{href}"' in body, href
 
 
@@ -196,19 +208,32 @@ def test_demoted_admin_cannot_act(admin, world, svc, rp):
     with svc.db.transaction() as s:
         s.execute(update(User).where(User.username == "root").values(is_admin=False))
     before = audit_actions(svc)
-    for path in (f"/admin/sessions/{world['sid']}/kill",
-                 f"/admin/users/{world['user_id']}/kill-sessions",
-                 f"/admin/users/{world['user_id']}/disable",
-                 "/admin/clients/rp/rotate-secret", "/admin/clients/rp/revoke-tokens",
-                 "/admin/clients/rp", "/admin/clients/_new", "/admin/keys/rotate"):
-        resp = admin.client.post(path, data={"csrf_token": token, "reason": "r", "name": "x",
-                                             "client_id": "evil"})
+    for path in (
+        f"/admin/sessions/{world['sid']}/kill",
+        f"/admin/users/{world['user_id']}/kill-sessions",
+        f"/admin/users/{world['user_id']}/disable",
+        "/admin/clients/rp/rotate-secret",
+        "/admin/clients/rp/revoke-tokens",
+        "/admin/clients/rp",
+        "/admin/clients/_new",
+        "/admin/keys/rotate",
+    ):
+        resp = admin.client.post(
+            path, data={"csrf_token": token, "reason": "r", "name": "x", "client_id": "evil"}
+        )
         assert_clean_error(resp, 403)
     assert audit_actions(svc) == before
 
 
-@pytest.mark.parametrize("path", ["/admin/sessions/x/kill", "/admin/users/x/disable",
-                                  "/admin/keys/rotate", "/admin/clients/rp/rotate-secret"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/sessions/x/kill",
+        "/admin/users/x/disable",
+        "/admin/keys/rotate",
+        "/admin/clients/rp/rotate-secret",
+    ],
+)
 def test_actions_are_post_only(admin, path, svc):
     assert admin.client.get(path).status_code == 405
     assert audit_actions(svc) == []
@@ -216,8 +241,12 @@ def test_actions_are_post_only(admin, path, svc):
 
 def test_actions_need_the_csrf_token(admin, rp, world, svc):
     before = audit_actions(svc)
-    for path in (f"/admin/users/{world['user_id']}/disable", "/admin/clients/rp/rotate-secret",
-                 "/admin/keys/rotate", "/admin/clients/_new"):
+    for path in (
+        f"/admin/users/{world['user_id']}/disable",
+        "/admin/clients/rp/rotate-secret",
+        "/admin/keys/rotate",
+        "/admin/clients/_new",
+    ):
         assert_clean_error(admin.client.post(path, data={"reason": "r"}), 400)
     assert audit_actions(svc) == before
 
@@ -234,12 +263,23 @@ def test_hostile_text_is_escaped_on_every_page(app, admin, svc):
     sid, user_id = _any_sid(svc, victim.user.id), victim.user.id
     killed = Browser(app, "killed", user_agent=MARKUP)
     killed_sid = killed.sid(svc)
-    assert post(admin, f"/admin/sessions/{killed_sid}/kill",
-                reason=f"stolen {MARKUP}").status_code == 303
+    assert (
+        post(admin, f"/admin/sessions/{killed_sid}/kill", reason=f"stolen {MARKUP}").status_code
+        == 303
+    )
     Browser(app, "live", user_agent=MARKUP)
-    for path in ("/admin/", "/admin/sessions", f"/admin/sessions/{sid}", "/admin/users",
-                 f"/admin/users/{user_id}", "/admin/clients", "/admin/clients/rp",
-                 "/admin/events", "/admin/audit", f"/admin/sessions/{killed_sid}"):
+    for path in (
+        "/admin/",
+        "/admin/sessions",
+        f"/admin/sessions/{sid}",
+        "/admin/users",
+        f"/admin/users/{user_id}",
+        "/admin/clients",
+        "/admin/clients/rp",
+        "/admin/events",
+        "/admin/audit",
+        f"/admin/sessions/{killed_sid}",
+    ):
         body = text(admin.client.get(path))
         assert MARKUP not in body, path
         assert "<script>" not in body, path
@@ -292,10 +332,20 @@ def test_live_series_count_what_was_alive_at_the_end_of_each_hour(admin, svc, cl
     now, hour = clock.now(), dt.timedelta(hours=1)
     with svc.db.transaction() as s:
         for created, ended in ((now - 5 * hour, now - 2 * hour), (now - 1.5 * hour, None)):
-            s.add(BrowserSession(id=secrets.token_urlsafe(16), token_hash=secrets.token_hex(32),
-                                 user_id=user.id, auth_time=created, ip="10.0.0.1",
-                                 user_agent=FIREFOX, created_at=created, last_seen_at=created,
-                                 expires_at=now + hour, ended_at=ended))
+            s.add(
+                BrowserSession(
+                    id=secrets.token_urlsafe(16),
+                    token_hash=secrets.token_hex(32),
+                    user_id=user.id,
+                    auth_time=created,
+                    ip="10.0.0.1",
+                    user_agent=FIREFOX,
+                    created_at=created,
+                    last_seen_at=created,
+                    expires_at=now + hour,
+                    ended_at=ended,
+                )
+            )
     series = overview_series(svc)["live_sessions_24h"]
     # oldest first; the last point is now (carol's live session and root's)
     assert series[-6:] == [1, 1, 1, 0, 1, 2] and series[:-6] == [0] * 18
@@ -309,10 +359,19 @@ def _add_sessions(svc: Any, user_id: str, n: int, clock: Any) -> None:
     with svc.db.transaction() as s:
         for i in range(n):
             at = now - dt.timedelta(seconds=i // 2)  # pairs share created_at: ties by id
-            s.add(BrowserSession(id=secrets.token_urlsafe(16), token_hash=secrets.token_hex(32),
-                                 user_id=user_id, auth_time=at, ip=f"10.0.0.{i % 3}",
-                                 user_agent=FIREFOX, created_at=at, last_seen_at=now,
-                                 expires_at=now + dt.timedelta(days=1)))
+            s.add(
+                BrowserSession(
+                    id=secrets.token_urlsafe(16),
+                    token_hash=secrets.token_hex(32),
+                    user_id=user_id,
+                    auth_time=at,
+                    ip=f"10.0.0.{i % 3}",
+                    user_agent=FIREFOX,
+                    created_at=at,
+                    last_seen_at=now,
+                    expires_at=now + dt.timedelta(days=1),
+                )
+            )
 
 
 def test_sessions_list_is_keyset_paginated(admin, svc, clock):
@@ -344,11 +403,19 @@ def test_sessions_list_filters_by_user_client_and_ip(app, admin, rp, svc):
     assert "Firefox 120 on Linux" in row and 'href="/admin/clients/rp"' in row
 
 
-@pytest.mark.parametrize("query", [
-    "after=garbage", "after=2024-01-01T00:00:00|", "after=0001-01-01T00:00:00%2B14:00|x",
-    "after=2024-01-01T00:00:00|%00", "user=%00", "client=rp%00", "ip=" + "9" * 5000,
-    "user=" + "é" * 400,
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "after=garbage",
+        "after=2024-01-01T00:00:00|",
+        "after=0001-01-01T00:00:00%2B14:00|x",
+        "after=2024-01-01T00:00:00|%00",
+        "user=%00",
+        "client=rp%00",
+        "ip=" + "9" * 5000,
+        "user=" + "é" * 400,
+    ],
+)
 def test_hostile_filters_never_fail(admin, query):
     resp = admin.client.get("/admin/sessions?" + query)
     # NUL is refused in any parameter (idp.web.check_request); the rest is ignored.
@@ -360,16 +427,21 @@ def test_session_detail_draws_rotations_and_marks_reuse_with_both_uses(admin, wo
     assert "generation 1 issued (code exchange)" in body
     assert "generation 1 used → generation 2 issued" in body
     assert 'class="step reuse"' in body and "REUSE</strong> of generation 1" in body
-    first_use, reuse = re.search(r"<dt>First use</dt><dd>(.*?)</dd>\s*<dt>Reuse</dt><dd>(.*?)"
-                                 r"</dd>", body, re.S).groups()
+    first_use, reuse = re.search(
+        r"<dt>First use</dt><dd>(.*?)</dd>\s*<dt>Reuse</dt><dd>(.*?)"
+        r"</dd>",
+        body,
+        re.S,
+    ).groups()
     assert "Firefox 120" in first_use and "127.0.0.1" in first_use
     assert "curl/8.5" in reuse and "127.0.0.1" in reuse
     assert "chain revoked: refresh token reuse detected" in body
 
 
 def test_session_detail_shows_backchannel_deliveries_and_their_status(app, admin, svc):
-    rp = admin.oauth_client("bc", scope="openid offline_access",
-                            backchannel_logout_uri="http://127.0.0.1:9/backchannel")
+    rp = admin.oauth_client(
+        "bc", scope="openid offline_access", backchannel_logout_uri="http://127.0.0.1:9/backchannel"
+    )
     victim = Browser(app, "victim")
     victim.tokens(rp)
     sid = victim.sid(svc)
@@ -381,8 +453,11 @@ def test_session_detail_shows_backchannel_deliveries_and_their_status(app, admin
     body = text(admin.client.get(f"/admin/sessions/{sid}"))
     assert ">pending<" in body and "refused" in body.lower()
     with svc.db.transaction() as s:
-        s.execute(update(BackchannelDelivery).values(status="delivered", last_status_code=200,
-                                                     last_error=None))
+        s.execute(
+            update(BackchannelDelivery).values(
+                status="delivered", last_status_code=200, last_error=None
+            )
+        )
     body = text(admin.client.get(f"/admin/sessions/{sid}"))
     assert ">delivered<" in body and "HTTP 200" in body
 
@@ -435,13 +510,19 @@ def test_users_list_searches_by_prefix(admin):
 def test_user_page_shows_sessions_chains_and_consents(app, admin, world, svc, clock):
     admin.oauth_client("partner", first_party=False)
     with svc.db.transaction() as s:
-        s.add(Consent(user_id=world["user_id"], client_id="partner", scope="openid email",
-                      granted_at=clock.now()))
+        s.add(
+            Consent(
+                user_id=world["user_id"],
+                client_id="partner",
+                scope="openid email",
+                granted_at=clock.now(),
+            )
+        )
     body = text(admin.client.get(f"/admin/users/{world['user_id']}"))
     assert "<h1>victim" in body
     assert f'href="/admin/sessions/{world["sid"]}"' in body and ">ended<" in body
     assert "reuse detected" in body and "generation 1 used" in body
-    consents = body[body.index("<h2>Consents</h2>"):]
+    consents = body[body.index("<h2>Consents</h2>") :]
     assert 'href="/admin/clients/partner"' in consents and "openid email" in consents
     assert "Kill all sessions" in body and "Disable user" in body
 
@@ -512,8 +593,9 @@ def test_creating_a_client_shows_its_secret_once_and_the_secret_works(admin, svc
     assert "Register" in text(admin.client.get("/admin/clients/_new"))
     resp = post(admin, "/admin/clients/_new", **NEW_CLIENT)
     assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
-    secret = re.search(r'<code class="secret-value" id="client-secret">([^<]+)</code>',
-                       text(resp)).group(1)
+    secret = re.search(
+        r'<code class="secret-value" id="client-secret">([^<]+)</code>', text(resp)
+    ).group(1)
     row = client_row(svc, "billing")
     assert row is not None and row.check_client_secret(secret)
     assert row.redirect_uris == ["https://billing.example.test/cb", "http://127.0.0.1/cb"]
@@ -522,43 +604,49 @@ def test_creating_a_client_shows_its_secret_once_and_the_secret_works(admin, svc
     for path in ("/admin/clients/billing", "/admin/clients", "/admin/audit"):
         assert secret not in text(admin.client.get(path))
     billing = RegisteredClient("billing", secret, "https://billing.example.test/cb")
-    token = admin.client.post("/token", headers=billing.basic(),
-                              data={"grant_type": "client_credentials", "scope": "api"})
+    token = admin.client.post(
+        "/token", headers=billing.basic(), data={"grant_type": "client_credentials", "scope": "api"}
+    )
     assert token.status_code == 200, token.get_json()
     [created] = events(svc, kind="client.create")
     assert created["actor"] == "root" and created["target"] == "billing"
 
 
 def test_a_public_client_has_no_secret(admin, svc):
-    resp = post(admin, "/admin/clients/_new", **{**NEW_CLIENT, "public": "on",
-                                                 "grant_types": ["authorization_code"]})
+    resp = post(
+        admin,
+        "/admin/clients/_new",
+        **{**NEW_CLIENT, "public": "on", "grant_types": ["authorization_code"]},
+    )
     assert resp.status_code == 303
     assert client_row(svc, "billing").is_public
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"redirect_uris": "http://evil.example/cb"}, "http is allowed only for loopback"),
-    ({"redirect_uris": "https://ok.example/cb#frag"}, "fragment"),
-    ({"redirect_uris": "javascript:alert(1)"}, "not allowed"),
-    ({"redirect_uris": ""}, "at least one"),
-    ({"redirect_uris": "https://x.example/" + "a" * 2001}, "too long"),
-    ({"redirect_uris": "\n".join(f"https://x.example/{i}" for i in range(21))}, "at most 20"),
-    ({"name": "n" * 201}, "too long"),
-    ({"client_id": "bad id"}, "client_id may use"),
-    ({"client_id": "rp"}, "already exists"),
-    ({"client_id": ""}, "required"),
-    ({"client_id": "x\x00"}, "NUL"),
-    ({"scope": "openid " + "s" * 1000}, "too long"),
-    ({"scope": 'openid "quoted"'}, "not valid"),
-    ({"claims": "sub=admin"}, "reserved"),
-    ({"claims": "no-equals-sign"}, "NAME=VALUE"),
-    ({"backchannel_logout_uri": "ftp://billing.example.test/bc"}, "backchannel"),
-    ({"backchannel_logout_uri": "https://b.example/" + "x" * 2000}, "too long"),
-    ({"grant_types": ["password"]}, "not supported"),
-    ({"id_token_alg": "none"}, "must be one of"),
-])
-def test_bad_registration_shows_the_form_again_and_stores_nothing(admin, rp, svc, change,
-                                                                  message):
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"redirect_uris": "http://evil.example/cb"}, "http is allowed only for loopback"),
+        ({"redirect_uris": "https://ok.example/cb#frag"}, "fragment"),
+        ({"redirect_uris": "javascript:alert(1)"}, "not allowed"),
+        ({"redirect_uris": ""}, "at least one"),
+        ({"redirect_uris": "https://x.example/" + "a" * 2001}, "too long"),
+        ({"redirect_uris": "\n".join(f"https://x.example/{i}" for i in range(21))}, "at most 20"),
+        ({"name": "n" * 201}, "too long"),
+        ({"client_id": "bad id"}, "client_id may use"),
+        ({"client_id": "rp"}, "already exists"),
+        ({"client_id": ""}, "required"),
+        ({"client_id": "x\x00"}, "NUL"),
+        ({"scope": "openid " + "s" * 1000}, "too long"),
+        ({"scope": 'openid "quoted"'}, "not valid"),
+        ({"claims": "sub=admin"}, "reserved"),
+        ({"claims": "no-equals-sign"}, "NAME=VALUE"),
+        ({"backchannel_logout_uri": "ftp://billing.example.test/bc"}, "backchannel"),
+        ({"backchannel_logout_uri": "https://b.example/" + "x" * 2000}, "too long"),
+        ({"grant_types": ["password"]}, "not supported"),
+        ({"id_token_alg": "none"}, "must be one of"),
+    ],
+)
+def test_bad_registration_shows_the_form_again_and_stores_nothing(admin, rp, svc, change, message):
     before = (count(svc, Client), audit_actions(svc))
     resp = post(admin, "/admin/clients/_new", **{**NEW_CLIENT, **change})
     assert_clean_error(resp, 400)
@@ -586,36 +674,46 @@ def test_editing_a_client_saves_uris_backchannel_and_claims(admin, rp, svc):
     assert resp.status_code == 303
     row = client_row(svc, "rp")
     assert row.name == "Relying party"
-    assert row.redirect_uris == ["https://rp.example.test/callback",
-                                 "https://rp.example.test/other"]
+    assert row.redirect_uris == [
+        "https://rp.example.test/callback",
+        "https://rp.example.test/other",
+    ]
     assert row.post_logout_redirect_uris == ["https://rp.example.test/bye"]
     assert row.backchannel_logout_uri == "https://rp.example.test/bc"
     assert row.claims == {"tenant": "acme", "dept": "ops=1"}
     page = text(admin.client.get("/admin/clients/rp"))
     assert "Client saved." in page and "dept=ops=1" in page
     [edit] = events(svc, kind="client.update")
-    assert set(edit["details"]["changed"]) == {"client_name", "redirect_uris", "claims",
-                                               "post_logout_redirect_uris",
-                                               "backchannel_logout_uri"}
-    cleared = post(admin, "/admin/clients/rp", **{**EDIT, "backchannel_logout_uri": "",
-                                                  "claims": ""})
+    assert set(edit["details"]["changed"]) == {
+        "client_name",
+        "redirect_uris",
+        "claims",
+        "post_logout_redirect_uris",
+        "backchannel_logout_uri",
+    }
+    cleared = post(
+        admin, "/admin/clients/rp", **{**EDIT, "backchannel_logout_uri": "", "claims": ""}
+    )
     assert cleared.status_code == 303
     row = client_row(svc, "rp")
     assert row.backchannel_logout_uri is None and row.claims == {}
 
 
-@pytest.mark.parametrize("change", [
-    {"redirect_uris": "http://evil.example/cb"},
-    {"redirect_uris": ""},
-    {"post_logout_redirect_uris": "data:text/html,hi"},
-    {"backchannel_logout_uri": "not a uri"},
-    {"backchannel_logout_uri": "https://b.example/" + "x" * 2000},
-    {"claims": "iss=https://evil.example"},
-    {"claims": "bad name=1"},
-    {"name": ""},
-    {"name": "n" * 201},
-    {"name": "rp\x00"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"redirect_uris": "http://evil.example/cb"},
+        {"redirect_uris": ""},
+        {"post_logout_redirect_uris": "data:text/html,hi"},
+        {"backchannel_logout_uri": "not a uri"},
+        {"backchannel_logout_uri": "https://b.example/" + "x" * 2000},
+        {"claims": "iss=https://evil.example"},
+        {"claims": "bad name=1"},
+        {"name": ""},
+        {"name": "n" * 201},
+        {"name": "rp\x00"},
+    ],
+)
 def test_bad_edits_show_the_form_again_and_change_nothing(admin, rp, svc, change):
     before = client_row(svc, "rp")
     resp = post(admin, "/admin/clients/rp", **{**EDIT, **change})
@@ -624,7 +722,11 @@ def test_bad_edits_show_the_form_again_and_change_nothing(admin, rp, svc, change
         assert 'action="/admin/clients/rp"' in text(resp)
     after = client_row(svc, "rp")
     assert (after.name, after.redirect_uris, after.claims, after.backchannel_logout_uri) == (
-        before.name, before.redirect_uris, before.claims, before.backchannel_logout_uri)
+        before.name,
+        before.redirect_uris,
+        before.claims,
+        before.backchannel_logout_uri,
+    )
     assert audit_actions(svc) == []
 
 
@@ -704,16 +806,22 @@ ACTIONS = {
 
 
 AUDITED_AS = {
-    "kill": "session.kill", "kill-all": "user.kill_sessions", "disable": "user.disable",
-    "enable": "user.enable", "rotate-secret": "client.rotate_secret",
-    "revoke-tokens": "client.revoke_tokens", "edit-client": "client.update",
-    "create-client": "client.create", "rotate-keys": "keys.rotate",
+    "kill": "session.kill",
+    "kill-all": "user.kill_sessions",
+    "disable": "user.disable",
+    "enable": "user.enable",
+    "rotate-secret": "client.rotate_secret",
+    "revoke-tokens": "client.revoke_tokens",
+    "edit-client": "client.update",
+    "create-client": "client.create",
+    "rotate-keys": "keys.rotate",
 }
 
 
 @pytest.mark.parametrize("action", ACTIONS)
 def test_destructive_actions_ask_for_the_password_when_the_login_is_stale(
-        app, admin, rp, svc, clock, action):
+    app, admin, rp, svc, clock, action
+):
     victim = Browser(app, "victim")
     victim.tokens(rp)
     path, data = ACTIONS[action]
@@ -728,9 +836,14 @@ def test_destructive_actions_ask_for_the_password_when_the_login_is_stale(
     assert client_row(svc, "rp").check_client_secret(rp.secret)
     assert {k["kid"] for k in keys_list(svc)} == kids
     assert audit_actions(svc) == []
-    again = admin.client.post("/admin/reauth", data={
-        "password": "correct horse battery", "back": "/admin/keys",
-        "csrf_token": csrf_from(text(stale))})
+    again = admin.client.post(
+        "/admin/reauth",
+        data={
+            "password": "correct horse battery",
+            "back": "/admin/keys",
+            "csrf_token": csrf_from(text(stale)),
+        },
+    )
     assert again.status_code == 303
     done = admin.client.post(path, data={**data, "csrf_token": token})
     assert done.status_code in (200, 303), text(done)[:500]
@@ -740,20 +853,37 @@ def test_destructive_actions_ask_for_the_password_when_the_login_is_stale(
 # --- bad input ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [
-    "/admin/sessions/nope", "/admin/sessions/%00", "/admin/sessions/" + "x" * 300,
-    "/admin/users/nope", "/admin/users/%00", "/admin/clients/nope", "/admin/clients/rp%00",
-    "/admin/clients/" + "c" * 300, "/admin/nowhere",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/sessions/nope",
+        "/admin/sessions/%00",
+        "/admin/sessions/" + "x" * 300,
+        "/admin/users/nope",
+        "/admin/users/%00",
+        "/admin/clients/nope",
+        "/admin/clients/rp%00",
+        "/admin/clients/" + "c" * 300,
+        "/admin/nowhere",
+    ],
+)
 def test_unknown_things_are_404_pages(admin, rp, path):
     assert_clean_error(admin.client.get(path), 404)
 
 
-@pytest.mark.parametrize("path", [
-    "/admin/sessions/nope/kill", "/admin/sessions/%00/kill", "/admin/users/nope/kill-sessions",
-    "/admin/users/nope/disable", "/admin/users/%00/enable", "/admin/clients/nope",
-    "/admin/clients/nope/rotate-secret", "/admin/clients/nope%00/revoke-tokens",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/sessions/nope/kill",
+        "/admin/sessions/%00/kill",
+        "/admin/users/nope/kill-sessions",
+        "/admin/users/nope/disable",
+        "/admin/users/%00/enable",
+        "/admin/clients/nope",
+        "/admin/clients/nope/rotate-secret",
+        "/admin/clients/nope%00/revoke-tokens",
+    ],
+)
 def test_actions_on_unknown_things_are_404_and_change_nothing(admin, svc, path):
     resp = post(admin, path, reason="r", **{k: v for k, v in EDIT.items() if k != "reason"})
     assert_clean_error(resp, 404)
@@ -761,8 +891,9 @@ def test_actions_on_unknown_things_are_404_and_change_nothing(admin, svc, path):
     assert svc.state.is_denied("sid:nope") is False
 
 
-@pytest.mark.parametrize("query", ["kind=%00", "kind=" + "k" * 5000, "action=%00&actor=%00",
-                                   "target=" + "é" * 300])
+@pytest.mark.parametrize(
+    "query", ["kind=%00", "kind=" + "k" * 5000, "action=%00&actor=%00", "target=" + "é" * 300]
+)
 def test_event_filters_never_fail(admin, query):
     expected = 400 if "%00" in query else 200  # NUL is refused in any parameter
     assert admin.client.get("/admin/events?" + query).status_code == expected
@@ -777,7 +908,8 @@ def test_security_events_show_both_uses_of_a_reused_token(admin, world):
     assert "refresh_token_reuse" in body and ">victim<" in body
     assert "curl/8.5" in body and "Firefox/120.0" in body
     assert "No security events of this kind" in text(
-        admin.client.get("/admin/events?kind=authorization_code_replay"))
+        admin.client.get("/admin/events?kind=authorization_code_replay")
+    )
 
 
 def test_audit_log_is_filterable(app, admin, svc, rp):

@@ -46,6 +46,7 @@ DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 DOCS_MAX_BYTES = 200_000
 TIMEOUT_MS = 10_000
 
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Keeps each phase's report on the item so fixtures can tell a failed test."""
@@ -73,9 +74,7 @@ def _backend_id(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 

@@ -9,8 +9,9 @@ from playwright.sync_api import Dialog, Page
 from tests.support.auth import PASSWORD
 
 
-def sign_in(page: Page, base: str, username: str, password: str = PASSWORD,
-            next: str = "/account") -> None:
+def sign_in(
+    page: Page, base: str, username: str, password: str = PASSWORD, next: str = "/account"
+) -> None:
     """Opens idp's login page and submits it (does not wait for where it leads)."""
     page.goto(f"{base}/login?{urlencode({'next': next})}")
     fill_login(page, username, password)

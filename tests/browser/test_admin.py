@@ -40,8 +40,12 @@ def rp(auth: AuthActions) -> RegisteredClient:
 
 @pytest.fixture
 def resource_server(auth: AuthActions) -> RegisteredClient:
-    return auth.oauth_client("api", grant_types=["client_credentials"], scope="api",
-                             redirect_uri="https://api.example.test/x")
+    return auth.oauth_client(
+        "api",
+        grant_types=["client_credentials"],
+        scope="api",
+        redirect_uri="https://api.example.test/x",
+    )
 
 
 @pytest.fixture
@@ -60,8 +64,9 @@ def victim_context(new_context: Callable[..., BrowserContext]) -> BrowserContext
     return new_context(user_agent=EVIL_AGENT)
 
 
-def victim_signs_in(context: BrowserContext, server: LiveServer,
-                    rp: RegisteredClient) -> dict[str, Any]:
+def victim_signs_in(
+    context: BrowserContext, server: LiveServer, rp: RegisteredClient
+) -> dict[str, Any]:
     """The victim logs in in their browser, then the app gets tokens in that session.
 
     The authorization request goes through the context's own HTTP client (same cookies,
@@ -71,28 +76,49 @@ def victim_signs_in(context: BrowserContext, server: LiveServer,
     sign_in(page, server.url, "victim")
     page.wait_for_url(f"{server.url}/account")
     verifier, challenge = pkce_pair()
-    params = {"response_type": "code", "client_id": rp.client_id,
-              "redirect_uri": rp.redirect_uri, "scope": "openid offline_access",
-              "state": secrets.token_urlsafe(8), "code_challenge": challenge,
-              "code_challenge_method": "S256"}
+    params = {
+        "response_type": "code",
+        "client_id": rp.client_id,
+        "redirect_uri": rp.redirect_uri,
+        "scope": "openid offline_access",
+        "state": secrets.token_urlsafe(8),
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
     resp = context.request.get(f"{server.url}/authorize?{urlencode(params)}", max_redirects=0)
     assert resp.status == 302, resp.text()
     code = query_of(resp.headers["location"])["code"]
-    token = requests.post(f"{server.url}/token", auth=(rp.client_id, rp.secret), timeout=10,
-                          data={"grant_type": "authorization_code", "code": code,
-                                "redirect_uri": rp.redirect_uri, "code_verifier": verifier})
+    token = requests.post(
+        f"{server.url}/token",
+        auth=(rp.client_id, rp.secret),
+        timeout=10,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": rp.redirect_uri,
+            "code_verifier": verifier,
+        },
+    )
     assert token.status_code == 200, token.text
     return dict(token.json())
 
 
 def refresh(server: LiveServer, rp: RegisteredClient, refresh_token: str) -> requests.Response:
-    return requests.post(f"{server.url}/token", auth=(rp.client_id, rp.secret), timeout=10,
-                         data={"grant_type": "refresh_token", "refresh_token": refresh_token})
+    return requests.post(
+        f"{server.url}/token",
+        auth=(rp.client_id, rp.secret),
+        timeout=10,
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+    )
 
 
 def introspect(server: LiveServer, rs: RegisteredClient, token: str) -> dict[str, Any]:
-    resp = requests.post(f"{server.url}/introspect", data={"token": token},
-                         auth=(rs.client_id, rs.secret), timeout=10)
+    resp = requests.post(
+        f"{server.url}/introspect",
+        data={"token": token},
+        auth=(rs.client_id, rs.secret),
+        timeout=10,
+    )
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
@@ -107,8 +133,9 @@ def nav(page: Page, name: str) -> None:
     page.get_by_role("navigation").get_by_role("link", name=name, exact=True).click()
 
 
-def open_victim_session(page: Page, server: LiveServer, shot: Callable[..., Path] | None = None
-                        ) -> None:
+def open_victim_session(
+    page: Page, server: LiveServer, shot: Callable[..., Path] | None = None
+) -> None:
     """Sessions → filter by user → the victim's one session → its detail page."""
     nav(page, "Sessions")
     expect(page.get_by_role("heading", name="Live sessions")).to_be_visible()
@@ -167,8 +194,13 @@ def assert_killed(page: Page, reason: str) -> None:
 
 
 def test_admin_kills_a_session_and_its_tokens_die(
-    server: LiveServer, users: None, rp: RegisteredClient, resource_server: RegisteredClient,
-    admin_page: Page, victim_context: BrowserContext, dialogs: Dialogs,
+    server: LiveServer,
+    users: None,
+    rp: RegisteredClient,
+    resource_server: RegisteredClient,
+    admin_page: Page,
+    victim_context: BrowserContext,
+    dialogs: Dialogs,
     shot: Callable[..., Path],
 ) -> None:
     tokens = victim_signs_in(victim_context, server, rp)
@@ -204,8 +236,9 @@ def test_admin_kills_a_session_and_its_tokens_die(
     assert dialogs.unexpected() == []
 
 
-def test_non_admin_gets_403(server: LiveServer, users: None, page: Page,
-                            shot: Callable[..., Path]) -> None:
+def test_non_admin_gets_403(
+    server: LiveServer, users: None, page: Page, shot: Callable[..., Path]
+) -> None:
     with page.expect_response(f"{server.url}/admin/") as response:
         sign_in(page, server.url, "victim", next="/admin/")
     assert response.value.status == 403
@@ -217,8 +250,14 @@ def test_non_admin_gets_403(server: LiveServer, users: None, page: Page,
 
 
 def test_stale_login_is_asked_for_the_password_before_a_kill(
-    server: LiveServer, users: None, rp: RegisteredClient, resource_server: RegisteredClient,
-    admin_page: Page, victim_context: BrowserContext, clock: FrozenClock, dialogs: Dialogs,
+    server: LiveServer,
+    users: None,
+    rp: RegisteredClient,
+    resource_server: RegisteredClient,
+    admin_page: Page,
+    victim_context: BrowserContext,
+    clock: FrozenClock,
+    dialogs: Dialogs,
     shot: Callable[..., Path],
 ) -> None:
     page = admin_page
@@ -265,16 +304,23 @@ def test_stale_login_is_asked_for_the_password_before_a_kill(
 
 
 def test_every_dashboard_page_opens_and_shows_hostile_text_as_text(
-    server: LiveServer, users: None, rp: RegisteredClient, admin_page: Page,
-    victim_context: BrowserContext, dialogs: Dialogs, shot: Callable[..., Path],
+    server: LiveServer,
+    users: None,
+    rp: RegisteredClient,
+    admin_page: Page,
+    victim_context: BrowserContext,
+    dialogs: Dialogs,
+    shot: Callable[..., Path],
 ) -> None:
     """Whatever pages the dashboard links to (users, clients, keys, events, ...): each
     opens, obeys its CSP, and renders the victim's user agent inertly."""
     victim_signs_in(victim_context, server, rp)
     page = admin_page
     violations: list[str] = []
-    page.on("console", lambda m: violations.append(m.text)
-            if "Content Security Policy" in m.text else None)
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     admin_signs_in(page, server)
     links = page.get_by_role("navigation").get_by_role("link")
     names = [n.strip() for n in links.all_inner_texts()]
@@ -291,9 +337,9 @@ def test_every_dashboard_page_opens_and_shows_hostile_text_as_text(
     # The victim's own page, where the agent shows up again.
     nav(page, "Sessions")
     page.locator("table tbody tr").filter(has_text="victim").get_by_role(
-        "link", name="victim", exact=True).click()
+        "link", name="victim", exact=True
+    ).click()
     expect(heading(page)).to_contain_text("victim")
     assert_no_injected_markup(page)
     assert violations == []
     assert dialogs.unexpected() == []
-

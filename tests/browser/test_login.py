@@ -34,9 +34,14 @@ def relying_app(server: LiveServer, auth: AuthActions) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     # create_rp always sends redirect_uri=http://127.0.0.1:{port}/callback and, on sign
     # out, post_logout_redirect_uri=http://127.0.0.1:{port}/ (exact matching at idp).
-    rp = auth.oauth_client("demo-app", redirect_uri=f"{url}/callback", first_party=True,
-                           scope=SCOPE, name="Demo relying app",
-                           post_logout_redirect_uris=[f"{url}/"])
+    rp = auth.oauth_client(
+        "demo-app",
+        redirect_uri=f"{url}/callback",
+        first_party=True,
+        scope=SCOPE,
+        name="Demo relying app",
+        post_logout_redirect_uris=[f"{url}/"],
+    )
     assert rp.secret
     app = create_rp(server.url, rp.client_id, rp.secret, port)
     http = make_server("127.0.0.1", port, app, threaded=True)
@@ -69,7 +74,11 @@ def cookie(context: BrowserContext, name: str) -> dict[str, Any]:
 
 
 def test_sign_in_and_out_through_relying_app(
-    page: Page, context: BrowserContext, server: LiveServer, relying_app: str, alice: Any,
+    page: Page,
+    context: BrowserContext,
+    server: LiveServer,
+    relying_app: str,
+    alice: Any,
     shot: Callable[..., Path],
 ) -> None:
     start_sign_in(page, relying_app, server)
@@ -109,10 +118,14 @@ def test_sign_in_and_out_through_relying_app(
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
 
-def test_wrong_password_shows_the_generic_error(page: Page, context: BrowserContext,
-                                                server: LiveServer, relying_app: str,
-                                                alice: Any,
-                                                shot: Callable[..., Path]) -> None:
+def test_wrong_password_shows_the_generic_error(
+    page: Page,
+    context: BrowserContext,
+    server: LiveServer,
+    relying_app: str,
+    alice: Any,
+    shot: Callable[..., Path],
+) -> None:
     start_sign_in(page, relying_app, server)
     login_url = page.url
 

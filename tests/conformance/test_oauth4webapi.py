@@ -37,27 +37,63 @@ def node() -> str:
     if not (NODE_DIR / "node_modules" / "oauth4webapi" / "package.json").exists():
         npm = shutil.which("npm")
         assert npm, "npm is needed to install examples/node's dependencies"
-        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR,
-                              capture_output=True, text=True, timeout=180, check=False)
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
     return node
 
 
-def run_login(node: str, live: Any, client_id: str, secret: str | None, *,
-              client_auth: str, password: str = PASSWORD, extra: tuple[str, ...] = ()
-              ) -> subprocess.CompletedProcess[str]:
+def run_login(
+    node: str,
+    live: Any,
+    client_id: str,
+    secret: str | None,
+    *,
+    client_auth: str,
+    password: str = PASSWORD,
+    extra: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess[str]:
     """Runs login.mjs as user alice; secrets go through the environment, not argv."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
-    env.update(IDP_PASSWORD=password, IDP_CLIENT_SECRET=secret or "",
-               IDP_CLIENT_AUTH=client_auth)
+    env.update(IDP_PASSWORD=password, IDP_CLIENT_SECRET=secret or "", IDP_CLIENT_AUTH=client_auth)
     return subprocess.run(
-        [node, "login.mjs", "--issuer", live.url, "--client-id", client_id,
-         "--redirect-uri", REDIRECT, "--username", "alice", *extra],
-        cwd=NODE_DIR, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+        [
+            node,
+            "login.mjs",
+            "--issuer",
+            live.url,
+            "--client-id",
+            client_id,
+            "--redirect-uri",
+            REDIRECT,
+            "--username",
+            "alice",
+            *extra,
+        ],
+        cwd=NODE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
 
 
-def login(node: str, live: Any, client_id: str, secret: str | None, *, client_auth: str,
-          extra: tuple[str, ...] = ()) -> dict[str, Any]:
+def login(
+    node: str,
+    live: Any,
+    client_id: str,
+    secret: str | None,
+    *,
+    client_auth: str,
+    extra: tuple[str, ...] = (),
+) -> dict[str, Any]:
     done = run_login(node, live, client_id, secret, client_auth=client_auth, extra=extra)
     assert done.returncode == 0, done.stderr or done.stdout
     lines = done.stdout.strip().splitlines()
@@ -65,8 +101,9 @@ def login(node: str, live: Any, client_id: str, secret: str | None, *, client_au
     return dict(json.loads(lines[0]))
 
 
-def check(live: Any, out: dict[str, Any], client_id: str, user: Any,
-          scope: str = "openid profile email") -> None:
+def check(
+    live: Any, out: dict[str, Any], client_id: str, user: Any, scope: str = "openid profile email"
+) -> None:
     idt, at, info = out["id_token_claims"], out["access_token_claims"], out["userinfo"]
     assert idt["iss"] == at["iss"] == live.url
     assert idt["aud"] == client_id or idt["aud"] == [client_id]
@@ -84,8 +121,13 @@ def check(live: Any, out: dict[str, Any], client_id: str, user: Any,
     keys = jwt.PyJWKClient(f"{live.url}/jwks.json", timeout=10)
     header = jwt.get_unverified_header(id_token)
     assert header["kid"] and header["alg"] == "RS256"
-    claims = jwt.decode(id_token, keys.get_signing_key_from_jwt(id_token).key,
-                        algorithms=["RS256"], audience=client_id, issuer=live.url)
+    claims = jwt.decode(
+        id_token,
+        keys.get_signing_key_from_jwt(id_token).key,
+        algorithms=["RS256"],
+        audience=client_id,
+        issuer=live.url,
+    )
     assert claims == idt
 
 
@@ -96,8 +138,12 @@ def test_confidential_client(node, live, auth):
     check(live, out, rp.client_id, alice)
     assert "refreshed" not in out  # no offline_access, no refresh token
     assert out["id_token_claims"]["name"] == out["userinfo"]["name"] == "Alice Liddell"
-    assert out["browser"] == ["GET /authorize 302", "GET /login 200", "POST /login 303",
-                              "GET /authorize 302"]
+    assert out["browser"] == [
+        "GET /authorize 302",
+        "GET /login 200",
+        "POST /login 303",
+        "GET /authorize 302",
+    ]
 
 
 def test_public_client_with_max_age_and_refresh(node, live, auth):
@@ -105,8 +151,14 @@ def test_public_client_with_max_age_and_refresh(node, live, auth):
     rp = auth.oauth_client("node-spa", public=True, redirect_uri=REDIRECT)
     # max_age makes oauth4webapi require and check auth_time (OIDC Core §3.1.2.1);
     # offline_access makes the script refresh once.
-    out = login(node, live, rp.client_id, None, client_auth="none",
-                extra=("--max-age", "600", "--scope", "openid profile email offline_access"))
+    out = login(
+        node,
+        live,
+        rp.client_id,
+        None,
+        client_auth="none",
+        extra=("--max-age", "600", "--scope", "openid profile email offline_access"),
+    )
     check(live, out, rp.client_id, alice, scope="openid profile email offline_access")
     assert "auth_time" in out["id_token_claims"]
     refreshed = out["refreshed"]
@@ -122,5 +174,10 @@ def test_third_party_client_asks_for_consent(node, live, auth):
     # client_secret_post this time; the script allows access on the consent page.
     out = login(node, live, rp.client_id, rp.secret, client_auth="post")
     check(live, out, rp.client_id, alice)
-    assert out["browser"] == ["GET /authorize 302", "GET /login 200", "POST /login 303",
-                              "GET /authorize 200", "POST /authorize 303"]
+    assert out["browser"] == [
+        "GET /authorize 302",
+        "GET /login 200",
+        "POST /login 303",
+        "GET /authorize 200",
+        "POST /authorize 303",
+    ]

@@ -36,8 +36,9 @@ def test_ensure_gives_each_algorithm_one_active_and_one_next_key(svc, fresh_keys
     assert states(svc, "ES256") == [ACTIVE, NEXT]
 
 
-def test_rotation_promotes_the_published_next_key_and_keeps_the_old_one(svc, fresh_keys,
-                                                                        client, clock):
+def test_rotation_promotes_the_published_next_key_and_keeps_the_old_one(
+    svc, fresh_keys, client, clock
+):
     fresh_keys.ensure({"ES256"})
     before = {k["kid"] for k in json.loads(fresh_keys.jwks()[0])["keys"]}
     next_kid = next(k.kid for k in fresh_keys.list() if k.state == NEXT)

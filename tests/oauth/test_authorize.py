@@ -48,14 +48,17 @@ def test_not_logged_in_goes_to_login_and_comes_back(auth):
     assert "code" in query_of(final.headers["Location"])
 
 
-@pytest.mark.parametrize("change", [
-    {"client_id": "nope"},
-    {"client_id": None},
-    {"redirect_uri": "https://evil.example/callback"},
-    {"redirect_uri": "https://rp.example.test/callback/"},
-    {"redirect_uri": "https://rp.example.test/callback?x=1"},
-    {"redirect_uri": "HTTPS://rp.example.test/callback"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"client_id": "nope"},
+        {"client_id": None},
+        {"redirect_uri": "https://evil.example/callback"},
+        {"redirect_uri": "https://rp.example.test/callback/"},
+        {"redirect_uri": "https://rp.example.test/callback?x=1"},
+        {"redirect_uri": "HTTPS://rp.example.test/callback"},
+    ],
+)
 def test_bad_client_or_redirect_uri_never_redirects(logged_in, svc, change):
     rp = logged_in.oauth_client()
     resp = logged_in.authorize(rp, **change)
@@ -73,19 +76,21 @@ def test_loopback_redirect_may_vary_only_in_port(logged_in):
     assert bad.status_code == 400
 
 
-@pytest.mark.parametrize(("change", "error"), [
-    ({"response_type": "token"}, "unsupported_response_type"),
-    ({"response_type": "code id_token"}, "unsupported_response_type"),
-    ({"code_challenge_method": "plain"}, "invalid_request"),
-    ({"code_challenge_method": None}, "invalid_request"),
-    ({"code_challenge": None, "code_challenge_method": None}, "invalid_request"),
-    ({"code_challenge": "short"}, "invalid_request"),
-    ({"prompt": "none login"}, "invalid_request"),
-    ({"prompt": "bogus"}, "invalid_request"),
-    ({"max_age": "-1"}, "invalid_request"),
-])
-def test_invalid_requests_are_reported_to_the_validated_redirect_uri(logged_in, svc, change,
-                                                                      error):
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"response_type": "code id_token"}, "unsupported_response_type"),
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge_method": None}, "invalid_request"),
+        ({"code_challenge": None, "code_challenge_method": None}, "invalid_request"),
+        ({"code_challenge": "short"}, "invalid_request"),
+        ({"prompt": "none login"}, "invalid_request"),
+        ({"prompt": "bogus"}, "invalid_request"),
+        ({"max_age": "-1"}, "invalid_request"),
+    ],
+)
+def test_invalid_requests_are_reported_to_the_validated_redirect_uri(logged_in, svc, change, error):
     rp = logged_in.oauth_client()
     resp = logged_in.authorize(rp, state="st8", **change)
     q = error_redirect(resp, rp)
@@ -145,8 +150,9 @@ def test_third_party_client_asks_for_consent_and_remembers_it(logged_in, svc):
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "Photo &lt;b&gt;Printer&lt;/b&gt; wants to" in html
-    resp = logged_in.client.post("/authorize?" + urlencode(params), data={
-        "decision": "allow", "csrf_token": csrf_from(html)})
+    resp = logged_in.client.post(
+        "/authorize?" + urlencode(params), data={"decision": "allow", "csrf_token": csrf_from(html)}
+    )
     assert resp.status_code == 303
     assert "code" in query_of(resp.headers["Location"])
     with svc.db.transaction() as s:
@@ -161,8 +167,10 @@ def test_denied_consent_returns_access_denied(logged_in, svc):
     rp = logged_in.oauth_client(first_party=False)
     params = logged_in.authorize_params(rp)
     page = logged_in.client.get("/authorize?" + urlencode(params))
-    resp = logged_in.client.post("/authorize?" + urlencode(params), data={
-        "decision": "deny", "csrf_token": csrf_from(page.get_data(as_text=True))})
+    resp = logged_in.client.post(
+        "/authorize?" + urlencode(params),
+        data={"decision": "deny", "csrf_token": csrf_from(page.get_data(as_text=True))},
+    )
     assert resp.status_code == 303
     q = query_of(resp.headers["Location"])
     assert q["error"] == "access_denied" and q["iss"] == ISSUER
@@ -179,8 +187,7 @@ def test_consent_post_needs_csrf_token(logged_in, svc):
 
 def test_prompt_none_without_consent_answers_consent_required(logged_in):
     rp = logged_in.oauth_client(first_party=False)
-    assert error_redirect(logged_in.authorize(rp, prompt="none"), rp)["error"] == \
-        "consent_required"
+    assert error_redirect(logged_in.authorize(rp, prompt="none"), rp)["error"] == "consent_required"
 
 
 def test_scope_is_narrowed_to_what_the_client_may_ask(logged_in):

@@ -46,8 +46,15 @@ def test_code_is_bound_to_the_client(logged_in):
     rp = logged_in.oauth_client()
     other = logged_in.oauth_client("other")
     code, verifier, _ = logged_in.code_for(rp)
-    resp = logged_in.token(other, {"grant_type": "authorization_code", "code": code,
-                                   "redirect_uri": rp.redirect_uri, "code_verifier": verifier})
+    resp = logged_in.token(
+        other,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": rp.redirect_uri,
+            "code_verifier": verifier,
+        },
+    )
     assert resp.get_json()["error"] == "invalid_grant"
     # ...and trying it burns nothing for the rightful client? It must not: codes are
     # looked up per client, so the real client still redeems it.
@@ -57,9 +64,15 @@ def test_code_is_bound_to_the_client(logged_in):
 def test_code_is_bound_to_the_redirect_uri(logged_in):
     rp = logged_in.oauth_client()
     code, verifier, _ = logged_in.code_for(rp)
-    resp = logged_in.token(rp, {"grant_type": "authorization_code", "code": code,
-                                "redirect_uri": "https://rp.example.test/other",
-                                "code_verifier": verifier})
+    resp = logged_in.token(
+        rp,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": "https://rp.example.test/other",
+            "code_verifier": verifier,
+        },
+    )
     assert resp.get_json()["error"] == "invalid_grant"
 
 
@@ -91,18 +104,27 @@ def test_public_client_exchanges_with_pkce_and_no_secret(logged_in, client):
 def test_client_secret_post_works_and_wrong_secret_is_invalid_client(logged_in):
     rp = logged_in.oauth_client()
     code, verifier, _ = logged_in.code_for(rp)
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
-            "code_verifier": verifier}
-    bad = logged_in.client.post("/token", data={**data, "client_id": rp.client_id,
-                                                "client_secret": "wrong"})
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": rp.redirect_uri,
+        "code_verifier": verifier,
+    }
+    bad = logged_in.client.post(
+        "/token", data={**data, "client_id": rp.client_id, "client_secret": "wrong"}
+    )
     assert bad.status_code == 401 and bad.get_json()["error"] == "invalid_client"
     ok = logged_in.token(rp, data, auth="post")
     assert ok.status_code == 200
 
 
 def test_client_credentials_issues_short_lived_token_without_refresh(auth, client, svc):
-    cc = auth.oauth_client("svc", grant_types=["client_credentials"], scope="api:read api:write",
-                           redirect_uri="https://svc.example.test/unused")
+    cc = auth.oauth_client(
+        "svc",
+        grant_types=["client_credentials"],
+        scope="api:read api:write",
+        redirect_uri="https://svc.example.test/unused",
+    )
     resp = auth.token(cc, {"grant_type": "client_credentials", "scope": "api:read"})
     assert resp.status_code == 200, resp.get_json()
     assert resp.headers["Cache-Control"] == "no-store"
@@ -116,8 +138,12 @@ def test_client_credentials_issues_short_lived_token_without_refresh(auth, clien
 
 
 def test_client_credentials_refuses_unknown_scope(auth):
-    cc = auth.oauth_client("svc", grant_types=["client_credentials"], scope="api:read",
-                           redirect_uri="https://svc.example.test/unused")
+    cc = auth.oauth_client(
+        "svc",
+        grant_types=["client_credentials"],
+        scope="api:read",
+        redirect_uri="https://svc.example.test/unused",
+    )
     resp = auth.token(cc, {"grant_type": "client_credentials", "scope": "api:read admin"})
     assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_scope"
     resp = auth.token(cc, {"grant_type": "client_credentials", "scope": "openid"})
@@ -133,8 +159,7 @@ def test_grant_not_registered_for_client_is_unauthorized_client(logged_in):
 @pytest.mark.parametrize("grant_type", ["password", "implicit", "urn:x", ""])
 def test_unsupported_grants_are_refused(logged_in, grant_type):
     rp = logged_in.oauth_client()
-    resp = logged_in.token(rp, {"grant_type": grant_type, "username": "alice",
-                                "password": "x"})
+    resp = logged_in.token(rp, {"grant_type": grant_type, "username": "alice", "password": "x"})
     assert resp.status_code == 400
     assert resp.get_json()["error"] in {"unsupported_grant_type", "invalid_request"}
 

@@ -17,10 +17,8 @@ pytestmark = pytest.mark.slow
 
 def test_32_concurrent_refreshes_of_one_token_have_exactly_one_winner(auth, backend, tmp_path):
     auth.user()
-    rp = auth.oauth_client("app", scope="openid offline_access",
-                           redirect_uri="http://127.0.0.1/cb")
-    with gunicorn(make_config(backend, tmp_path), workers=4,
-                  log=tmp_path / "gunicorn.log") as url:
+    rp = auth.oauth_client("app", scope="openid offline_access", redirect_uri="http://127.0.0.1/cb")
+    with gunicorn(make_config(backend, tmp_path), workers=4, log=tmp_path / "gunicorn.log") as url:
         tokens = code_flow(url, "app", rp.secret, "http://127.0.0.1/cb")
         barrier = threading.Barrier(32)
         answers: list[requests.Response] = []
@@ -28,8 +26,12 @@ def test_32_concurrent_refreshes_of_one_token_have_exactly_one_winner(auth, back
 
         def refresh() -> None:
             barrier.wait()
-            resp = requests.post(f"{url}/token", auth=("app", rp.secret), timeout=60, data={
-                "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+            resp = requests.post(
+                f"{url}/token",
+                auth=("app", rp.secret),
+                timeout=60,
+                data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+            )
             with lock:
                 answers.append(resp)
 
@@ -43,6 +45,10 @@ def test_32_concurrent_refreshes_of_one_token_have_exactly_one_winner(auth, back
         assert {r.json()["error"] for r in answers if r.status_code == 400} == {"invalid_grant"}
         # The others were reuse: the whole family (winner's child included) is revoked.
         [winner] = [r.json() for r in answers if r.status_code == 200]
-        again = requests.post(f"{url}/token", auth=("app", rp.secret), timeout=10, data={
-            "grant_type": "refresh_token", "refresh_token": winner["refresh_token"]})
+        again = requests.post(
+            f"{url}/token",
+            auth=("app", rp.secret),
+            timeout=10,
+            data={"grant_type": "refresh_token", "refresh_token": winner["refresh_token"]},
+        )
         assert again.status_code == 400

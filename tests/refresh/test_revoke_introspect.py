@@ -41,8 +41,9 @@ def test_refresh_tokens_are_only_introspectable_by_their_client(chain):
     assert chain.introspect(chain.first["refresh_token"]) == {"active": False}
 
 
-@pytest.mark.parametrize("garbage", ["x", "a.b.c", "eyJhbGciOiJub25lIn0.e30.", "é" * 50,
-                                     "A" * 5000])
+@pytest.mark.parametrize(
+    "garbage", ["x", "a.b.c", "eyJhbGciOiJub25lIn0.e30.", "é" * 50, "A" * 5000]
+)
 def test_garbage_is_inactive(chain, garbage):
     assert chain.introspect(garbage) == {"active": False}
 
@@ -83,8 +84,9 @@ def test_expiry_turns_introspection_inactive(chain, clock, svc):
 
 def test_logout_turns_introspection_inactive(chain):
     page = chain.auth.client.get("/logout")
-    chain.auth.client.post("/logout", data={"confirm": "yes",
-                                            "csrf_token": csrf_from(page.get_data(as_text=True))})
+    chain.auth.client.post(
+        "/logout", data={"confirm": "yes", "csrf_token": csrf_from(page.get_data(as_text=True))}
+    )
     assert chain.introspect(chain.first["access_token"]) == {"active": False}
     assert chain.introspect(chain.first["refresh_token"], client=chain.rp) == {"active": False}
 
@@ -113,11 +115,24 @@ def test_revoke_racing_refresh_leaves_nothing_alive(chain, app):
         results[name] = fn(c)
 
     token = chain.first["refresh_token"]
-    refresh = threading.Thread(target=do, args=("refresh", lambda c: c.post(
-        "/token", data={"grant_type": "refresh_token", "refresh_token": token},
-        headers=chain.rp.basic())))
-    rev = threading.Thread(target=do, args=("revoke", lambda c: c.post(
-        "/revoke", data={"token": token}, headers=chain.rp.basic())))
+    refresh = threading.Thread(
+        target=do,
+        args=(
+            "refresh",
+            lambda c: c.post(
+                "/token",
+                data={"grant_type": "refresh_token", "refresh_token": token},
+                headers=chain.rp.basic(),
+            ),
+        ),
+    )
+    rev = threading.Thread(
+        target=do,
+        args=(
+            "revoke",
+            lambda c: c.post("/revoke", data={"token": token}, headers=chain.rp.basic()),
+        ),
+    )
     refresh.start()
     rev.start()
     refresh.join()

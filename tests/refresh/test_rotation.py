@@ -41,8 +41,7 @@ def test_only_hashes_are_stored(chain, svc):
 def test_each_refresh_returns_a_new_token_and_new_access_token(chain, svc):
     second = ok(chain.refresh(chain.first["refresh_token"]))
     third = ok(chain.refresh(second["refresh_token"]))
-    assert len({chain.first["refresh_token"], second["refresh_token"],
-                third["refresh_token"]}) == 3
+    assert len({chain.first["refresh_token"], second["refresh_token"], third["refresh_token"]}) == 3
     assert second["access_token"] != chain.first["access_token"]
     assert "id_token" in third
     with svc.db.transaction() as s:
@@ -143,8 +142,10 @@ def test_idle_family_expires(chain, clock, config_overrides):
     assert chain.refresh(chain.first["refresh_token"]).get_json()["error"] == "invalid_grant"
 
 
-@pytest.mark.parametrize("config_overrides", [{"tokens": {"refresh_token_idle_ttl": 600,
-                                                          "refresh_token_absolute_ttl": 1000}}])
+@pytest.mark.parametrize(
+    "config_overrides",
+    [{"tokens": {"refresh_token_idle_ttl": 600, "refresh_token_absolute_ttl": 1000}}],
+)
 def test_child_never_outlives_the_family(chain, clock, svc, config_overrides):
     token = chain.first["refresh_token"]
     for _ in range(3):
@@ -179,8 +180,12 @@ def test_restart_between_refreshes_changes_nothing(chain, backend, tmp_path, clo
 
 
 def test_client_without_refresh_grant_cannot_refresh(chain, auth):
-    cc = auth.oauth_client("cc", grant_types=["client_credentials"], scope="api",
-                           redirect_uri="https://cc.example.test/x")
+    cc = auth.oauth_client(
+        "cc",
+        grant_types=["client_credentials"],
+        scope="api",
+        redirect_uri="https://cc.example.test/x",
+    )
     resp = chain.refresh(chain.first["refresh_token"], client=cc)
     assert resp.get_json()["error"] == "unauthorized_client"
 
@@ -192,7 +197,10 @@ def test_code_replay_revokes_the_refresh_family(auth, svc):
     code, verifier, _ = auth.code_for(rp, scope="openid offline_access")
     first = auth.exchange(rp, code, verifier).get_json()
     assert auth.exchange(rp, code, verifier).status_code == 400
-    refreshed = auth.client.post("/token", headers=rp.basic(), data={
-        "grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    refreshed = auth.client.post(
+        "/token",
+        headers=rp.basic(),
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+    )
     assert refreshed.status_code == 400
     assert families(svc)[0].revoked_reason == "authorization code replayed"

@@ -67,8 +67,9 @@ def session_with_client(auth, uri):
     rp = auth.oauth_client(backchannel_logout_uri=uri)
     auth.login()
     tokens = auth.tokens(rp)
-    sid = verify(tokens["access_token"], auth.client.get("/jwks.json").get_json(), "rp",
-                 ISSUER)["sid"]
+    sid = verify(tokens["access_token"], auth.client.get("/jwks.json").get_json(), "rp", ISSUER)[
+        "sid"
+    ]
     return rp, sid
 
 
@@ -115,8 +116,9 @@ def test_clients_without_backchannel_uri_get_nothing(auth, svc):
     rp = auth.oauth_client()
     auth.login()
     tokens = auth.tokens(rp)
-    sid = verify(tokens["access_token"], auth.client.get("/jwks.json").get_json(), "rp",
-                 ISSUER)["sid"]
+    sid = verify(tokens["access_token"], auth.client.get("/jwks.json").get_json(), "rp", ISSUER)[
+        "sid"
+    ]
     kill_session(svc, sid, actor="test", action="session.kill", reason="r")
     assert deliveries(svc) == []
 
@@ -126,8 +128,9 @@ def test_logout_triggers_backchannel_in_the_background(auth, svc, receiver):
 
     session_with_client(auth, receiver.url)
     page = auth.client.get("/logout")
-    auth.client.post("/logout", data={"confirm": "yes",
-                                      "csrf_token": csrf_from(page.get_data(as_text=True))})
+    auth.client.post(
+        "/logout", data={"confirm": "yes", "csrf_token": csrf_from(page.get_data(as_text=True))}
+    )
     for _ in range(100):  # the worker thread delivers; wait for its result, not a time
         if deliveries(svc) and deliveries(svc)[0].status == "delivered":
             break

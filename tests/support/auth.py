@@ -59,30 +59,54 @@ class AuthActions:
             kw.setdefault("email", f"{username}@example.test")
             return create_user(s, self.svc.clock, username, password, **kw)
 
-    def oauth_client(self, client_id: str = "rp", *, public: bool = False,
-                     redirect_uri: str = REDIRECT, **kw: Any) -> RegisteredClient:
-        kw.setdefault("grant_types", ["authorization_code", "refresh_token"]
-                      if not public else ["authorization_code", "refresh_token"])
+    def oauth_client(
+        self,
+        client_id: str = "rp",
+        *,
+        public: bool = False,
+        redirect_uri: str = REDIRECT,
+        **kw: Any,
+    ) -> RegisteredClient:
+        kw.setdefault(
+            "grant_types",
+            ["authorization_code", "refresh_token"]
+            if not public
+            else ["authorization_code", "refresh_token"],
+        )
         kw.setdefault("first_party", True)
         with self.app.app_context(), self.svc.db.transaction() as s:
-            _, secret = create_client(s, self.svc.clock, client_id,
-                                      redirect_uris=[redirect_uri], public=public, **kw)
+            _, secret = create_client(
+                s, self.svc.clock, client_id, redirect_uris=[redirect_uri], public=public, **kw
+            )
         return RegisteredClient(client_id, secret, redirect_uri)
 
     # --- browser ------------------------------------------------------------------
-    def login(self, username: str = "alice", password: str = PASSWORD, next: str = "/account"
-              ) -> Any:
+    def login(
+        self, username: str = "alice", password: str = PASSWORD, next: str = "/account"
+    ) -> Any:
         page = self.client.get("/login?" + urlencode({"next": next}))
-        return self.client.post("/login", data={
-            "username": username, "password": password, "next": next,
-            "csrf_token": csrf_from(page.get_data(as_text=True))})
+        return self.client.post(
+            "/login",
+            data={
+                "username": username,
+                "password": password,
+                "next": next,
+                "csrf_token": csrf_from(page.get_data(as_text=True)),
+            },
+        )
 
     def authorize_params(self, rp: RegisteredClient, **extra: Any) -> dict[str, str]:
         verifier, challenge = pkce_pair()
-        params = {"response_type": "code", "client_id": rp.client_id,
-                  "redirect_uri": rp.redirect_uri, "scope": "openid profile email",
-                  "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
-                  "code_challenge": challenge, "code_challenge_method": "S256"}
+        params = {
+            "response_type": "code",
+            "client_id": rp.client_id,
+            "redirect_uri": rp.redirect_uri,
+            "scope": "openid profile email",
+            "state": secrets.token_urlsafe(8),
+            "nonce": secrets.token_urlsafe(8),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
         params.update({k: v for k, v in extra.items() if v is not None})
         for k in [k for k, v in extra.items() if v is None]:
             params.pop(k, None)
@@ -113,8 +137,7 @@ class AuthActions:
         return self.client.post("/token", data=data, headers=headers)
 
     def exchange(self, rp: RegisteredClient, code: str, verifier: str | None) -> Any:
-        data = {"grant_type": "authorization_code", "code": code,
-                "redirect_uri": rp.redirect_uri}
+        data = {"grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri}
         if verifier:
             data["code_verifier"] = verifier
         return self.token(rp, data)

@@ -24,22 +24,37 @@ def env_for(config: dict[str, Any], url: str) -> dict[str, str]:
     env["IDP_CONFIG"] = os.devnull
     for section, values in config.items():
         for key, value in values.items():
-            env[f"IDP_{section.upper()}__{key.upper()}"] = str(value).lower() \
-                if isinstance(value, bool) else str(value)
+            env[f"IDP_{section.upper()}__{key.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
     env["IDP_SERVER__ISSUER"] = url
     return env
 
 
 @contextmanager
-def gunicorn(config: dict[str, Any], workers: int = 4, log: Path | None = None
-             ) -> Iterator[str]:
+def gunicorn(config: dict[str, Any], workers: int = 4, log: Path | None = None) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-         "--graceful-timeout", "5", "idp.wsgi:app"],
-        env=env_for(config, url), cwd=ROOT, stdout=out, stderr=out, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--graceful-timeout",
+            "5",
+            "idp.wsgi:app",
+        ],
+        env=env_for(config, url),
+        cwd=ROOT,
+        stdout=out,
+        stderr=out,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -12,10 +12,19 @@ def header(token: str) -> dict[str, Any]:
     return dict(pyjwt.get_unverified_header(token))
 
 
-def verify(token: str, jwks: dict[str, Any], audience: str, issuer: str,
-           **options: Any) -> dict[str, Any]:
+def verify(
+    token: str, jwks: dict[str, Any], audience: str, issuer: str, **options: Any
+) -> dict[str, Any]:
     kid = header(token)["kid"]
     jwk = next(k for k in jwks["keys"] if k["kid"] == kid)
     key = pyjwt.PyJWK.from_json(json.dumps(jwk))
-    return dict(pyjwt.decode(token, key.key, algorithms=[jwk["alg"]], audience=audience,
-                             issuer=issuer, options=options))
+    return dict(
+        pyjwt.decode(
+            token,
+            key.key,
+            algorithms=[jwk["alg"]],
+            audience=audience,
+            issuer=issuer,
+            options=options,
+        )
+    )
