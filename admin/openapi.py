@@ -9,20 +9,31 @@ expressions that ECMA-262 and Python read alike.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from idp.clients.models import ADMIN_SCOPE
-from idp.clients.services import GRANTS
+from idp.clients.services import GRANTS, RESERVED_CLAIMS
 from idp.config import SUPPORTED_ALGS
 
 # Text an operator types (reasons): no C0 control characters but tab and newlines, no DEL.
 # NUL in particular would reach PostgreSQL, which refuses it in text.
-TEXT = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$"
-LINE = r"^[^\u0000-\u001f\u007f]*$"  # one line: no control characters at all
+TEXT_CHAR = r"[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]"
+LINE_CHAR = r"[^\u0000-\u001f\u007f]"  # one line: no control characters at all
+# What the server strips from text before it decides whether the text is blank: every
+# character Python's str.isspace() knows, and the control characters. Spelled out because
+# `\s` means different sets in ECMA-262 and in Python (tests pin it to str.isspace()).
+BLANK = r"\u0000-\u0020\u007f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+TEXT = f"^{TEXT_CHAR}*$"
+LINE = f"^{LINE_CHAR}*$"
+# Not blank: at least one character that survives stripping.
+SOME_TEXT = f"^{TEXT_CHAR}*[^{BLANK}]{TEXT_CHAR}*$"
+SOME_LINE = f"^{LINE_CHAR}*[^{BLANK}]{LINE_CHAR}*$"
 URI = r"^[!-~]+$"  # RFC 3986: printable ASCII, no spaces
 ID = r"^[A-Za-z0-9_-]{1,64}$"
 CLIENT_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
-CLAIM_NAME = r"^[A-Za-z0-9_:/.-]{1,100}$"
+CLAIM_NAME_CHARS = r"[A-Za-z0-9_:/.-]{1,100}"
+CLAIM_NAME = f"^{CLAIM_NAME_CHARS}$"
 SCOPE = r"^[ !#-\[\]-~]*$"  # RFC 6749 §3.3 scope-token characters and spaces
 CURSOR = r"^[A-Za-z0-9_=-]{1,200}$"  # base64url, opaque
 
@@ -60,10 +71,12 @@ def _uris(what: str) -> dict[str, Any]:
     }
 
 
+# Registered JWT and OIDC claim names, which a client's private claims cannot override.
+RESERVED = sorted(RESERVED_CLAIMS)
 CLAIMS_OBJECT: dict[str, Any] = {
     "type": "object",
     "maxProperties": 50,
-    "propertyNames": {"pattern": CLAIM_NAME},
+    "propertyNames": {"pattern": CLAIM_NAME, "not": {"enum": RESERVED}},
     "additionalProperties": {"type": "string", "maxLength": 1000, "pattern": LINE},
 }
 CLAIMS: dict[str, Any] = {
@@ -75,12 +88,17 @@ CLAIMS: dict[str, Any] = {
         {
             "type": "array",
             "maxItems": 50,
-            "items": {"type": "string", "maxLength": 1101, "pattern": LINE},
+            "items": {
+                "type": "string",
+                "maxLength": 1101,
+                "pattern": f"^{CLAIM_NAME_CHARS}={LINE_CHAR}{{0,1000}}$",
+                "not": {"pattern": f"^({'|'.join(map(re.escape, RESERVED))})={LINE_CHAR}*$"},
+            },
         },
     ],
 }
 BACKCHANNEL_URI = {"type": "string", "maxLength": 2000, "pattern": URI}
-CLIENT_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": LINE}
+CLIENT_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": SOME_LINE}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -97,14 +115,15 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "reason": {"type": "string", "maxLength": 500, "pattern": TEXT},
         },
-        "description": "Why the operator does this; kept in the audit trail.",
+        "description": "Why the operator does this; kept in the audit trail. Absent or "
+        "blank: the operation's default reason.",
     },
     "RequiredReason": {
         "type": "object",
         "additionalProperties": False,
         "required": ["reason"],
         "properties": {
-            "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": TEXT},
+            "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": SOME_TEXT},
         },
         "description": "Why the operator does this (not blank); kept in the audit trail.",
     },

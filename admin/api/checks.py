@@ -2,7 +2,7 @@
 
 Only the JSON Schema keywords that document uses are understood: type, enum, minLength,
 maxLength, pattern, minimum, maximum, items, maxItems, properties, required,
-additionalProperties, propertyNames, minProperties, maxProperties, anyOf and $ref.
+additionalProperties, propertyNames, minProperties, maxProperties, anyOf, not and $ref.
 """
 
 from __future__ import annotations
@@ -66,6 +66,14 @@ def named(where: str) -> str:
 def problem(schema: dict[str, Any], value: Any, where: str) -> str | None:
     """Why ``value`` does not fit ``schema`` (a sentence naming ``where``), or None."""
     schema = resolve(schema)
+    if why := _problem(schema, value, where):
+        return why
+    if "not" in schema and problem(schema["not"], value, where) is None:
+        return f"{named(where)} is not allowed."
+    return None
+
+
+def _problem(schema: dict[str, Any], value: Any, where: str) -> str | None:
     if "anyOf" in schema:
         found = [problem(s, value, where) for s in schema["anyOf"]]
         return None if None in found else found[0]

@@ -181,14 +181,11 @@ def _body(op: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def reason(body: dict[str, Any], default: str | None = None) -> str:
-    """The body's reason, stripped; ``default`` when absent (None: required)."""
-    text = str(body.get("reason") or "").strip()
-    if text:
-        return text
-    if default is None:
-        raise Refused(400, "invalid_request", "A reason is required.")
-    return default
+def reason(body: dict[str, Any], default: str = "") -> str:
+    """The body's reason, stripped; ``default`` when absent or blank. Where a reason is
+    required the document's pattern (``openapi.SOME_TEXT``) has already refused a blank
+    one, so a valid body never ends up with an empty reason."""
+    return str(body.get("reason") or "").strip() or default
 
 
 # --- outputs ----------------------------------------------------------------------------

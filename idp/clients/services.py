@@ -76,6 +76,13 @@ def _check_backchannel_uri(uri: str) -> None:
         raise ClientError(f"backchannel logout URI: {why}")
 
 
+def clean_name(name: str) -> str:
+    """A client name as stored: stripped, not blank, at most 200 characters as given."""
+    if not name.strip() or len(name) > 200:
+        raise ClientError("name must have 1 to 200 characters")
+    return name.strip()
+
+
 def validate_claims(claims: dict[str, Any]) -> None:
     for name in claims:
         if name in RESERVED_CLAIMS:
@@ -122,10 +129,9 @@ def create_client(
     for token in scope.split():
         if not SCOPE_TOKEN_RE.fullmatch(token):
             raise ClientError(f"scope {token!r} is not valid")
-    if name is not None and not 0 < len(name.strip()) <= 200:
-        raise ClientError("name must have 1 to 200 characters")
     if len(scope) > 1000:
         raise ClientError("scope is longer than 1000 characters")
+    name = client_id if name is None else clean_name(name)
     claims = claims or {}
     validate_claims(claims)
     if id_token_alg is not None and id_token_alg not in SUPPORTED_ALGS:
@@ -141,7 +147,7 @@ def create_client(
     client = Client(
         client_id=client_id,
         secret_hash=hash_secret(secret) if secret else None,
-        name=name or client_id,
+        name=name,
         redirect_uris=list(redirect_uris),
         grant_types=grant_types,
         scope=" ".join(dict.fromkeys(scope.split())),
@@ -215,9 +221,7 @@ def update_client(
         validate_claims(claims)
         client.claims = dict(claims)
     if name is not None:
-        if not name.strip() or len(name) > 200:
-            raise ClientError("name must have 1 to 200 characters")
-        client.name = name.strip()
+        client.name = clean_name(name)
 
 
 def revoke_client_tokens(svc: Any, client_id: str) -> int:
