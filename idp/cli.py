@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -11,13 +12,85 @@ from typing import Any, NoReturn
 import click
 from flask import Flask
 
-from idp.config import ConfigError
+from idp.config import Config, ConfigError
 
 
-def _app() -> Flask:
-    from idp import create_app
+def _app(*, creates_database: bool = False) -> Flask:
+    """The app from config.toml / IDP_CONFIG and the environment. Unless the command
+    creates the database, a missing or unmigrated one stops it first, before anything
+    (instance folder, development KEK, secret key) is written."""
+    from idp import config, create_app
 
-    return create_app()
+    cfg = config.load()
+    if not creates_database:
+        _require_database(cfg)
+    return create_app(cfg)
+
+
+def _require_database(cfg: Config) -> None:
+    """Exits with status 2 when the configured database has no idp schema or an older
+    one, saying where the configuration came from; with status 1 when it cannot be
+    reached."""
+    from idp import config
+
+    # A read-only look: alembic's INFO lines (plugin setup on import, the migration
+    # context) would bury the one line this may print.
+    alembic_log = logging.getLogger("alembic")
+    level = alembic_log.level
+    alembic_log.setLevel(logging.WARNING)
+    try:
+        from idp import migrate
+
+        url = _shown_url(cfg.database.url)
+        current = _revisions(cfg.database.url, url)
+        if current and not migrate.is_behind(current):
+            return
+    finally:
+        alembic_log.setLevel(level)
+    file = config.config_file()
+    if file is None:
+        where = f"no config.toml in {os.getcwd()}, IDP_CONFIG unset"
+    else:
+        where = f"config from {'IDP_CONFIG=' if os.environ.get('IDP_CONFIG') else ''}{file}"
+    if "IDP_DATABASE__URL" in os.environ:
+        where += "; database.url from IDP_DATABASE__URL"
+    if current:
+        head = ",".join(sorted(migrate.head_revisions()))
+        _fail(
+            f"the database at {url} is at revision {','.join(sorted(current))}, this idp "
+            f"needs {head} ({where}): run 'idp db upgrade' first",
+            code=2,
+        )
+    todo = "run 'idp db upgrade' first"
+    if file is None:
+        todo = f"run idp from the project folder, set IDP_CONFIG, or {todo}"
+    _fail(f"no idp database at {url} ({where}): {todo}", code=2)
+
+
+def _revisions(url: str, shown: str) -> frozenset[str]:
+    """The database's alembic revisions (empty: no idp schema); exits when unreachable."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from idp import migrate
+
+    try:
+        return migrate.current_revisions(url)
+    except SQLAlchemyError as exc:
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        _fail(f"cannot open the database at {shown}: {cause[0] if cause else exc}")
+
+
+def _shown_url(url: str) -> str:
+    """``url`` for messages: no password, a SQLite path made absolute."""
+    from sqlalchemy.engine import make_url
+
+    from idp import migrate
+
+    parsed = make_url(url)
+    file = migrate.sqlite_file(url)
+    if file is not None:
+        parsed = parsed.set(database=str(file))
+    return parsed.render_as_string(hide_password=True)
 
 
 def _audit(s: Any, svc: Any, action: str, **fields: Any) -> None:
@@ -44,6 +117,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 @click.group()
+@click.version_option(package_name="idp", prog_name="idp", message="%(prog)s %(version)s")
 def cli() -> None:
     """idp: OAuth 2.0 / OpenID Connect identity provider."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -57,7 +131,7 @@ def serve(host: str | None, port: int | None) -> None:
     from idp import migrate
     from idp.config import warn_insecure
 
-    app = _app()
+    app = _app(creates_database=True)
     svc = app.extensions["idp"]
     warn_insecure(svc.config)
     migrate.upgrade(svc.config.database.url)
@@ -98,7 +172,7 @@ def upgrade() -> None:
     """Apply every migration (alembic upgrade head)."""
     from idp import migrate
 
-    app = _app()
+    app = _app(creates_database=True)
     svc = app.extensions["idp"]
     migrate.upgrade(svc.config.database.url)
     # Publish the first keys now, so workers never race to create them on first use.
@@ -106,8 +180,8 @@ def upgrade() -> None:
     click.echo("database is at head")
 
 
-def _in_tx(fn: Callable[..., Any]) -> Any:
-    app = _app()
+def _in_tx(fn: Callable[..., Any], app: Flask | None = None) -> Any:
+    app = app or _app()
     svc = app.extensions["idp"]
     with app.app_context(), svc.db.transaction() as s:
         return fn(svc, s)
@@ -130,6 +204,12 @@ def users_create(
     """Create a user (prompts for the password unless --password-stdin)."""
     from idp.accounts.services import AccountError, create_user
 
+    if not password_stdin and not sys.stdin.isatty():
+        _fail(
+            "no terminal to ask for the password; pass it on standard input with --password-stdin",
+            code=2,
+        )
+    app = _app()  # a missing database is reported before the password is typed twice
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -141,7 +221,7 @@ def users_create(
         return user
 
     try:
-        user = _in_tx(run)
+        user = _in_tx(run, app)
     except AccountError as exc:
         _fail(str(exc))
     click.echo(
@@ -281,16 +361,16 @@ def sessions_list(username: str | None, include_ended: bool, limit: int) -> None
     """Live sessions, newest first, one JSON object a line."""
     from sqlalchemy import select
 
-    from idp.accounts.models import User
     from idp.sessions.models import BrowserSession
 
     app = _app()
     svc = app.extensions["idp"]
+    user = _user_or_fail(svc, username) if username else None
     now = svc.clock.now()
     with svc.db.read() as s:
         stmt = select(BrowserSession).order_by(BrowserSession.created_at.desc()).limit(limit)
-        if username:
-            stmt = stmt.join(User).where(User.username == username)
+        if user is not None:
+            stmt = stmt.where(BrowserSession.user_id == user.id)
         if not include_ended:
             stmt = stmt.where(BrowserSession.ended_at.is_(None), BrowserSession.expires_at > now)
         for row in s.scalars(stmt):
@@ -315,12 +395,14 @@ def sessions_list(username: str | None, include_ended: bool, limit: int) -> None
 @click.option("--reason", default="killed by operator", show_default=True)
 def sessions_kill(sid: str, reason: str) -> None:
     """End a session everywhere: its refresh families, its tokens, back-channel logout."""
-    from idp.sessions.kill import kill_session
+    from idp.sessions.kill import AlreadyEnded, kill
 
     svc = _app().extensions["idp"]
-    session = kill_session(svc, sid, actor="cli", action="session.kill", reason=reason)
-    if session is None:
+    result = kill(svc, sid, actor="cli", action="session.kill", reason=reason)
+    if result is None:
         _fail(f"no session {sid!r}")
+    if isinstance(result, AlreadyEnded):
+        _fail(f"session {sid!r} already ended (reason: {result.session.end_reason})")
     _drain_backchannel(svc)
     click.echo(json.dumps({"sid": sid, "killed": True, "reason": reason}))
 

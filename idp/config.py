@@ -3,12 +3,14 @@
 Every setting has a type, a default and a one-line doc here; ``config.toml``
 mirrors this file. ``IDP_CONFIG`` names another file, and any key can be
 overridden with ``IDP_<SECTION>__<KEY>`` (for example ``IDP_DATABASE__URL``).
-A bad value raises :class:`ConfigError` naming the key.
+A bad value raises :class:`ConfigError` naming the key, and so does an ``IDP_``
+variable that names no key and is not in :data:`OTHER_IDP_VARIABLES`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 import tomllib
@@ -18,10 +20,42 @@ from pathlib import Path
 from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
 log = logging.getLogger(__name__)
 
 SUPPORTED_ALGS = ("ES256", "RS256", "EdDSA")
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+
+# Every IDP_ variable that is not an IDP_<SECTION>__<KEY> setting yet is read by
+# something in this repository, and what reads it. Any other IDP_ name stops startup:
+# a typo must never silently fall back to a default (SPEC §5).
+OTHER_IDP_VARIABLES: Mapping[str, str] = {
+    "IDP_CONFIG": "idp: the configuration file to read instead of ./config.toml",
+    "IDP_KEK": "idp: short name of IDP_KEYS__KEK",
+    "IDP_BIND": "deploy/gunicorn.conf.py",
+    "IDP_WORKERS": "deploy/gunicorn.conf.py",
+    "IDP_WORKER_CLASS": "deploy/gunicorn.conf.py",
+    "IDP_THREADS": "deploy/gunicorn.conf.py",
+    "IDP_TIMEOUT": "deploy/gunicorn.conf.py",
+    "IDP_GRACEFUL_TIMEOUT": "deploy/gunicorn.conf.py",
+    "IDP_ACCESS_LOG": "deploy/gunicorn.conf.py",
+    "IDP_LOG_LEVEL": "deploy/gunicorn.conf.py",
+    "IDP_CONTROL_SOCKET": "deploy/gunicorn.conf.py",
+    "IDP_ISSUER": "deploy/compose.yaml (the shell's value of IDP_SERVER__ISSUER), "
+    "examples/node/login.mjs",
+    "IDP_SECRET_KEY": "deploy/compose.yaml (the shell's value of IDP_SERVER__SECRET_KEY)",
+    "IDP_CLIENT_ID": "examples/node/login.mjs",
+    "IDP_CLIENT_SECRET": "examples/node/login.mjs",
+    "IDP_CLIENT_AUTH": "examples/node/login.mjs",
+    "IDP_REDIRECT_URI": "examples/node/login.mjs",
+    "IDP_USERNAME": "examples/node/login.mjs",
+    "IDP_PASSWORD": "examples/node/login.mjs",
+    "IDP_SCOPE": "examples/node/login.mjs",
+    "IDP_MAX_AGE": "examples/node/login.mjs",
+    "IDP_UPDATE_SCREENSHOTS": "tests/browser/conftest.py",
+}
 
 
 class ConfigError(ValueError):
@@ -238,13 +272,63 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("server.trusted_proxies", "must not be negative")
     if not cfg.database.url:
         raise ConfigError("database.url", "must not be empty")
+    _validate_database_url(cfg.database.url)
     if cfg.redis.url and urlsplit(cfg.redis.url).scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError("redis.url", "must be a redis://, rediss:// or unix:// URL")
+
+
+def _validate_database_url(raw: str) -> None:
+    """Parses the URL and loads its dialect and driver, without connecting. Messages
+    never repeat the URL: it may hold a password."""
+    key = "database.url"
+    try:
+        url = make_url(raw)
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            key,
+            "not a database URL (for example sqlite:///instance/idp.db or "
+            "postgresql+psycopg://user@host/dbname)",
+        ) from None
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError:
+        raise ConfigError(
+            key, f"unknown database {url.drivername!r} (use sqlite or postgresql+psycopg)"
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        raise ConfigError(
+            key,
+            f"the driver of {url.drivername!r} ({dialect.driver}) is not installed "
+            "(use sqlite or postgresql+psycopg)",
+        ) from None
+
+
+def env_names() -> set[str]:
+    """The IDP_<SECTION>__<KEY> name of every setting."""
+    return {f"IDP_{key.replace('.', '__').upper()}" for key, _, _ in describe()}
+
+
+def _check_env_names(env: Mapping[str, str]) -> None:
+    known = env_names()
+    for name in sorted(env):
+        if not name.startswith("IDP_") or name in known or name in OTHER_IDP_VARIABLES:
+            continue
+        candidates = sorted(known | {"IDP_CONFIG", "IDP_KEK"})
+        close = difflib.get_close_matches(name.upper(), candidates, n=1)
+        hint = (
+            f"did you mean {close[0]}?"
+            if close
+            else "settings are IDP_<SECTION>__<KEY>, for example IDP_DATABASE__URL"
+        )
+        raise ConfigError(name, f"names no setting ({hint})")
 
 
 def from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
     """Build a Config from a nested mapping (as in config.toml) plus env overrides."""
     env = {} if env is None else env
+    _check_env_names(env)
     sections = {f.name: f for f in dataclasses.fields(Config)}
     for name in data:
         if name not in sections:
@@ -274,6 +358,16 @@ def load(
     elif path or env.get("IDP_CONFIG"):
         raise ConfigError("IDP_CONFIG", f"file {file} does not exist")
     return from_mapping(data, env)
+
+
+def config_file(env: Mapping[str, str] | None = None) -> Path | None:
+    """The file :func:`load` reads: ``IDP_CONFIG``, else ./config.toml (absolute); None
+    when ``IDP_CONFIG`` is unset and there is no ./config.toml (all defaults)."""
+    env = os.environ if env is None else env
+    if env.get("IDP_CONFIG"):
+        return Path(env["IDP_CONFIG"])
+    file = Path("config.toml").resolve()
+    return file if file.exists() else None
 
 
 def warn_insecure(cfg: Config) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -12,17 +13,37 @@ import pytest
 from idp import migrate
 from tests.conftest import TEST_KEK
 
+# Each test runs a process (the idp command, curl) or a live server.
+pytestmark = pytest.mark.slow
+
+
+def clean_environ(**idp: str) -> dict[str, str]:
+    """os.environ without the caller's IDP_ variables (a stray one would stop idp), plus
+    ``idp``."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("IDP_")}, **idp}
+
+
+def idp(cwd, *args, stdin="", **env):
+    """The real `idp` command in ``cwd``, with only the IDP_ variables given."""
+    return subprocess.run(
+        [sys.executable, "-m", "idp.cli", *args],
+        env=clean_environ(**env),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
 
 @pytest.fixture
 def run(tmp_path):
-    env = {
-        **os.environ,
-        "IDP_SERVER__INSTANCE_PATH": str(tmp_path),
-        "IDP_DATABASE__URL": f"sqlite:///{tmp_path}/cli.db",
-        "IDP_KEK": TEST_KEK,
-        "IDP_CONFIG": os.devnull,
-    }
-    env.pop("IDP_REDIS__URL", None)
+    env = clean_environ(
+        IDP_SERVER__INSTANCE_PATH=str(tmp_path),
+        IDP_DATABASE__URL=f"sqlite:///{tmp_path}/cli.db",
+        IDP_KEK=TEST_KEK,
+        IDP_CONFIG=os.devnull,
+    )
 
     def run(*args, stdin=None, check=True):
         proc = subprocess.run(
@@ -218,3 +239,162 @@ def test_clients_rotate_secret_and_revoke_tokens(run, live_session):
     assert info.get_json() == {"active": False}
     listed = [json.loads(line)["client_id"] for line in run("clients", "list").stdout.splitlines()]
     assert "batch" in listed
+
+
+def test_version_prints_the_package_version(tmp_path):
+    proc = idp(tmp_path, "--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"idp {importlib.metadata.version('idp')}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sessions_list_of_an_unknown_user_fails_like_the_other_commands(run):
+    proc = run("sessions", "list", "--user", "nobody", check=False)
+    assert (proc.returncode, proc.stderr) == (1, "idp: no user 'nobody'\n")
+
+
+def test_killing_an_ended_session_says_so_and_records_nothing_new(run, live_session):
+    from sqlalchemy import func, select
+
+    from idp.audit.models import AuditEvent
+    from idp.revocations.models import RevocationEntry
+    from idp.sessions.models import BrowserSession
+
+    app, _ = live_session
+    [row] = [json.loads(line) for line in run("sessions", "list").stdout.splitlines()]
+    sid = row["sid"]
+    run("sessions", "kill", sid, "--reason", "lost phone")
+    again = run("sessions", "kill", sid, "--reason", "stolen laptop", check=False)
+    assert again.returncode == 1 and again.stdout == ""
+    assert again.stderr == f"idp: session '{sid}' already ended (reason: lost phone)\n"
+    with app.extensions["idp"].db.read() as s:
+        assert s.get(BrowserSession, sid).end_reason == "lost phone"
+        kills = select(func.count()).where(
+            AuditEvent.action == "session.kill", AuditEvent.target == sid
+        )
+        assert s.scalar(kills) == 1
+        denials = select(func.count()).where(
+            RevocationEntry.kind == "sid", RevocationEntry.value == sid
+        )
+        assert s.scalar(denials) == 1
+
+
+def test_users_create_without_a_terminal_says_how_to_pass_the_password(run):
+    proc = run("users", "create", "alice", stdin="", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "idp: no terminal to ask for the password; "
+        "pass it on standard input with --password-stdin\n"
+    )
+    assert run("sessions", "list", "--user", "alice", check=False).returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("nope://x", "unknown database 'nope' (use sqlite or postgresql+psycopg)"),
+        (
+            "postgresql+nope://idp:s3cret@db/idp",
+            "unknown database 'postgresql+nope' (use sqlite or postgresql+psycopg)",
+        ),
+        (
+            "idp:s3cret@db",
+            "not a database URL (for example sqlite:///instance/idp.db or "
+            "postgresql+psycopg://user@host/dbname)",
+        ),
+    ],
+)
+def test_a_bad_database_url_is_one_line_naming_the_key(tmp_path, url, problem):
+    proc = idp(tmp_path, "keys", "list", IDP_DATABASE__URL=url)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"idp: configuration error: database.url: {problem}"]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("IDP_SERVER__PROT", "did you mean IDP_SERVER__PORT?"),
+        ("IDP_DATABASE_URL", "did you mean IDP_DATABASE__URL?"),
+        ("IDP_NOPE__X", "settings are IDP_<SECTION>__<KEY>, for example IDP_DATABASE__URL"),
+    ],
+)
+def test_an_idp_variable_that_names_no_setting_stops_the_command(tmp_path, name, hint):
+    proc = idp(tmp_path, "keys", "list", **{name: "sqlite:///elsewhere.db"})
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"idp: configuration error: {name}: names no setting ({hint})"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["keys", "list"],
+        ["sessions", "list"],
+        ["users", "create", "alice", "--password-stdin"],
+        ["janitor"],
+    ],
+)
+def test_outside_the_project_folder_a_command_stops_before_creating_anything(tmp_path, args):
+    proc = idp(tmp_path, *args, stdin="a long password\n")
+    here = tmp_path.resolve()
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"idp: no idp database at sqlite:///{here}/instance/idp.db "
+        f"(no config.toml in {here}, IDP_CONFIG unset): run idp from the project folder, "
+        "set IDP_CONFIG, or run 'idp db upgrade' first"
+    ]
+    assert proc.stdout == ""
+    assert list(tmp_path.iterdir()) == []  # no instance/, KEK, secret key or SQLite file
+
+
+def test_a_database_without_the_idp_schema_is_named_with_the_config_used(tmp_path):
+    (tmp_path / "empty.db").touch()
+    proc = idp(
+        tmp_path,
+        "clients",
+        "list",
+        IDP_CONFIG=os.devnull,
+        IDP_DATABASE__URL="sqlite:///empty.db",
+        IDP_SERVER__INSTANCE_PATH=str(tmp_path / "instance"),
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"idp: no idp database at sqlite:///{tmp_path.resolve()}/empty.db "
+        f"(config from IDP_CONFIG={os.devnull}; database.url from IDP_DATABASE__URL): "
+        "run 'idp db upgrade' first"
+    ]
+    assert not (tmp_path / "instance").exists()
+
+
+def test_a_database_behind_the_migrations_asks_for_db_upgrade(tmp_path):
+    url = f"sqlite:///{tmp_path}/old.db"
+    migrate.upgrade(url)
+    migrate.downgrade(url, "-1")
+    [head] = migrate.head_revisions()
+    proc = idp(tmp_path, "keys", "list", IDP_CONFIG=os.devnull, IDP_DATABASE__URL=url)
+    assert proc.returncode == 2
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(f"idp: the database at {url} is at revision ")
+    assert line.endswith(
+        f", this idp needs {head} (config from IDP_CONFIG={os.devnull}; "
+        "database.url from IDP_DATABASE__URL): run 'idp db upgrade' first"
+    )
+
+
+def test_an_unreachable_database_is_one_line_without_its_password(tmp_path):
+    proc = idp(
+        tmp_path,
+        "keys",
+        "list",
+        IDP_CONFIG=os.devnull,
+        IDP_DATABASE__URL="postgresql+psycopg://idp:s3cret@127.0.0.1:1/idp",
+    )
+    assert proc.returncode == 1
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(
+        "idp: cannot open the database at postgresql+psycopg://idp:***@127.0.0.1:1/idp: "
+    )
+    assert "s3cret" not in proc.stderr

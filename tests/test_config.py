@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -59,6 +60,10 @@ def test_idp_kek_is_the_short_name_of_keys_kek():
         ({"server": {"nonsense": 1}}, "server.nonsense"),
         ({"nosuchsection": {}}, "nosuchsection"),
         ({"redis": {"url": "http://x"}}, "redis.url"),
+        ({"database": {"url": "nope://x"}}, "database.url"),
+        ({"database": {"url": "postgresql+nope://u:p@h/db"}}, "database.url"),
+        ({"database": {"url": "not a url"}}, "database.url"),
+        ({"database": {"url": "postgresql+psycopg://u:p@h:port/db"}}, "database.url"),
     ],
 )
 def test_bad_values_name_the_key(data, key):
@@ -93,3 +98,79 @@ def test_insecure_development_defaults_are_warned_about(caplog):
     assert any("plain http" in w for w in warnings)
     assert any("IDP_KEK" in w for w in warnings)
     assert "insecure setting" in caplog.text
+
+
+def test_a_database_url_whose_driver_is_not_installed_names_the_key(monkeypatch):
+    from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+    def missing() -> None:
+        raise ModuleNotFoundError("No module named 'sqlite3'")
+
+    monkeypatch.setattr(SQLiteDialect_pysqlite, "import_dbapi", missing)
+    with pytest.raises(config.ConfigError) as err:
+        config.from_mapping({"database": {"url": "sqlite:///x.db"}})
+    assert err.value.key == "database.url"
+    assert "not installed" in err.value.problem
+
+
+def test_a_bad_database_url_never_repeats_its_password():
+    for url in ("postgresql+nope://idp:s3cret@db/idp", "idp:s3cret@db", "pg://u:s3cret@h:x/d"):
+        with pytest.raises(config.ConfigError) as err:
+            config.from_mapping({"database": {"url": url}})
+        assert "s3cret" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [
+        ("IDP_SERVER__PROT", "IDP_SERVER__PORT"),
+        ("IDP_DATABASE_URL", "IDP_DATABASE__URL"),
+        ("IDP_server__port", "IDP_SERVER__PORT"),
+        ("IDP_CONIFG", "IDP_CONFIG"),
+        ("IDP_NOPE__X", None),
+    ],
+)
+def test_an_idp_variable_that_names_no_setting_is_an_error_naming_it(name, suggestion):
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path=os.devnull, env={name: "x"})
+    assert err.value.key == name
+    assert err.value.problem.startswith("names no setting")
+    if suggestion:
+        assert f"did you mean {suggestion}?" in err.value.problem
+
+
+def test_idp_variables_read_elsewhere_in_the_repository_are_allowed():
+    env = {name: "x" for name in config.OTHER_IDP_VARIABLES}
+    cfg = config.load(path=os.devnull, env={**env, "IDP_KEK": "abc"})
+    assert cfg.keys.kek == "abc"
+
+
+def test_every_idp_variable_the_repository_uses_is_a_setting_or_listed():
+    """A new IDP_ variable in deploy/, examples/, bench/ or the tests must be added to
+    config.OTHER_IDP_VARIABLES, or idp would refuse to start beside it."""
+    known = config.env_names() | set(config.OTHER_IDP_VARIABLES)
+    deliberate_typos = {ROOT / "tests" / "test_config.py", ROOT / "tests" / "test_cli.py"}
+    files = [ROOT / "Makefile"] + [
+        p
+        for top in ("deploy", "examples", "bench", "tests")
+        for p in (ROOT / top).rglob("*")
+        if p.is_file() and "node_modules" not in p.parts and p not in deliberate_typos
+    ]
+    unknown = set()
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        for name in re.findall(r"\bIDP_[A-Z0-9_]*[A-Z0-9]\b", text):
+            if name not in known:
+                unknown.add(f"{file.relative_to(ROOT)}: {name}")
+    assert not unknown, sorted(unknown)
+
+
+def test_config_file_is_idp_config_else_config_toml_in_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert config.config_file(env={}) is None
+    (tmp_path / "config.toml").write_text("")
+    assert config.config_file(env={}) == tmp_path.resolve() / "config.toml"
+    assert config.config_file(env={"IDP_CONFIG": "/etc/idp.toml"}) == Path("/etc/idp.toml")

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from idp.accounts import services as accounts
+from idp.accounts.models import User
 from idp.audit.services import record
 from idp.ext import services
 from idp.sessions import cookie
@@ -42,11 +43,19 @@ def safe_next(target: str | None) -> str:
 def _login_response(user_id: str, next_url: str) -> Response:
     svc = services()
     old = cookie.current()
+    if old is not None:
+        # A new session id at every login (no session fixation, ASVS 7.2.4). The old one is
+        # killed, not just ended: what was issued in it must stop working too.
+        kill_session(
+            svc,
+            old.id,
+            actor="idp",
+            action="session.kill",
+            reason="replaced by a new login",
+            ip=client_ip(),
+        )
     with svc.db.transaction() as s:
-        if old is not None:
-            # A new session id at every login (no session fixation, ASVS 7.2.4).
-            sessions.end(s, svc.clock, old.id, "replaced by a new login")
-        user = s.get(accounts.User, user_id)
+        user = s.get(User, user_id)
         assert user is not None
         new, token = sessions.start(
             s, svc.clock, svc.session_policy, user, client_ip(), request.user_agent.string or ""

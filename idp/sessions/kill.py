@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,7 +25,22 @@ from idp.sessions.models import BrowserSession
 KillHook = Callable[[Session, BrowserSession, str], None]
 
 
-def kill_session(
+@dataclass(frozen=True)
+class Killed:
+    """The session was live and this call killed it."""
+
+    session: BrowserSession
+
+
+@dataclass(frozen=True)
+class AlreadyEnded:
+    """The session had ended before this call (``session.end_reason`` says why): no new
+    deny entry, logout token or audit record was made for it."""
+
+    session: BrowserSession
+
+
+def kill(
     svc: Services,
     session_id: str,
     *,
@@ -32,17 +48,20 @@ def kill_session(
     action: str,
     reason: str,
     ip: str | None = None,
-) -> BrowserSession | None:
-    """Kills the session; returns it (None when there is no such session). Killing it
-    again changes nothing: no second logout token, no second audit record."""
+) -> Killed | AlreadyEnded | None:
+    """Kills the session; None when there is no such session. Killing an ended session
+    changes nothing but revoking refresh families still live in it (the kill hooks)."""
     now = svc.clock.now()
     with svc.db.read() as s:
-        if s.get(BrowserSession, session_id) is None:
+        found = s.get(BrowserSession, session_id)
+        if found is None:
             return None
-    # Deny first: if the store is down this raises and nothing claims to be killed.
-    svc.revocations.revoke(
-        "sid", session_id, now + dt.timedelta(seconds=svc.config.longest_token_ttl)
-    )
+        ended_before = found.ended_at is not None
+    if not ended_before:
+        # Deny first: if the store is down this raises and nothing claims to be killed.
+        svc.revocations.revoke(
+            "sid", session_id, now + dt.timedelta(seconds=svc.config.longest_token_ttl)
+        )
     queued = 0
     with svc.db.transaction() as db:
         live = db.get(BrowserSession, session_id)
@@ -53,7 +72,7 @@ def kill_session(
         for hook in svc.kill_hooks:
             hook(db, session, reason)
         if not ending_now:
-            return session
+            return AlreadyEnded(session)
         queued = backchannel.enqueue(db, session, now)
         record(
             db,
@@ -67,7 +86,23 @@ def kill_session(
         )
     if queued and svc.notifier is not None:
         svc.notifier.kick()
-    return session
+    return Killed(session)
+
+
+def kill_session(
+    svc: Services,
+    session_id: str,
+    *,
+    actor: str,
+    action: str,
+    reason: str,
+    ip: str | None = None,
+) -> BrowserSession | None:
+    """:func:`kill` for callers that need only the session (None when there is no such
+    session). Killing it again changes nothing: no second logout token, no second audit
+    record, no new deny entry."""
+    result = kill(svc, session_id, actor=actor, action=action, reason=reason, ip=ip)
+    return None if result is None else result.session
 
 
 def kill_user_sessions(
