@@ -3,13 +3,21 @@
 # alone. Usage (after `make run`, in another terminal):
 #
 #   examples/curl_flow.sh                       # uses the demo client and demo user
+#   CREDS=path/to/client.json examples/curl_flow.sh   # another {"client_id", "client_secret"}
 #   IDP=http://127.0.0.1:5000 CLIENT_ID=demo-app CLIENT_SECRET=... REDIRECT_URI=... \
 #   USERNAME=admin PASSWORD=demo-password examples/curl_flow.sh
 set -euo pipefail
+# The repo is found from this script, so it runs from any directory (`make run` writes
+# instance/ at the top of the repo).
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IDP=${IDP:-http://127.0.0.1:5000}
-CREDS=${CREDS:-instance/demo_client.json}
-CLIENT_ID=${CLIENT_ID:-$(python3 -c "import json;print(json.load(open('$CREDS'))['client_id'])")}
-CLIENT_SECRET=${CLIENT_SECRET:-$(python3 -c "import json;print(json.load(open('$CREDS'))['client_secret'])")}
+CREDS=${CREDS:-$ROOT/instance/demo_client.json}
+cred() {
+  [ -r "$CREDS" ] || { echo "no $CREDS: start \`make run\` first, or set CREDS or CLIENT_ID and CLIENT_SECRET" >&2; exit 1; }
+  python3 -c "import json,sys;print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$CREDS" "$1"
+}
+CLIENT_ID=${CLIENT_ID:-$(cred client_id)}
+CLIENT_SECRET=${CLIENT_SECRET:-$(cred client_secret)}
 REDIRECT_URI=${REDIRECT_URI:-http://127.0.0.1:5001/callback}
 USERNAME=${USERNAME:-admin}
 PASSWORD=${PASSWORD:-demo-password}

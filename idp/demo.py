@@ -10,6 +10,7 @@ import os
 import threading
 from pathlib import Path
 
+from flask import Flask
 from werkzeug.serving import make_server
 
 from idp import create_app, migrate
@@ -17,12 +18,13 @@ from idp.config import warn_insecure
 
 DEMO_USER, DEMO_PASSWORD = "admin", "demo-password"
 RP_PORT = 5001
+BACKCHANNEL_URI = f"http://127.0.0.1:{RP_PORT}/backchannel-logout"
 
 
-def seed(app) -> dict[str, str]:
+def seed(app: Flask) -> dict[str, str]:
     from idp.accounts.services import by_username, create_user
     from idp.clients.models import Client
-    from idp.clients.services import create_client
+    from idp.clients.services import create_client, update_client
 
     svc = app.extensions["idp"]
     migrate.upgrade(svc.config.database.url)
@@ -39,9 +41,10 @@ def seed(app) -> dict[str, str]:
                 name="Demo Admin",
                 admin=True,
             )
-        if s.get(Client, "demo-app") is None or not secret_file.exists():
-            if (old := s.get(Client, "demo-app")) is not None:
-                s.delete(old)
+        demo = s.get(Client, "demo-app")
+        if demo is None or not secret_file.exists():
+            if demo is not None:
+                s.delete(demo)
                 s.flush()
             _, secret = create_client(
                 s,
@@ -53,10 +56,14 @@ def seed(app) -> dict[str, str]:
                 post_logout_redirect_uris=[f"http://127.0.0.1:{RP_PORT}/"],
                 grant_types=["authorization_code", "refresh_token"],
                 scope="openid profile email offline_access",
+                backchannel_logout_uri=BACKCHANNEL_URI,
             )
             fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 json.dump({"client_id": "demo-app", "client_secret": secret}, f)
+        elif demo.backchannel_logout_uri != BACKCHANNEL_URI:
+            # An instance/ from an older `make run`, whose demo-app predates back-channel logout.
+            update_client(demo, backchannel_logout_uri=BACKCHANNEL_URI)
     return dict(json.loads(secret_file.read_text()))
 
 

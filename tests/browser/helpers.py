@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
-from playwright.sync_api import Dialog, Page
+from flask import Flask
+from playwright.sync_api import BrowserContext, Dialog, Page
 
-from tests.support.auth import PASSWORD
+from examples.relying_app import Login, create_rp
+from tests.support.auth import PASSWORD, AuthActions
+from tests.support.clock import FrozenClock
+from tests.support.live import LiveServer, free_port, serve
+
+SCOPE = "openid profile email offline_access"
 
 
 def sign_in(
@@ -40,3 +50,45 @@ class Dialogs(list[str]):
 
     def unexpected(self) -> list[str]:
         return [d for d in self if not d.startswith("confirm: ")]
+
+
+@dataclass
+class DemoApp:
+    url: str
+    app: Flask
+
+    def login_of(self, context: BrowserContext) -> Login:
+        """The server-side session behind the browser's cookie."""
+        login = self.app.extensions["logins"].get(app_cookie(context)["value"])
+        assert login is not None
+        return login
+
+
+@contextmanager
+def serve_demo_app(
+    server: LiveServer, auth: AuthActions, clock: FrozenClock, *, backchannel: bool
+) -> Iterator[DemoApp]:
+    """The demo relying app on a free port, registered at idp as `make run` does."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    rp = auth.oauth_client(
+        "demo-app",
+        redirect_uri=f"{url}/callback",
+        first_party=True,
+        scope=SCOPE,
+        name="Demo relying app",
+        post_logout_redirect_uris=[f"{url}/"],
+        backchannel_logout_uri=f"{url}/backchannel-logout" if backchannel else None,
+    )
+    assert rp.secret
+    app = create_rp(
+        server.url, rp.client_id, rp.secret, port, clock=lambda: clock.now().timestamp()
+    )
+    with serve(app, port):
+        yield DemoApp(url, app)
+
+
+def app_cookie(context: BrowserContext) -> dict[str, Any]:
+    found = [c for c in context.cookies() if c["name"] == "session"]
+    assert len(found) == 1, [c["name"] for c in context.cookies()]
+    return dict(found[0])

@@ -90,7 +90,7 @@ def victim_signs_in(
     code = query_of(resp.headers["location"])["code"]
     token = requests.post(
         f"{server.url}/token",
-        auth=(rp.client_id, rp.secret),
+        auth=rp.credentials(),
         timeout=10,
         data={
             "grant_type": "authorization_code",
@@ -106,7 +106,7 @@ def victim_signs_in(
 def refresh(server: LiveServer, rp: RegisteredClient, refresh_token: str) -> requests.Response:
     return requests.post(
         f"{server.url}/token",
-        auth=(rp.client_id, rp.secret),
+        auth=rp.credentials(),
         timeout=10,
         data={"grant_type": "refresh_token", "refresh_token": refresh_token},
     )
@@ -116,7 +116,7 @@ def introspect(server: LiveServer, rs: RegisteredClient, token: str) -> dict[str
     resp = requests.post(
         f"{server.url}/introspect",
         data={"token": token},
-        auth=(rs.client_id, rs.secret),
+        auth=rs.credentials(),
         timeout=10,
     )
     assert resp.status_code == 200, resp.text
@@ -246,7 +246,8 @@ def test_non_admin_gets_403(
     expect(page.locator("main")).not_to_contain_text("Live sessions")
     shot(page, "admin-403")
 
-    assert page.goto(f"{server.url}/admin/sessions").status == 403
+    sessions = page.goto(f"{server.url}/admin/sessions")
+    assert sessions is not None and sessions.status == 403
 
 
 def test_stale_login_is_asked_for_the_password_before_a_kill(

@@ -7,20 +7,18 @@ with PKCE, ID token validation against idp's JWKS), served on its own port next 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
-from werkzeug.serving import make_server
 
-from examples.relying_app import create_rp
 from idp.accounts.views import GENERIC_LOGIN_ERROR
-from tests.browser.helpers import fill_login
+from tests.browser.helpers import fill_login, serve_demo_app
 from tests.support.auth import AuthActions
-from tests.support.live import LiveServer, free_port
+from tests.support.clock import FrozenClock
+from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.slow
 
@@ -28,30 +26,10 @@ SCOPE = "openid profile email offline_access"
 
 
 @pytest.fixture
-def relying_app(server: LiveServer, auth: AuthActions) -> Iterator[str]:
-    """The demo relying app on a free port, registered at idp as create_rp expects."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    # create_rp always sends redirect_uri=http://127.0.0.1:{port}/callback and, on sign
-    # out, post_logout_redirect_uri=http://127.0.0.1:{port}/ (exact matching at idp).
-    rp = auth.oauth_client(
-        "demo-app",
-        redirect_uri=f"{url}/callback",
-        first_party=True,
-        scope=SCOPE,
-        name="Demo relying app",
-        post_logout_redirect_uris=[f"{url}/"],
-    )
-    assert rp.secret
-    app = create_rp(server.url, rp.client_id, rp.secret, port)
-    http = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield url
-    finally:
-        http.shutdown()
-        thread.join(5)
+def relying_app(server: LiveServer, auth: AuthActions, clock: FrozenClock) -> Iterator[str]:
+    """The demo relying app on a free port, registered at idp as `make run` registers it."""
+    with serve_demo_app(server, auth, clock, backchannel=False) as demo:
+        yield demo.url
 
 
 @pytest.fixture

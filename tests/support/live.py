@@ -38,12 +38,21 @@ def live_server(config: dict[str, Any], clock: Any = None) -> Iterator[LiveServe
     url = f"http://127.0.0.1:{port}"
     config = {**config, "server": {**config.get("server", {}), "issuer": url}}
     app = create_app(config, clock=clock)
+    try:
+        with serve(app, port):
+            yield LiveServer(app, url)
+    finally:
+        app.extensions["idp"].db.dispose()
+
+
+@contextmanager
+def serve(app: Any, port: int) -> Iterator[None]:
+    """Serves a WSGI app on 127.0.0.1:``port`` in a thread until the block ends."""
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield LiveServer(app, url)
+        yield
     finally:
         server.shutdown()
         thread.join(5)
-        app.extensions["idp"].db.dispose()
