@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint services bench bench-1m clean
+.PHONY: install run test test-fast fuzz lint services bench bench-1m clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,10 +20,10 @@ install: $(STAMP)
 run: install
 	$(BIN)/python -m idp.demo
 
-## lint: ruff and mypy on idp/ and admin/
+## lint: ruff (lint and format) everywhere; mypy --strict on idp/ and admin/, and on tests/
 lint: install
 	$(BIN)/ruff check idp admin tests bench examples
-	$(BIN)/ruff format --check idp admin
+	$(BIN)/ruff format --check idp admin tests bench examples
 	$(BIN)/mypy
 
 ## services: make sure PostgreSQL, Redis, Chromium, wrk and node deps are there
@@ -34,6 +34,14 @@ services:
 test: install services
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest
+
+## test-fast: unit and SQLite integration tests, no browser or extra processes (under 2 minutes)
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" --backend sqlite -n auto $(ARGS)
+
+## fuzz: the property-based tests with fresh randomness and many more examples (FUZZ_EXAMPLES=500)
+fuzz: install services
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -m fuzz $(ARGS)
 
 ## bench: throughput and latency on 127.0.0.1, written to bench/RESULTS.md
 bench: install services

@@ -103,9 +103,9 @@ def create_app(
             cfg.login.window_seconds,
         ),
         session_policy=SessionPolicy(cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout),
+        revocations=Revocations(db, state, clock),
     )
     app.extensions["idp"] = svc
-    svc.revocations = Revocations(db, state, clock)
     svc.notifier = Notifier(svc)
     janitor = Janitor(svc)
     app.before_request(janitor.maybe_run)

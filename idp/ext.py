@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app
 
@@ -15,6 +15,11 @@ from idp.keys.services import KeyService
 from idp.sessions.services import SessionPolicy
 from idp.state.store import StateStore
 
+if TYPE_CHECKING:
+    from idp.oauth.server import IdpAuthorizationServer
+    from idp.revocations.service import Revocations
+    from idp.sessions.backchannel import Notifier
+
 
 @dataclass
 class Services:
@@ -25,10 +30,11 @@ class Services:
     state: StateStore
     throttle: Throttle
     session_policy: SessionPolicy
-    oauth: Any = None  # the authlib AuthorizationServer, set by idp.oauth.server
+    revocations: Revocations
     kill_hooks: list[Any] = field(default_factory=list)
-    notifier: Any = None  # idp.sessions.backchannel.Notifier
-    revocations: Any = None  # idp.revocations.service.Revocations
+    # Built by create_app right after this container, because they need it.
+    oauth: IdpAuthorizationServer = field(init=False)
+    notifier: Notifier = field(init=False)
 
     def algs_in_use(self) -> set[str]:
         t = self.config.tokens
@@ -37,4 +43,4 @@ class Services:
 
 
 def services() -> Services:
-    return current_app.extensions["idp"]
+    return cast(Services, current_app.extensions["idp"])

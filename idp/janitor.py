@@ -56,7 +56,6 @@ class Janitor:
             counts = purge(self.svc)
             log.info("janitor purged %s", counts)
             # Back-channel logout deliveries left pending by a restart are retried too.
-            if self.svc.notifier is not None:
-                self.svc.notifier.kick()
+            self.svc.notifier.kick()
         except Exception:  # noqa: BLE001 - a failed purge is retried next round
             log.exception("janitor failed")

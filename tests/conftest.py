@@ -13,14 +13,49 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from flask import Flask
 from sqlalchemy import delete
 
 from idp import create_app, migrate
+from idp.accounts import passwords
 from idp.models import Base, SigningKey
+from tests.support import fuzzing
 from tests.support.auth import AuthActions
 from tests.support.clock import FrozenClock
 from tests.support.databases import REDIS_URL, clear_redis, postgres_database, redis_prefix
+
+fuzzing.load()  # before any test module builds its hypothesis settings
+
+# What a test is parametrized with when it runs against a server of each kind.
+BACKEND_PARAMS = {"sqlite": {"sqlite"}, "postgresql": {"postgresql", "redis"}}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=sorted(BACKEND_PARAMS),
+        default=None,
+        help="Run only the tests of one storage backend (default: both). With "
+        "--backend sqlite and -m 'not slow', the fast subset needs no PostgreSQL or Redis.",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wanted = config.getoption("backend")
+    if not wanted:
+        return
+    other = set().union(*(v for k, v in BACKEND_PARAMS.items() if k != wanted))
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        values = params.params.values() if params else ()
+        (drop if any(isinstance(v, str) and v in other for v in values) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
 
 TEST_KEK = "T0-8bVqM2yQe1l4pHcS7rX9uWz3kJ5nA6dF0gB2hLxY"
 ISSUER = "http://127.0.0.1:5000"
@@ -76,6 +111,20 @@ def _empty(app: Flask, backend: dict[str, Any]) -> None:
         clear_redis(backend["redis"]["prefix"])
 
 
+# argon2id at the OWASP cost takes ~30 ms a hash or check, and the suite does thousands;
+# tests hash at the lowest cost unless marked production_hashing. Processes the tests start
+# (the CLI, gunicorn) always hash at the production cost.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+CHEAP_DUMMY = CHEAP_HASHER.hash("idp-dummy-password-for-unknown-users")
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("production_hashing") is None:
+        monkeypatch.setattr(passwords, "HASHER", CHEAP_HASHER)
+        monkeypatch.setattr(passwords, "_DUMMY", CHEAP_DUMMY)
+
+
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock()
@@ -105,6 +154,17 @@ def app(
 @pytest.fixture
 def svc(app: Flask) -> Any:
     return app.extensions["idp"]
+
+
+@pytest.fixture
+def no_background_worker(
+    request: pytest.FixtureRequest, svc: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Back-channel deliveries are driven by the test (``svc.notifier.deliver_due()``), not
+    by the worker thread a kill starts; a test marked ``background_worker`` keeps the thread.
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("no_background_worker")``."""
+    if request.node.get_closest_marker("background_worker") is None:
+        monkeypatch.setattr(svc.notifier, "kick", lambda: None)
 
 
 @pytest.fixture

@@ -27,10 +27,17 @@ def test_janitor_purges_expired_entries_and_keeps_live_ones(auth, svc, clock, ba
     assert count(svc, AuthorizationCode) == 1
     clock.advance(2 * 3600)
     counts = purge(svc)
-    assert counts["authorization_codes"] == 1
+    # The revoked token's deny entry and feed entry, and the used code, are past their time.
+    # Redis expires its own keys, so with Redis the janitor finds no state entries to purge.
+    sql_state = backend["name"] == "sqlite"
+    assert counts == {
+        "state_entries": 1 if sql_state else 0,
+        "revocations": 1,
+        "authorization_codes": 1,
+        "family_access_tokens": 0,
+    }
     assert count(svc, AuthorizationCode) == 0
-    if backend["name"] == "sqlite":
-        assert counts["state_entries"] >= 1
+    if sql_state:
         with svc.db.read() as s:
-            assert "jti:long-lived" in set(s.scalars(select(StateEntry.key)))
+            assert set(s.scalars(select(StateEntry.key))) == {"jti:long-lived"}
     assert svc.state.is_denied("jti:long-lived")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,6 +14,9 @@ from idp.accounts.models import User
 from idp.clock import Clock
 from idp.db import Database
 from idp.state.store import StateStore
+
+if TYPE_CHECKING:
+    from idp.ext import Services
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,149}")
 EMAIL_RE = re.compile(r"[^@\s<>\"'\x00-\x1f]{1,64}@[^@\s<>\"'\x00-\x1f]{1,255}")
@@ -102,7 +105,7 @@ def authenticate(
 
 
 def set_disabled(
-    svc: Any, user_id: str, disabled: bool, *, actor: str, reason: str, ip: str | None = None
+    svc: Services, user_id: str, disabled: bool, *, actor: str, reason: str, ip: str | None = None
 ) -> User | None:
     """Disables (or enables) a user. Disabling kills every session and refresh family of
     the user at once (ASVS 7.4.2)."""
@@ -129,7 +132,7 @@ def set_disabled(
 
 
 def revoke_user_tokens(
-    svc: Any, user_id: str, *, actor: str, reason: str, ip: str | None = None
+    svc: Services, user_id: str, *, actor: str, reason: str, ip: str | None = None
 ) -> int:
     """Kills every session and refresh family of a user; returns the sessions killed."""
     from idp.refresh.models import RefreshFamily

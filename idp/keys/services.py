@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+from joserfc.jwk import ECKey, JWKRegistry, KeySet, OKPKey, RSAKey
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
@@ -47,9 +47,10 @@ def generate(alg: str) -> Key:
 
 
 def _import(data: dict[str, Any]) -> Key:
-    kty = data["kty"]
-    cls = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}[kty]
-    return cls.import_key(data)  # type: ignore[attr-defined]
+    key = JWKRegistry.import_key(data)
+    if not isinstance(key, ECKey | RSAKey | OKPKey):
+        raise ValueError(f"not a signing key type: {data.get('kty')!r}")
+    return key
 
 
 @dataclass(frozen=True)

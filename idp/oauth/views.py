@@ -158,6 +158,7 @@ def _authorize() -> Response | str:
             "consent.html", client=client, scopes=scopes, user=user, action=request.full_path
         )
     g.idp_session = current
+    resp: Response
     if decided and request.form["decision"] == "deny":
         resp = server.create_authorization_response(grant=grant, grant_user=None)
     else:
@@ -178,19 +179,21 @@ def token() -> Response:
         return error_response(
             400, "unsupported_grant_type", f"Supported grant types: {', '.join(GRANT_TYPES)}."
         )
-    return services().oauth.create_token_response()
+    resp: Response = services().oauth.create_token_response()
+    return resp
 
 
 @bp.route("/revoke", methods=["POST"])
 def revoke() -> Response:
     """RFC 7009 token revocation."""
-    return services().oauth.create_endpoint_response("revocation")
+    resp: Response = services().oauth.create_endpoint_response("revocation")
+    return resp
 
 
 @bp.route("/introspect", methods=["POST"])
 def introspect() -> Response:
     """RFC 7662 token introspection."""
-    resp = services().oauth.create_endpoint_response("introspection")
+    resp: Response = services().oauth.create_endpoint_response("introspection")
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

@@ -24,7 +24,8 @@ def current() -> BrowserSession | None:
             g.idp_session = sessions.from_cookie(
                 s, svc.clock, svc.session_policy, request.cookies.get(cookie_name())
             )
-    return g.idp_session
+    session: BrowserSession | None = g.idp_session
+    return session
 
 
 def set_cookie(resp: Response, token: str) -> None:

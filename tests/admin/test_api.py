@@ -343,7 +343,8 @@ def test_sessions_are_listed_with_filters_and_a_keyset_cursor(api, app, auth, rp
     for key in ("created_at", "last_seen_at", "expires_at", "auth_time"):
         assert ISO_UTC.match(row[key]), row[key]
     assert row["ended_at"] is None
-    assert [s["sid"] for s in api.ok("GET", "/sessions?client=app&ip=127.0.0.1")["sessions"]]
+    filtered = api.ok("GET", "/sessions?client=app&ip=127.0.0.1")["sessions"]
+    assert sorted(s["sid"] for s in filtered) == sorted([alice.sid, *(b.sid for b in bobs)])
     assert api.ok("GET", "/sessions?ip=10.9.9.9")["sessions"] == []
     assert api.ok("GET", "/sessions?client=nobody")["sessions"] == []
 
@@ -435,7 +436,8 @@ def test_disabling_a_user_kills_everything_and_enabling_lets_them_back(api, auth
     refused = auth.client.post(
         "/login", data={"username": "alice", "password": PASSWORD, "csrf_token": csrf}
     )
-    assert refused.status_code != 303
+    assert refused.status_code == 401, "a disabled account is refused like a wrong password"
+    assert "Wrong username or password." in refused.get_data(as_text=True)
     [event] = audit(api, action="user.disable")
     assert event["actor"] == "client:ops" and event["reason"] == "left the company"
 
@@ -529,7 +531,7 @@ def test_a_public_client_has_no_secret(api):
                 "redirect_uris": ["https://a.example.test/cb"],
                 "claims": {"sub": "1"},
             },
-            "invalid_client_metadata",
+            "invalid_request",  # the document names the reserved claims
         ),
         (
             {
@@ -537,7 +539,7 @@ def test_a_public_client_has_no_secret(api):
                 "redirect_uris": ["https://a.example.test/cb"],
                 "claims": ["nothing"],
             },
-            "invalid_client_metadata",
+            "invalid_request",  # the document's pattern is NAME=VALUE
         ),
         (
             {"client_id": "x", "public": True, "grant_types": ["client_credentials"]},
@@ -680,7 +682,8 @@ def test_audit_filters(api, alice, svc):
     api.ok("POST", "/keys/rotate")
     everything = audit(api)
     assert {e["action"] for e in everything} >= {"session.kill", "keys.rotate"}
-    assert "session.kill" in {e["action"] for e in audit(api, target=alice.sid)}
+    # everything done to alice's session (her login, the kill) and nothing else
+    assert {e["action"] for e in audit(api, target=alice.sid)} == {"login", "session.kill"}
     assert {e["target"] for e in audit(api, action="session.kill")} == {alice.sid}
     assert audit(api, actor="client:nobody") == []
     assert len(api.ok("GET", "/audit?limit=1")["events"]) == 1
@@ -708,7 +711,7 @@ SID = "0" * 32
             "POST",
             "/sessions/{sid}/kill",
             {"data": "[" * 100000 + "]" * 100000, "headers": JSON},
-            {400, 413},
+            413,
         ),
         (
             "POST",
@@ -820,9 +823,7 @@ def test_bad_input_is_a_json_error_that_changes_nothing(
     path = path.replace("{sid}", alice.sid).replace("{uid}", user_id(svc, "alice"))
     before = row_counts(svc)
     resp = api.call(method, path, **kw)
-    allowed = status if isinstance(status, set) else {status}
-    assert resp.status_code in allowed, resp.get_data(as_text=True)[:300]
-    assert_json_error(resp, resp.status_code)
+    assert_json_error(resp, status)
     assert resp.headers.get("X-Content-Type-Options") == "nosniff"
     if resp.status_code == 405:
         assert resp.headers["Allow"]

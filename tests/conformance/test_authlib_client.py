@@ -325,13 +325,13 @@ def test_client_credentials_and_jwks(live, auth, meta, jwks_client, relying_app)
     assert at["scope"] == "reports:read"
     assert "sid" not in at
 
-    # Not usable at userinfo: there is no user behind it.
+    # Not usable at userinfo: there is no user behind it, and no openid scope (RFC 6750 §3.1).
     resp = requests.get(
         meta["userinfo_endpoint"],
         timeout=TIMEOUT,
         headers={"Authorization": f"Bearer {token['access_token']}"},
     )
-    assert resp.status_code in {401, 403}
+    assert resp.status_code == 403 and resp.json()["error"] == "insufficient_scope"
 
     resp = requests.get(meta["jwks_uri"], timeout=TIMEOUT)
     assert resp.status_code == 200
@@ -518,5 +518,4 @@ def test_introspection_token_type_is_an_oauth_token_type(live, auth, meta, relyi
     assert resp.status_code == 200
     info = resp.json()
     assert info["active"] is True
-    if "token_type" in info:
-        assert info["token_type"].lower() == token["token_type"].lower() == "bearer"
+    assert info["token_type"].lower() == token["token_type"].lower() == "bearer"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 from tests.conftest import ISSUER
 from tests.support.auth import query_of
 from tests.support.jwt import header, verify
@@ -55,7 +58,9 @@ def test_code_exchange_returns_rfc9068_access_token_and_id_token(auth, client):
     assert idt["nonce"] == params["nonce"]
     assert idt["sid"] == at["sid"]
     assert idt["auth_time"] <= idt["iat"]
-    assert idt["at_hash"]
+    # OIDC Core §3.1.3.6: the left half of the SHA-256 of the access token, base64url.
+    digest = hashlib.sha256(body["access_token"].encode("ascii")).digest()
+    assert idt["at_hash"] == base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
     assert idt["email"] == "alice@example.test"
     assert idt["name"] == "Alice Liddell"
     assert idt["tenant"] == "acme"

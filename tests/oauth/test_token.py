@@ -36,10 +36,13 @@ def test_code_is_single_use_and_a_replay_revokes_what_it_issued(logged_in, clien
 
 def test_code_expires_after_60_seconds(logged_in, clock):
     rp = logged_in.oauth_client()
-    code, verifier, _ = logged_in.code_for(rp)
-    clock.advance(61)
-    resp = logged_in.exchange(rp, code, verifier)
-    assert resp.get_json()["error"] == "invalid_grant"
+    in_time, in_time_verifier, _ = logged_in.code_for(rp)
+    late, late_verifier, _ = logged_in.code_for(rp)
+    clock.advance(59)
+    assert logged_in.exchange(rp, in_time, in_time_verifier).status_code == 200
+    clock.advance(2)
+    resp = logged_in.exchange(rp, late, late_verifier)
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant"
 
 
 def test_code_is_bound_to_the_client(logged_in):
@@ -76,13 +79,19 @@ def test_code_is_bound_to_the_redirect_uri(logged_in):
     assert resp.get_json()["error"] == "invalid_grant"
 
 
-@pytest.mark.parametrize("verifier", ["wrong" * 10, None])
-def test_pkce_verifier_must_match(logged_in, verifier):
+@pytest.mark.parametrize(
+    ("verifier", "error"),
+    [("wrong" * 10, "invalid_grant"), (None, "invalid_request")],
+    ids=["wrong", "missing"],
+)
+def test_pkce_verifier_must_match(logged_in, verifier, error):
+    """RFC 7636 §4.6: a verifier that does not match is invalid_grant; none at all, for a
+    code issued with a challenge, is a missing parameter (invalid_request)."""
     rp = logged_in.oauth_client()
     code, _, _ = logged_in.code_for(rp)
     resp = logged_in.exchange(rp, code, verifier)
     assert resp.status_code == 400
-    assert resp.get_json()["error"] in {"invalid_grant", "invalid_request"}
+    assert resp.get_json()["error"] == error
 
 
 @pytest.mark.parametrize("config_overrides", [{"oauth": {"pkce_required": False}}])
@@ -161,7 +170,9 @@ def test_unsupported_grants_are_refused(logged_in, grant_type):
     rp = logged_in.oauth_client()
     resp = logged_in.token(rp, {"grant_type": grant_type, "username": "alice", "password": "x"})
     assert resp.status_code == 400
-    assert resp.get_json()["error"] in {"unsupported_grant_type", "invalid_request"}
+    # an empty grant_type is a missing one (RFC 6749 §5.2)
+    error = "invalid_request" if grant_type == "" else "unsupported_grant_type"
+    assert resp.get_json()["error"] == error
 
 
 def test_private_claims_cannot_override_registered_claims(auth):

@@ -77,10 +77,13 @@ def test_reused_refresh_token_revokes_whole_family(chain, svc, generations):
 @pytest.mark.parametrize("config_overrides", [{"tokens": {"reuse_kills_session": False}}])
 def test_reuse_can_spare_the_session(chain, svc, config_overrides):
     ok(chain.refresh(chain.first["refresh_token"]))
-    chain.refresh(chain.first["refresh_token"])
+    reuse = chain.refresh(chain.first["refresh_token"])
+    assert reuse.status_code == 400 and reuse.get_json()["error"] == "invalid_grant"
     [family] = families(svc)
+    assert family.revoked_reason == "refresh token reuse detected", "the family still dies"
     with svc.db.transaction() as s:
         assert s.get(BrowserSession, family.session_id).ended_at is None
+    assert chain.auth.client.get("/account").status_code == 200
 
 
 GRACE = {"tokens": {"refresh_reuse_grace_seconds": 30}}

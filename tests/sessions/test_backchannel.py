@@ -14,6 +14,9 @@ from idp.sessions.models import BackchannelDelivery
 from tests.conftest import ISSUER
 from tests.support.jwt import header, verify
 
+# Deliveries are driven by each test (deliver_due) unless it is marked background_worker.
+pytestmark = pytest.mark.usefixtures("no_background_worker")
+
 
 class Receiver:
     """A relying app's back-channel endpoint on 127.0.0.1 that records what it gets."""
@@ -41,13 +44,6 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture(autouse=True)
-def no_background_worker(request, svc, monkeypatch):
-    """Deliveries are driven by the test (deliver_due), not by the worker thread."""
-    if "background" not in request.node.name:
-        monkeypatch.setattr(svc.notifier, "kick", lambda: None)
 
 
 @pytest.fixture
@@ -123,6 +119,7 @@ def test_clients_without_backchannel_uri_get_nothing(auth, svc):
     assert deliveries(svc) == []
 
 
+@pytest.mark.background_worker
 def test_logout_triggers_backchannel_in_the_background(auth, svc, receiver):
     from tests.support.auth import csrf_from
 
@@ -135,4 +132,5 @@ def test_logout_triggers_backchannel_in_the_background(auth, svc, receiver):
         if deliveries(svc) and deliveries(svc)[0].status == "delivered":
             break
         threading.Event().wait(0.1)
-    assert len(receiver.tokens) == 1
+    [d] = deliveries(svc)
+    assert d.status == "delivered" and len(receiver.tokens) == 1

@@ -46,6 +46,12 @@ class RegisteredClient:
         raw = f"{self.client_id}:{self.secret}".encode()
         return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
+    def credentials(self) -> tuple[str, str]:
+        """(client_id, secret) for an HTTP client's basic auth; only a confidential client
+        has them."""
+        assert self.secret is not None, f"{self.client_id} is a public client"
+        return self.client_id, self.secret
+
 
 class AuthActions:
     def __init__(self, app: Flask, client: Any) -> None:
@@ -146,4 +152,4 @@ class AuthActions:
         code, verifier, _ = self.code_for(rp, **extra)
         resp = self.exchange(rp, code, verifier)
         assert resp.status_code == 200, resp.get_json()
-        return resp.get_json()  # type: ignore[no-any-return]
+        return dict(resp.get_json())

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import jwt as pyjwt
+
+if TYPE_CHECKING:
+    from jwt.types import Options
 
 
 def header(token: str) -> dict[str, Any]:
@@ -13,7 +16,7 @@ def header(token: str) -> dict[str, Any]:
 
 
 def verify(
-    token: str, jwks: dict[str, Any], audience: str, issuer: str, **options: Any
+    token: str, jwks: dict[str, Any], audience: str, issuer: str, **options: Unpack[Options]
 ) -> dict[str, Any]:
     kid = header(token)["kid"]
     jwk = next(k for k in jwks["keys"] if k["kid"] == kid)

@@ -27,4 +27,5 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         return not client.is_public
 
     def introspect_token(self, token: AccessTokenRecord | RefreshTokenRecord) -> dict[str, Any]:
-        return self.server.token_registry.introspect(token)
+        answer: dict[str, Any] = self.server.token_registry.introspect(token)
+        return answer

@@ -32,7 +32,7 @@ class RefreshTokenRecord:
     state: TokenState
 
     def check_client(self, client: Any) -> bool:
-        return self.state.family.client_id == client.get_client_id()
+        return bool(self.state.family.client_id == client.get_client_id())
 
     def is_expired(self) -> bool:
         return False

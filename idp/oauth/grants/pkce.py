@@ -7,6 +7,8 @@ from typing import Any
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
 
+from idp.oauth.models import AuthorizationCode
+
 
 class S256CodeChallenge(CodeChallenge):
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
@@ -30,8 +32,10 @@ class S256CodeChallenge(CodeChallenge):
             raise InvalidRequestError("code_challenge_method must be S256.")
         super().validate_code_challenge(grant, redirect_uri)
 
-    def get_authorization_code_challenge(self, authorization_code: Any) -> str | None:
+    def get_authorization_code_challenge(self, authorization_code: AuthorizationCode) -> str | None:
         return authorization_code.code_challenge
 
-    def get_authorization_code_challenge_method(self, authorization_code: Any) -> str | None:
+    def get_authorization_code_challenge_method(
+        self, authorization_code: AuthorizationCode
+    ) -> str | None:
         return authorization_code.code_challenge_method
