@@ -46,7 +46,13 @@ def create_app(
     (tests), or None to read config.toml and the environment."""
     from idp import health, web
     from idp.accounts import views as account_views
+    from idp.accounts.cache import user_cache
+    from idp.accounts.models import User
     from idp.accounts.services import Throttle
+    from idp.changes.models import CLIENTS, USERS
+    from idp.changes.watch import Generations, signal_for
+    from idp.clients.cache import client_cache
+    from idp.clients.models import Client
     from idp.db import Database
     from idp.ext import Services
     from idp.janitor import Janitor
@@ -56,6 +62,7 @@ def create_app(
     from idp.oauth import discovery, server
     from idp.oauth import views as oauth_views
     from idp.revocations import views as revocation_views
+    from idp.revocations.denylist import DenyList
     from idp.revocations.service import Revocations
     from idp.sessions import views as session_views
     from idp.sessions.backchannel import Notifier
@@ -84,6 +91,9 @@ def create_app(
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore
 
     db = Database(cfg.database.url, cfg.database.echo)
+    generations = Generations(db, signal_for(cfg.database.url, cfg.redis.url, cfg.redis.prefix))
+    generations.bump_on_flush(Client, CLIENTS)
+    generations.bump_on_flush(User, USERS)
     state: StateStore = (
         RedisStateStore(cfg.redis.url, cfg.redis.prefix, clock)
         if cfg.redis.url
@@ -94,7 +104,9 @@ def create_app(
         config=cfg,
         db=db,
         clock=clock,
-        keys=KeyService(db, clock, kek, retire_seconds=cfg.longest_token_ttl + 60),
+        keys=KeyService(
+            db, clock, kek, retire_seconds=cfg.longest_token_ttl + 60, generations=generations
+        ),
         state=state,
         throttle=Throttle(
             state,
@@ -103,7 +115,11 @@ def create_app(
             cfg.login.window_seconds,
         ),
         session_policy=SessionPolicy(cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout),
-        revocations=Revocations(db, state, clock),
+        revocations=Revocations(db, clock),
+        generations=generations,
+        clients=client_cache(db, generations),
+        users=user_cache(db, generations),
+        deny=DenyList(db, clock, generations),
     )
     app.extensions["idp"] = svc
     svc.notifier = Notifier(svc)

@@ -7,7 +7,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app
 
+from idp.accounts.cache import UserView
 from idp.accounts.services import Throttle
+from idp.changes.cache import ViewCache
+from idp.changes.watch import Generations
+from idp.clients.cache import ClientView
 from idp.clock import Clock
 from idp.config import Config
 from idp.db import Database
@@ -17,6 +21,7 @@ from idp.state.store import StateStore
 
 if TYPE_CHECKING:
     from idp.oauth.server import IdpAuthorizationServer
+    from idp.revocations.denylist import DenyList
     from idp.revocations.service import Revocations
     from idp.sessions.backchannel import Notifier
 
@@ -31,6 +36,10 @@ class Services:
     throttle: Throttle
     session_policy: SessionPolicy
     revocations: Revocations
+    generations: Generations
+    clients: ViewCache[ClientView]
+    users: ViewCache[UserView]
+    deny: DenyList
     kill_hooks: list[Any] = field(default_factory=list)
     # Built by create_app right after this container, because they need it.
     oauth: IdpAuthorizationServer = field(init=False)

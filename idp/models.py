@@ -2,6 +2,7 @@
 
 from idp.accounts.models import Consent, User
 from idp.audit.models import AuditEvent, SecurityEvent
+from idp.changes.models import Generation
 from idp.clients.models import Client
 from idp.db import Base
 from idp.keys.models import SigningKey
@@ -19,6 +20,7 @@ __all__ = [
     "Client",
     "Consent",
     "FamilyAccessToken",
+    "Generation",
     "RefreshFamily",
     "RefreshToken",
     "RevocationEntry",

@@ -57,7 +57,9 @@ class Verifier:
         self.leeway = leeway
         self._keys: KeySet | None = None
         self._keys_at = 0.0
-        self._revoked: dict[tuple[str, str], int] = {}  # (type, value) -> exp
+        self._revoked: dict[tuple[str, str], int] = {}  # ("sid"/"jti", value) -> exp
+        # ("client"/"user", value) -> (issued_before, exp): older tokens of it are revoked
+        self._not_before: dict[tuple[str, str], tuple[int, int]] = {}
         self._cursor = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -87,10 +89,18 @@ class Verifier:
         now = int(time.time())
         with self._lock:
             for entry in data["revocations"]:
-                self._revoked[(entry["type"], entry["value"])] = int(entry["exp"])
+                key, exp = (entry["type"], entry["value"]), int(entry["exp"])
+                if "issued_before" in entry:  # every token of a client or user, until then
+                    before, until = self._not_before.get(key, (0, 0))
+                    self._not_before[key] = (
+                        max(before, int(entry["issued_before"])),
+                        max(until, exp),
+                    )
+                else:
+                    self._revoked[key] = max(exp, self._revoked.get(key, 0))
             self._cursor = int(data["cursor"])
-            for key in [k for k, exp in self._revoked.items() if exp <= now]:
-                del self._revoked[key]
+            self._revoked = {k: exp for k, exp in self._revoked.items() if exp > now}
+            self._not_before = {k: v for k, v in self._not_before.items() if v[1] > now}
         return len(data["revocations"])
 
     def start(self, wait: float = 25) -> None:
@@ -112,11 +122,16 @@ class Verifier:
         self._stop.set()
 
     def is_revoked(self, claims: dict[str, Any]) -> bool:
+        iat = int(claims.get("iat", 0))
+        owners = [("client", str(claims.get("client_id")))]
+        if claims.get("sub") != claims.get("client_id"):
+            owners.append(("user", str(claims.get("sub"))))
         with self._lock:
-            return ("jti", str(claims.get("jti"))) in self._revoked or (
-                "sid",
-                str(claims.get("sid")),
-            ) in self._revoked
+            if ("jti", str(claims.get("jti"))) in self._revoked:
+                return True
+            if claims.get("sid") and ("sid", str(claims["sid"])) in self._revoked:
+                return True
+            return any(iat < self._not_before.get(owner, (0, 0))[0] for owner in owners)
 
     # --- verification -------------------------------------------------------------------
     def verify(self, token: str) -> dict[str, Any]:

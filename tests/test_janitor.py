@@ -23,11 +23,12 @@ def test_janitor_purges_expired_entries_and_keeps_live_ones(auth, svc, clock, ba
     tokens = auth.tokens(rp)
     client = auth.client
     client.post("/revoke", data={"token": tokens["access_token"]}, headers=rp.basic())
-    svc.state.deny("jti:long-lived", clock.now() + dt.timedelta(hours=5))
+    svc.state.hit("login:short-lived", 60)
+    svc.state.deny("marker:long-lived", clock.now() + dt.timedelta(hours=5))
     assert count(svc, AuthorizationCode) == 1
     clock.advance(2 * 3600)
     counts = purge(svc)
-    # The revoked token's deny entry and feed entry, and the used code, are past their time.
+    # The counter, the revoked token's log entry and the used code are past their time.
     # Redis expires its own keys, so with Redis the janitor finds no state entries to purge.
     sql_state = backend["name"] == "sqlite"
     assert counts == {
@@ -39,5 +40,5 @@ def test_janitor_purges_expired_entries_and_keeps_live_ones(auth, svc, clock, ba
     assert count(svc, AuthorizationCode) == 0
     if sql_state:
         with svc.db.read() as s:
-            assert set(s.scalars(select(StateEntry.key))) == {"jti:long-lived"}
-    assert svc.state.is_denied("jti:long-lived")
+            assert set(s.scalars(select(StateEntry.key))) == {"marker:long-lived"}
+    assert svc.state.is_denied("marker:long-lived")

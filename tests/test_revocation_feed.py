@@ -9,6 +9,8 @@ import pytest
 import requests
 
 from examples.resource_server import create_api
+from idp.accounts.services import revoke_user_tokens
+from idp.clients.services import revoke_client_tokens
 from idp.sessions.kill import kill_session
 from idp.verifier import InvalidToken, Verifier
 from tests.support.browserless import code_flow
@@ -114,6 +116,47 @@ def test_offline_verifier_honours_the_feed(setup):
     assert verifier.poll() == 1
     with pytest.raises(InvalidToken, match="revoked"):
         verifier.verify(tokens["access_token"])
+
+
+def test_offline_verifier_honours_revoking_all_tokens_of_a_client(setup):
+    """Issue 10 item 2: "revoke all tokens of a client" reaches the feed, so resource
+    servers refuse what introspection already calls inactive."""
+    live, api, tokens, _ = setup
+    verifier = Verifier(
+        live.url, audience="shop", client_id=api.client_id, client_secret=api.secret
+    )
+    verifier.poll()
+    assert verifier.verify(tokens["access_token"])
+    assert revoke_client_tokens(live.svc, "shop") == 1
+    entries = verifier_entries(live, api)
+    [client_entry] = [e for e in entries if e["type"] == "client"]
+    assert client_entry["value"] == "shop" and client_entry["issued_before"] > 0
+    verifier.poll()
+    with pytest.raises(InvalidToken, match="revoked"):
+        verifier.verify(tokens["access_token"])
+
+
+def test_offline_verifier_honours_revoking_all_tokens_of_a_user(setup):
+    live, api, tokens, _ = setup
+    verifier = Verifier(
+        live.url, audience="shop", client_id=api.client_id, client_secret=api.secret
+    )
+    verifier.poll()
+    claims = verifier.verify(tokens["access_token"])
+    revoke_user_tokens(live.svc, claims["sub"], actor="test", reason="phished")
+    verifier.poll()
+    with pytest.raises(InvalidToken, match="revoked"):
+        verifier.verify(tokens["access_token"])
+    [user_entry] = [e for e in verifier_entries(live, api) if e["type"] == "user"]
+    assert user_entry["value"] == claims["sub"]
+
+
+def verifier_entries(live, api):
+    resp = requests.get(
+        f"{live.url}/revocations?after=0", auth=(api.client_id, api.secret), timeout=5
+    )
+    assert resp.status_code == 200
+    return resp.json()["revocations"]
 
 
 def test_example_resource_server_rejects_a_killed_session(setup):

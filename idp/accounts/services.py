@@ -134,13 +134,21 @@ def set_disabled(
 def revoke_user_tokens(
     svc: Services, user_id: str, *, actor: str, reason: str, ip: str | None = None
 ) -> int:
-    """Kills every session and refresh family of a user; returns the sessions killed."""
-    from idp.refresh.models import RefreshFamily
+    """Kills every session and refresh family of a user, and every access token issued
+    to the user until now; returns the sessions killed."""
+    import datetime as dt
+
+    from idp.clock import epoch
     from idp.sessions.kill import kill_user_sessions
 
-    killed = kill_user_sessions(svc, user_id, actor=actor, reason=reason, ip=ip)
-    revoked = svc.oauth.refresh_store.revoke(
-        (RefreshFamily.user_id == user_id) & RefreshFamily.revoked_at.is_(None), reason
+    now = svc.clock.now()
+    svc.revocations.revoke_issued_before(
+        "user",
+        user_id,
+        epoch(now) + 1,
+        now + dt.timedelta(seconds=svc.config.longest_token_ttl + 1),
     )
+    killed = kill_user_sessions(svc, user_id, actor=actor, reason=reason, ip=ip)
+    revoked = svc.oauth.refresh_store.revoke_for_user(user_id, reason)
     svc.oauth.token_registry.deny(revoked)
     return killed

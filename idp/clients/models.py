@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -13,26 +14,16 @@ from idp.db import Base, Json, Timestamp
 ADMIN_SCOPE = "idp:admin"
 
 
-class Client(Base):
-    __tablename__ = "clients"
+class ClientRules:
+    """authlib's ClientMixin: what a client may do. Shared by the stored row and the
+    in-process view of it (idp.clients.cache), which is what the protocol code sees."""
 
-    client_id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    # Secrets are 256 random bits, so a fast hash is enough (unlike passwords).
-    secret_hash: Mapped[str | None] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(200))
-    redirect_uris: Mapped[Json] = mapped_column(default=list)
-    grant_types: Mapped[Json] = mapped_column(default=list)
-    scope: Mapped[str] = mapped_column(String(1000))
-    claims: Mapped[Json] = mapped_column(default=dict)
-    first_party: Mapped[bool] = mapped_column(default=False)
-    is_admin_client: Mapped[bool] = mapped_column(default=False)
-    id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(10))
-    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2000))
-    post_logout_redirect_uris: Mapped[Json] = mapped_column(default=list)
-    disabled: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[Timestamp]
+    client_id: str
+    secret_hash: str | None
+    redirect_uris: Any
+    grant_types: Any
+    scope: str
 
-    # --- authlib ClientMixin ---------------------------------------------------
     @property
     def is_public(self) -> bool:
         return self.secret_hash is None
@@ -42,7 +33,7 @@ class Client(Base):
 
     def get_default_redirect_uri(self) -> str | None:
         # RFC 6749 §3.1.2.3: the redirect_uri may be omitted only with exactly one.
-        return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
+        return str(self.redirect_uris[0]) if len(self.redirect_uris) == 1 else None
 
     def get_allowed_scope(self, scope: str | None) -> str:
         if not scope:
@@ -73,3 +64,23 @@ class Client(Base):
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in self.grant_types
+
+
+class Client(ClientRules, Base):
+    __tablename__ = "clients"
+
+    client_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # Secrets are 256 random bits, so a fast hash is enough (unlike passwords).
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    redirect_uris: Mapped[Json] = mapped_column(default=list)
+    grant_types: Mapped[Json] = mapped_column(default=list)
+    scope: Mapped[str] = mapped_column(String(1000))
+    claims: Mapped[Json] = mapped_column(default=dict)
+    first_party: Mapped[bool] = mapped_column(default=False)
+    is_admin_client: Mapped[bool] = mapped_column(default=False)
+    id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(10))
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2000))
+    post_logout_redirect_uris: Mapped[Json] = mapped_column(default=list)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[Timestamp]

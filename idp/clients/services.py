@@ -230,20 +230,19 @@ def revoke_client_tokens(svc: Any, client_id: str) -> int:
     import datetime as dt
 
     from idp.clock import epoch
-    from idp.refresh.models import RefreshFamily
 
     with svc.db.read() as s:
         if s.get(Client, client_id) is None:
             raise ClientError(f"no client {client_id!r}")
     now = svc.clock.now()
-    svc.state.set_not_before(
-        f"client:{client_id}",
+    svc.revocations.revoke_issued_before(
+        "client",
+        client_id,
         epoch(now) + 1,
         now + dt.timedelta(seconds=svc.config.longest_token_ttl + 1),
     )
-    revoked = svc.oauth.refresh_store.revoke(
-        (RefreshFamily.client_id == client_id) & RefreshFamily.revoked_at.is_(None),
-        "all tokens of the client revoked",
+    revoked = svc.oauth.refresh_store.revoke_for_client(
+        client_id, "all tokens of the client revoked"
     )
     svc.oauth.token_registry.deny(revoked)
     return len(revoked.family_ids)

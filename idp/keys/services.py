@@ -3,6 +3,10 @@
 A ``next`` key is published before it signs anything, so resource servers that
 cache the JWKS already know it when rotation promotes it; a ``retired`` key
 stays published until every token it signed has expired.
+
+Each process holds the keys it signs and verifies with, and the JWKS as bytes with its
+ETag, until the ``keys`` generation moves (idp.changes.watch): every change here bumps it
+in its transaction, so a new key is used by every worker on its next request.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ import datetime as dt
 import hashlib
 import json
 import threading
-import time
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -23,6 +26,8 @@ from joserfc.jwk import ECKey, JWKRegistry, KeySet, OKPKey, RSAKey
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
+from idp.changes.models import KEYS
+from idp.changes.watch import Generations, bump
 from idp.clock import Clock
 from idp.config import SUPPORTED_ALGS
 from idp.db import Database
@@ -30,10 +35,6 @@ from idp.keys import crypto
 from idp.keys.models import ACTIVE, NEXT, RETIRED, SigningKey
 
 Key = ECKey | RSAKey | OKPKey
-
-# Processes re-read which key is active this often; safe because the next key is
-# published long before it is promoted, and the old one stays published after.
-CACHE_SECONDS = 5.0
 
 
 def generate(alg: str) -> Key:
@@ -60,15 +61,34 @@ class Signer:
     key: Key
 
 
+@dataclass(frozen=True)
+class Published:
+    """The JWKS document as served, and the same keys ready to verify with."""
+
+    body: bytes
+    etag: str
+    keyset: KeySet
+    until: dt.datetime | None  # when a retired key in it must leave; None: no such key
+
+
 class KeyService:
-    def __init__(self, db: Database, clock: Clock, kek: bytes, retire_seconds: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        kek: bytes,
+        retire_seconds: int,
+        generations: Generations,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.kek = kek
         self.retire_seconds = retire_seconds
         self._lock = threading.Lock()
-        self._signers: dict[str, tuple[float, Signer]] = {}
-        self._jwks: tuple[float, bytes, str] | None = None
+        self._signers: dict[str, Signer] = {}
+        self._published: Published | None = None
+        self._generations = generations
+        generations.on_change(KEYS, self._forget)
 
     # --- lifecycle ------------------------------------------------------------
     def _create(self, s: Session, alg: str, state: str) -> SigningKey:
@@ -90,6 +110,7 @@ class KeyService:
             remove_after=None,
         )
         s.add(row)
+        bump(s, KEYS)
         return row
 
     def _by_state(self, s: Session, alg: str, state: str) -> list[SigningKey]:
@@ -144,9 +165,11 @@ class KeyService:
         return promoted
 
     def _purge(self, s: Session, now: dt.datetime) -> None:
-        s.execute(
+        result: Any = s.execute(
             delete(SigningKey).where(SigningKey.state == RETIRED, SigningKey.remove_after <= now)
         )
+        if result.rowcount:
+            bump(s, KEYS)
 
     def purge(self) -> None:
         with self.db.transaction() as s:
@@ -166,15 +189,16 @@ class KeyService:
 
     def _forget(self) -> None:
         with self._lock:
-            self._signers.clear()
-            self._jwks = None
+            self._signers = {}
+            self._published = None
 
     # --- use --------------------------------------------------------------------
     def signer(self, alg: str) -> Signer:
         """The active key for ``alg``; creates one the first time an algorithm is used."""
-        cached = self._signers.get(alg)
-        if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
-            return cached[1]
+        self._generations.check()
+        signer = self._signers.get(alg)
+        if signer is not None:
+            return signer
         with self.db.read() as s:
             rows = self._by_state(s, alg, ACTIVE)
         if not rows:
@@ -182,44 +206,51 @@ class KeyService:
             with self.db.read() as s:
                 rows = self._by_state(s, alg, ACTIVE)
         row = rows[-1]
-        if cached and cached[1].kid == row.kid:
-            signer = cached[1]
-        else:
-            private = json.loads(crypto.decrypt(self.kek, row.private_encrypted, row.kid))
-            signer = Signer(kid=row.kid, alg=alg, key=_import(private))
+        private = json.loads(crypto.decrypt(self.kek, row.private_encrypted, row.kid))
+        signer = Signer(kid=row.kid, alg=alg, key=_import(private))
         with self._lock:
-            self._signers[alg] = (time.monotonic(), signer)
+            self._signers = {**self._signers, alg: signer}
         return signer
 
-    def jwks(self) -> tuple[bytes, str]:
-        """The JWKS document (next, active and unexpired retired keys) and its strong ETag."""
-        cached = self._jwks
-        if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
-            return cached[1], cached[2]
+    def published(self) -> Published:
+        """Next, active and unexpired retired keys: the JWKS bytes, ETag and key set."""
+        self._generations.check()
+        current = self._published
         now = self.clock.now()
+        if current is not None and (current.until is None or now < current.until):
+            return current
         with self.db.read() as s:
-            rows = s.scalars(select(SigningKey).order_by(SigningKey.alg, SigningKey.created_at))
-            keys = [
-                r.public_jwk
-                for r in rows
-                if r.state != RETIRED or (r.remove_after and r.remove_after > now)
-            ]
+            rows = list(
+                s.scalars(select(SigningKey).order_by(SigningKey.alg, SigningKey.created_at))
+            )
+        shown = [r for r in rows if r.state != RETIRED or (r.remove_after and r.remove_after > now)]
+        keys = [r.public_jwk for r in shown]
         body = json.dumps({"keys": keys}, sort_keys=True, separators=(",", ":")).encode()
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        leaving = [r.remove_after for r in shown if r.state == RETIRED and r.remove_after]
+        current = Published(
+            body=body,
+            etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+            keyset=KeySet.import_key_set({"keys": keys}),
+            until=min(leaving, default=None),
+        )
         with self._lock:
-            self._jwks = (time.monotonic(), body, etag)
-        return body, etag
+            self._published = current
+        return current
+
+    def jwks(self) -> tuple[bytes, str]:
+        """The JWKS document and its strong ETag."""
+        current = self.published()
+        return current.body, current.etag
 
     def public_keyset(self) -> dict[str, Any]:
-        return dict(json.loads(self.jwks()[0]))
+        return dict(json.loads(self.published().body))
 
     def verify(self, token: str) -> jwt.Token:
         """Decodes a JWT signed by one of our published keys (signature only: the caller
         checks claims). Only our algorithms; never ``none``, never HMAC. Raises JoseError,
         ValueError or KeyError on anything else."""
-        keys = KeySet.import_key_set(self.public_keyset())  # type: ignore[arg-type]
         with eddsa_allowed():
-            return jwt.decode(token, keys, algorithms=list(SUPPORTED_ALGS))
+            return jwt.decode(token, self.published().keyset, algorithms=list(SUPPORTED_ALGS))
 
 
 @contextmanager

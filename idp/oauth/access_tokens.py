@@ -38,15 +38,9 @@ def decode(svc: Services, token: str) -> dict[str, Any] | None:
 
 
 def active_claims(svc: Services, token: str) -> dict[str, Any] | None:
-    """Like :func:`decode`, and None once the token's jti or sid has been revoked."""
+    """Like :func:`decode`, and None once the token has been revoked: its jti, its session,
+    or every token of its client or user (idp.revocations.denylist, in memory)."""
     claims = decode(svc, token)
-    if claims is None:
-        return None
-    if svc.state.is_denied(f"jti:{claims.get('jti')}"):
-        return None
-    if claims.get("sid") and svc.state.is_denied(f"sid:{claims['sid']}"):
-        return None
-    # "Revoke all tokens of a client" kills every token the client held at that moment.
-    if int(claims.get("iat", 0)) < svc.state.not_before(f"client:{claims.get('client_id')}"):
+    if claims is None or svc.deny.denies(claims):
         return None
     return claims

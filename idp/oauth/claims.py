@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from idp.accounts.models import User
-from idp.clients.models import Client
+from typing import Any, Protocol
 
 USER_ATTRIBUTE_PREFIX = "user:"
 
 
-def user_claims(user: User, scope: str) -> dict[str, Any]:
+class ClaimsUser(Protocol):
+    """What claims are made of: a stored user, or its in-process view."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def email_verified(self) -> bool: ...
+    @property
+    def attributes(self) -> Any: ...
+
+
+class ClaimsClient(Protocol):
+    @property
+    def claims(self) -> Any: ...
+
+
+def user_claims(user: ClaimsUser, scope: str) -> dict[str, Any]:
     scopes = set(scope.split())
     claims: dict[str, Any] = {"sub": user.id}
     if "profile" in scopes:
@@ -23,7 +42,7 @@ def user_claims(user: User, scope: str) -> dict[str, Any]:
     return claims
 
 
-def private_claims(client: Client, user: User | None) -> dict[str, Any]:
+def private_claims(client: ClaimsClient, user: ClaimsUser | None) -> dict[str, Any]:
     """The client's configured private claims. A value ``user:NAME`` is taken from the
     user's attribute NAME (and left out when there is no user or no such attribute)."""
     claims: dict[str, Any] = {}

@@ -9,12 +9,11 @@ from idp.accounts.models import User
 from idp.ext import Services
 from idp.oauth import access_tokens
 from idp.oauth.endpoints.records import AccessTokenRecord, RefreshTokenRecord, epoch
-from idp.refresh.models import RefreshFamily
-from idp.refresh.store import Revoked, SqlRefreshStore
+from idp.refresh.types import RefreshStore, Revoked
 
 
 class TokenRegistry:
-    def __init__(self, svc: Services, refresh: SqlRefreshStore) -> None:
+    def __init__(self, svc: Services, refresh: RefreshStore) -> None:
         self.svc = svc
         self.refresh = refresh
 
@@ -36,13 +35,12 @@ class TokenRegistry:
         claims = access_tokens.decode(self.svc, value)
         if claims is None:
             return None
-        active = access_tokens.active_claims(self.svc, value) is not None
-        if active:
-            with self.svc.db.read() as s:
-                user = s.get(User, str(claims.get("sub")))
-                # client_credentials tokens have the client as subject, not a user.
-                if user is not None and user.disabled:
-                    active = False
+        active = not self.svc.deny.denies(claims)
+        if active and claims.get("sub") != claims.get("client_id"):
+            # Disabling a user revokes their tokens (a "user" entry of the deny list); the
+            # in-process user also says so if the row was changed some other way.
+            user = self.svc.users.get(str(claims.get("sub")))
+            active = user is not None and not user.disabled
         return AccessTokenRecord(claims, active)
 
     def _refresh(self, value: str) -> RefreshTokenRecord | None:
@@ -54,8 +52,8 @@ class TokenRegistry:
             exp = dt.datetime.fromtimestamp(int(record.claims["exp"]), dt.UTC)
             self.svc.revocations.revoke("jti", str(record.claims["jti"]), exp)
             return
-        revoked = self.refresh.revoke(
-            RefreshFamily.id == record.state.family.id, f"revoked by client {client_id}"
+        revoked = self.refresh.revoke_family(
+            record.state.family.id, f"revoked by client {client_id}"
         )
         self.deny(revoked)
 

@@ -9,7 +9,7 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, request
 from sqlalchemy.orm import Session
 
-from idp.clients.models import Client
+from idp.clients.cache import ClientView
 from idp.clients.services import CLIENT_ID_RE
 from idp.ext import Services
 from idp.oauth.code_store import SqlCodeStore
@@ -21,8 +21,8 @@ from idp.oauth.grants.pkce import S256CodeChallenge
 from idp.oauth.grants.refresh_token import RefreshTokenGrant
 from idp.oauth.registry import TokenRegistry
 from idp.oauth.tokens import TokenIssuer
-from idp.refresh.models import RefreshFamily
-from idp.refresh.store import Revoked, SqlRefreshStore, Use
+from idp.refresh.store import SqlRefreshStore
+from idp.refresh.types import Revoked, Use
 from idp.sessions.kill import kill_session
 from idp.sessions.models import BrowserSession
 from idp.sessions.services import remember_client
@@ -61,11 +61,10 @@ class IdpAuthorizationServer(AuthorizationServer):
             revoke_family=self.revoke_code_family,
         )
 
-    def query_client(self, client_id: str) -> Client | None:
+    def query_client(self, client_id: str) -> ClientView | None:
         if not isinstance(client_id, str) or not CLIENT_ID_RE.fullmatch(client_id):
             return None
-        with self.svc.db.read() as s:
-            client = s.get(Client, client_id)
+        client = self.svc.clients.get(client_id)
         return None if client is None or client.disabled else client
 
     def current_use(self) -> Use:
@@ -75,7 +74,7 @@ class IdpAuthorizationServer(AuthorizationServer):
             at=self.svc.clock.now(), ip=client_ip(), user_agent=request.user_agent.string or ""
         )
 
-    def wants_refresh_token(self, client: Client, scope: str) -> bool:
+    def wants_refresh_token(self, client: ClientView, scope: str) -> bool:
         """Policy: refresh tokens for clients allowed the refresh_token grant that asked
         for (and were granted) offline_access; never for client_credentials."""
         return client.check_grant_type("refresh_token") and "offline_access" in scope.split()
@@ -91,7 +90,7 @@ class IdpAuthorizationServer(AuthorizationServer):
 
     # --- revocation glue ---------------------------------------------------------------
     def revoke_code_family(self, code_id: str, reason: str) -> None:
-        revoked = self.refresh_store.revoke(RefreshFamily.code_id == code_id, reason)
+        revoked = self.refresh_store.revoke_for_code(code_id, reason)
         self.token_registry.deny(revoked)
 
     def after_reuse(self, revoked: Revoked) -> None:
@@ -110,7 +109,7 @@ class IdpAuthorizationServer(AuthorizationServer):
     def revoke_session_families(self, db: Session, session: BrowserSession, reason: str) -> None:
         # Kill hook: the families' access tokens carry the session's sid, which the kill
         # has already put on the deny list.
-        self.refresh_store.revoke_where(db, RefreshFamily.session_id == session.id, reason)
+        self.refresh_store.revoke_for_session(db, session.id, reason)
 
 
 def init_app(app: Flask, svc: Services) -> IdpAuthorizationServer:

@@ -5,23 +5,41 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from authlib.oidc.core.util import create_half_hash
 from joserfc import jwt
 
-from idp.accounts.models import User
-from idp.clients.models import Client
 from idp.clock import Clock, epoch
 from idp.config import TokensConfig
 from idp.keys.services import KeyService, eddsa_allowed
-from idp.oauth.claims import private_claims, user_claims
+from idp.oauth.claims import ClaimsClient, ClaimsUser, private_claims, user_claims
+
+
+class ClaimsClientAlg(ClaimsClient, Protocol):
+    """The client a token is for: its id, private claims and ID token algorithm."""
+
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def id_token_signed_response_alg(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
 class IssuedAccessToken:
     token: str
     jti: str
+    expires_at: dt.datetime
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class PlannedAccessToken:
+    """An access token's identity and lifetime, fixed before it is recorded and signed
+    (a rotation records the jti in its transaction and signs after the commit)."""
+
+    jti: str
+    issued_at: dt.datetime
     expires_at: dt.datetime
     expires_in: int
 
@@ -41,24 +59,38 @@ class TokenIssuer:
                 {**header, "alg": alg, "kid": signer.kid}, claims, signer.key, algorithms=[alg]
             )
 
-    def access_token(
-        self,
-        client: Client,
-        user: User | None,
-        scope: str,
-        *,
-        grant_type: str,
-        sid: str | None = None,
-        auth_time: dt.datetime | None = None,
-    ) -> IssuedAccessToken:
+    def plan_access_token(self, grant_type: str) -> PlannedAccessToken:
         ttl = (
             self.cfg.client_credentials_ttl
             if grant_type == "client_credentials"
             else self.cfg.access_token_ttl
         )
         now = self.clock.now()
-        exp = now + dt.timedelta(seconds=ttl)
-        jti = secrets.token_urlsafe(16)
+        return PlannedAccessToken(
+            jti=secrets.token_urlsafe(16),
+            issued_at=now,
+            expires_at=now + dt.timedelta(seconds=ttl),
+            expires_in=ttl,
+        )
+
+    def load_keys(self, client: ClaimsClientAlg) -> None:
+        """Loads the keys a token response for ``client`` signs with, so that nothing
+        after a commit needs the database."""
+        self.keys.signer(self.cfg.access_token_alg)
+        self.keys.signer(self.id_token_alg(client))
+
+    def access_token(
+        self,
+        client: ClaimsClientAlg,
+        user: ClaimsUser | None,
+        scope: str,
+        *,
+        grant_type: str,
+        sid: str | None = None,
+        auth_time: dt.datetime | None = None,
+        planned: PlannedAccessToken | None = None,
+    ) -> IssuedAccessToken:
+        plan = planned or self.plan_access_token(grant_type)
         # Private claims first, so registered ones can never be overridden by them.
         claims: dict[str, Any] = private_claims(client, user)
         claims.update(
@@ -66,10 +98,10 @@ class TokenIssuer:
                 "iss": self.issuer,
                 "sub": user.id if user else client.client_id,
                 "aud": client.client_id,
-                "exp": epoch(exp),
-                "iat": epoch(now),
-                "nbf": epoch(now),
-                "jti": jti,
+                "exp": epoch(plan.expires_at),
+                "iat": epoch(plan.issued_at),
+                "nbf": epoch(plan.issued_at),
+                "jti": plan.jti,
                 "client_id": client.client_id,
                 "scope": scope,
             }
@@ -81,15 +113,17 @@ class TokenIssuer:
         if auth_time is not None:
             claims["auth_time"] = epoch(auth_time)
         token = self._sign({"typ": "at+jwt"}, claims, self.cfg.access_token_alg)
-        return IssuedAccessToken(token=token, jti=jti, expires_at=exp, expires_in=ttl)
+        return IssuedAccessToken(
+            token=token, jti=plan.jti, expires_at=plan.expires_at, expires_in=plan.expires_in
+        )
 
-    def id_token_alg(self, client: Client) -> str:
+    def id_token_alg(self, client: ClaimsClientAlg) -> str:
         return client.id_token_signed_response_alg or self.cfg.id_token_alg
 
     def id_token(
         self,
-        client: Client,
-        user: User,
+        client: ClaimsClientAlg,
+        user: ClaimsUser,
         scope: str,
         *,
         access_token: str | None,

@@ -247,8 +247,7 @@ def userinfo() -> Response:
     scope = str(claims.get("scope", ""))
     if "openid" not in scope.split():
         return _unauthorized("insufficient_scope", "The token lacks the openid scope.", 403)
-    with svc.db.read() as s:
-        user = s.get(User, str(claims.get("sub")))
+    user = svc.users.get(str(claims.get("sub")))
     if user is None or user.disabled:
         return _unauthorized("invalid_token", "The access token is not valid.")
     resp = jsonify(user_claims(user, scope))

@@ -1,10 +1,15 @@
 """SQL storage of refresh-token families: issue, rotate atomically, detect reuse, revoke.
 
-Rotation is one transaction: the family row is locked (``SELECT ... FOR UPDATE`` on
-PostgreSQL; SQLite transactions here begin IMMEDIATE, which serialises writers), then the
-presented token is marked used with a conditional ``UPDATE ... WHERE used_at IS NULL``
-whose row count decides the single winner, and the child is inserted. Under any number
-of concurrent requests on any number of processes exactly one gets the child.
+Rotation is one short transaction (issue 8): one statement reads the presented token,
+its family and its user and locks the token and family rows (``FOR UPDATE`` on
+PostgreSQL; SQLite transactions here begin IMMEDIATE, which serialises writers); a
+conditional ``UPDATE ... WHERE used_at IS NULL`` marks it used, its child and the access
+token the caller will sign are inserted, and the family's last use is stamped. Under any
+number of concurrent requests on any number of processes exactly one gets the child.
+The hot path is SQLAlchemy Core on one connection; the rare paths (a spent token: grace
+replay or reuse) run afterwards in an ORM transaction that re-reads under the same lock.
+The caller allocates the access token's jti and expiry before, and signs after the
+commit, so no signature is computed while the family row is locked.
 """
 
 from __future__ import annotations
@@ -12,23 +17,34 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import User
 from idp.audit.models import SecurityEvent
 from idp.clock import Clock
-from idp.db import Database
+from idp.db import Database, new_id
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
+from idp.refresh.types import (
+    FamilyInfo,
+    Holder,
+    InvalidRefresh,
+    ReuseDetected,
+    Revoked,
+    Rotation,
+    ScopeWidened,
+    TokenState,
+    Use,
+)
 
 MAX_TOKEN_LENGTH = 200
+REUSE = "Refresh token reuse detected; the grant is revoked."
 
 
 def token_hash(value: str) -> str:
@@ -72,77 +88,43 @@ def open_child(parent_value: str, parent_id: str, sealed: bytes) -> str:
     )
 
 
-# Signs an access token for (family, scope, user) without touching the database.
-Mint = Callable[["FamilyInfo", str, User], "Minted"]
-
-
-class RefreshError(Exception):
-    """Why a refresh token was refused; ``kind`` is ``invalid``, ``scope`` or ``reuse``.
-    On reuse, ``revoked`` says what was revoked and what the caller must still deny."""
-
-    def __init__(self, kind: str, description: str, revoked: Revoked | None = None) -> None:
-        super().__init__(description)
-        self.kind = kind
-        self.description = description
-        self.revoked = revoked
-
-
-@dataclass(frozen=True)
-class FamilyInfo:
-    id: str
-    client_id: str
-    user_id: str
-    session_id: str | None
-    scope: str
-    auth_time: dt.datetime
-    nonce: str | None
-
-
-@dataclass(frozen=True)
-class Minted:
-    """An access token minted for a rotation: its jti and expiry are recorded."""
-
-    jti: str
-    expires_at: dt.datetime
-    payload: Any
-
-
-@dataclass(frozen=True)
-class Rotation:
-    refresh_token: str
-    family: FamilyInfo
-    scope: str
-    access: Minted
-    replayed: bool  # True when the grace interval returned an already-issued child
-
-
-@dataclass(frozen=True)
-class Revoked:
-    family_ids: list[str]
-    session_ids: list[str]
-    access_tokens: list[tuple[str, dt.datetime]]  # (jti, expires_at) still to deny
-
-
-@dataclass(frozen=True)
-class Use:
-    at: dt.datetime
-    ip: str
-    user_agent: str
-
-
-@dataclass(frozen=True)
-class TokenState:
-    """What introspection and revocation need to know about a presented refresh token."""
-
-    family: FamilyInfo
-    active: bool
-    scope: str
-    issued_at: dt.datetime
-    expires_at: dt.datetime
-
-
-def _info(f: RefreshFamily) -> FamilyInfo:
+def _info(f: Any) -> FamilyInfo:
     return FamilyInfo(f.id, f.client_id, f.user_id, f.session_id, f.scope, f.auth_time, f.nonce)
+
+
+def _holder(u: Any) -> Holder:
+    return Holder(u.id, u.username, u.email, u.email_verified, u.name, dict(u.attributes or {}))
+
+
+T, F, U = RefreshToken.__table__.c, RefreshFamily.__table__.c, User.__table__.c
+# The presented token, its family and its user, in one statement (the rotation's read).
+PRESENTED = select(
+    T.id,
+    T.family_id,
+    T.generation,
+    T.scope,
+    T.issued_at,
+    T.expires_at,
+    T.used_at,
+    F.client_id,
+    F.user_id,
+    F.session_id,
+    F.scope.label("family_scope"),
+    F.auth_time,
+    F.nonce,
+    F.absolute_expires_at,
+    F.revoked_at,
+    U.username,
+    U.email,
+    U.email_verified,
+    U.name,
+    U.attributes,
+    U.disabled,
+).select_from(
+    RefreshToken.__table__.join(RefreshFamily.__table__, F.id == T.family_id).join(
+        User.__table__, U.id == F.user_id
+    )
+)
 
 
 class SqlRefreshStore:
@@ -155,6 +137,12 @@ class SqlRefreshStore:
         self.absolute = dt.timedelta(seconds=absolute_ttl)
         self.grace = dt.timedelta(seconds=grace_seconds)
         self._postgres = db.engine.dialect.name == "postgresql"
+        if self._postgres:
+            self._presented_locked = PRESENTED.with_for_update(
+                of=[RefreshToken.__table__, RefreshFamily.__table__]
+            )
+        else:
+            self._presented_locked = PRESENTED
 
     # --- issue ----------------------------------------------------------------------
     def start(
@@ -174,155 +162,192 @@ class SqlRefreshStore:
         """Opens a family for a login at a client; returns its first refresh token."""
         now = self.clock.now()
         value = new_value()
-        with self.db.transaction() as s:
-            family = RefreshFamily(
-                client_id=client_id,
-                user_id=user_id,
-                session_id=session_id,
-                code_id=code_id,
-                scope=scope,
-                auth_time=auth_time,
-                nonce=nonce,
-                created_at=now,
-                last_used_at=now,
-                absolute_expires_at=now + self.absolute,
+        family_id = new_id()
+        absolute = now + self.absolute
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                insert(RefreshFamily).values(
+                    id=family_id,
+                    client_id=client_id,
+                    user_id=user_id,
+                    session_id=session_id,
+                    code_id=code_id,
+                    scope=scope,
+                    auth_time=auth_time,
+                    nonce=nonce,
+                    created_at=now,
+                    last_used_at=now,
+                    absolute_expires_at=absolute,
+                )
             )
-            s.add(family)
-            s.flush()
-            s.add(self._link(family, None, value, scope, use, now))
-            s.add(
-                FamilyAccessToken(jti=access_jti, family_id=family.id, expires_at=access_expires_at)
+            conn.execute(
+                insert(RefreshToken).values(
+                    self._link(family_id, absolute, None, 0, value, scope, use, now)
+                )
+            )
+            conn.execute(
+                insert(FamilyAccessToken).values(
+                    jti=access_jti, family_id=family_id, expires_at=access_expires_at
+                )
             )
         return value
 
     def _link(
         self,
-        family: RefreshFamily,
-        parent: RefreshToken | None,
+        family_id: str,
+        absolute_expires_at: dt.datetime,
+        parent_id: str | None,
+        parent_generation: int,
         value: str,
         scope: str,
         use: Use,
         now: dt.datetime,
-    ) -> RefreshToken:
+    ) -> dict[str, Any]:
         """The next link of a chain: stored by hash, idle expiry never past the family's."""
-        return RefreshToken(
-            family_id=family.id,
-            parent_id=parent.id if parent else None,
-            generation=parent.generation + 1 if parent else 1,
-            token_hash=token_hash(value),
-            scope=scope,
-            issued_at=now,
-            issued_ip=use.ip[:64],
-            issued_user_agent=use.user_agent[:512],
-            expires_at=min(now + self.idle, family.absolute_expires_at),
-        )
+        return {
+            "id": new_id(),
+            "family_id": family_id,
+            "parent_id": parent_id,
+            "generation": parent_generation + 1,
+            "token_hash": token_hash(value),
+            "scope": scope,
+            "issued_at": now,
+            "issued_ip": use.ip[:64],
+            "issued_user_agent": use.user_agent[:512],
+            "expires_at": min(now + self.idle, absolute_expires_at),
+        }
 
     # --- rotate ---------------------------------------------------------------------
-    def _lock_family(self, s: Session, family_id: str) -> RefreshFamily:
-        stmt = select(RefreshFamily).where(RefreshFamily.id == family_id)
-        if self._postgres:
-            stmt = stmt.with_for_update()
-        return s.scalars(stmt).one()
-
     def rotate(
         self,
         value: str,
         client_id: str,
         requested_scope: str | None,
         use: Use,
-        mint: Mint,
+        access_jti: str,
+        access_expires_at: dt.datetime,
     ) -> Rotation:
-        """Spends ``value`` and returns its child (or, within the grace interval, the child
-        already issued to the same client). Raises RefreshError; on reuse the whole family
-        has been revoked and ``RefreshError.revoked`` lists what the caller must still deny."""
+        """See idp.refresh.types.RefreshStore.rotate."""
         if not value or len(value) > MAX_TOKEN_LENGTH:
-            raise RefreshError("invalid", "Invalid refresh token.")
+            raise InvalidRefresh("Invalid refresh token.")
         now = self.clock.now()
-        with self.db.transaction() as s:
-            token = s.scalar(
-                select(RefreshToken).where(RefreshToken.token_hash == token_hash(value))
-            )
-            if token is None:
-                raise RefreshError("invalid", "Invalid refresh token.")
-            family = self._lock_family(s, token.family_id)
-            s.refresh(token)
-            if family.client_id != client_id:
-                raise RefreshError("invalid", "Refresh token was issued to another client.")
-            if family.revoked_at is not None:
-                raise RefreshError("invalid", "Refresh token has been revoked.")
-            if not family.is_live(now) or now >= token.expires_at:
-                raise RefreshError("invalid", "Refresh token has expired.")
-            user = s.get(User, family.user_id)
-            if user is None or user.disabled:
-                raise RefreshError("invalid", "The user is disabled.")
-            s.expunge(user)
-            if token.used_at is None:
-                return self._spend(s, family, token, value, requested_scope, use, now, mint, user)
-            replay = self._replay(s, family, token, value, use, now, mint, user)
-            if isinstance(replay, Rotation):
-                return replay
-        # Reuse: the revocation is committed above, before the refusal.
-        raise RefreshError("reuse", "Refresh token reuse detected; the grant is revoked.", replay)
+        with self.db.engine.begin() as conn:
+            row = conn.execute(
+                self._presented_locked.where(T.token_hash == token_hash(value))
+            ).one_or_none()
+            if row is None:
+                raise InvalidRefresh("Invalid refresh token.")
+            self._check(row, client_id, now)
+            if row.used_at is None:
+                spent = self._spend(conn, row, value, requested_scope, use, now)
+                if spent is not None:
+                    child_value, scope = spent
+                    conn.execute(
+                        insert(FamilyAccessToken).values(
+                            jti=access_jti, family_id=row.family_id, expires_at=access_expires_at
+                        )
+                    )
+                    return Rotation(child_value, _info_of(row), _holder_of(row), scope, False)
+        # A spent token: the grace replay of its child, or reuse (theft).
+        return self._spent_again(value, row.id, use, now, access_jti, access_expires_at)
+
+    @staticmethod
+    def _check(row: Any, client_id: str, now: dt.datetime) -> None:
+        if row.client_id != client_id:
+            raise InvalidRefresh("Refresh token was issued to another client.")
+        if row.revoked_at is not None:
+            raise InvalidRefresh("Refresh token has been revoked.")
+        if now >= row.absolute_expires_at or now >= row.expires_at:
+            raise InvalidRefresh("Refresh token has expired.")
+        if row.disabled:
+            raise InvalidRefresh("The user is disabled.")
 
     def _spend(
         self,
-        s: Session,
-        family: RefreshFamily,
-        token: RefreshToken,
+        conn: Connection,
+        row: Any,
         value: str,
         requested_scope: str | None,
         use: Use,
         now: dt.datetime,
-        mint: Mint,
-        user: User,
-    ) -> Rotation:
-        scope = self._narrowed(token.scope, requested_scope)
+    ) -> tuple[str, str] | None:
+        """Marks the token used and inserts its child; None if another request got there
+        first (then the caller takes the spent-token path)."""
+        scope = _narrowed(row.scope, requested_scope)
         child_value = new_value()
-        result: Any = s.execute(
+        result: Any = conn.execute(
             update(RefreshToken)
-            .where(RefreshToken.id == token.id, RefreshToken.used_at.is_(None))
+            .where(T.id == row.id, T.used_at.is_(None))
             .values(
                 used_at=now,
                 used_ip=use.ip[:64],
                 used_user_agent=use.user_agent[:512],
-                child_sealed=seal_child(value, token.id, child_value),
+                child_sealed=seal_child(value, row.id, child_value),
             )
         )
-        won = result.rowcount == 1
-        if not won:  # pragma: no cover - the family lock makes this unreachable
-            raise RefreshError("invalid", "Refresh token was used concurrently.")
-        s.add(self._link(family, token, child_value, scope, use, now))
-        family.last_used_at = now
-        info = _info(family)
-        access = mint(info, scope, user)
-        s.add(FamilyAccessToken(jti=access.jti, family_id=family.id, expires_at=access.expires_at))
-        return Rotation(child_value, info, scope, access, replayed=False)
+        if result.rowcount != 1:
+            return None
+        conn.execute(
+            insert(RefreshToken).values(
+                self._link(
+                    row.family_id,
+                    row.absolute_expires_at,
+                    row.id,
+                    row.generation,
+                    child_value,
+                    scope,
+                    use,
+                    now,
+                )
+            )
+        )
+        conn.execute(update(RefreshFamily).where(F.id == row.family_id).values(last_used_at=now))
+        return child_value, scope
 
-    @staticmethod
-    def _narrowed(granted: str, requested: str | None) -> str:
-        # RFC 6749 §6: the scope may narrow on refresh, never widen.
-        if not requested:
-            return granted
-        wanted = requested.split()
-        if not set(wanted) <= set(granted.split()):
-            raise RefreshError("scope", "Requested scope exceeds the original grant.")
-        return " ".join(dict.fromkeys(wanted))
-
-    def _replay(
+    def _spent_again(
         self,
-        s: Session,
-        family: RefreshFamily,
-        token: RefreshToken,
         value: str,
+        token_id: str,
         use: Use,
         now: dt.datetime,
-        mint: Mint,
-        user: User,
-    ) -> Rotation | Revoked:
-        """A spent token again: the grace replay of the newest child, or reuse."""
+        access_jti: str,
+        access_expires_at: dt.datetime,
+    ) -> Rotation:
+        with self.db.transaction() as s:
+            token = s.get(RefreshToken, token_id)
+            assert token is not None
+            family = self._lock_family(s, token.family_id)
+            s.refresh(token)
+            user = s.get(User, family.user_id)
+            assert user is not None
+            replay = self._replay(s, family, token, value, now)
+            if isinstance(replay, tuple):
+                child_value, scope = replay
+                s.add(
+                    FamilyAccessToken(
+                        jti=access_jti, family_id=family.id, expires_at=access_expires_at
+                    )
+                )
+                return Rotation(child_value, _info(family), _holder(user), scope, True)
+            self._record_reuse(s, family, token, use, now)
+        # The revocation is committed above, before the refusal.
+        raise ReuseDetected(REUSE, replay)
+
+    def _lock_family(self, s: Session, family_id: str) -> RefreshFamily:
+        stmt = select(RefreshFamily).where(RefreshFamily.id == family_id)
+        if self._postgres:
+            stmt = stmt.with_for_update()
+        return s.scalars(stmt).one()
+
+    def _replay(
+        self, s: Session, family: RefreshFamily, token: RefreshToken, value: str, now: dt.datetime
+    ) -> tuple[str, str] | Revoked:
+        """The grace replay of the newest child (its value and scope), or the revocation
+        of the whole family: a spent token came back, so someone holds a copy."""
         child = s.scalar(select(RefreshToken).where(RefreshToken.parent_id == token.id))
         in_grace = (
             self.grace
+            and family.revoked_at is None
             and token.used_at is not None
             and now - token.used_at <= self.grace
             and child is not None
@@ -331,17 +356,12 @@ class SqlRefreshStore:
         )
         if in_grace:
             assert child is not None and token.child_sealed is not None
-            child_value = open_child(value, token.id, token.child_sealed)
-            info = _info(family)
-            access = mint(info, child.scope, user)
-            s.add(
-                FamilyAccessToken(jti=access.jti, family_id=family.id, expires_at=access.expires_at)
-            )
-            return Rotation(child_value, info, child.scope, access, replayed=True)
-        # Reuse: a spent token came back, so someone holds a copy: revoke the whole family.
-        revoked = self.revoke_where(
-            s, RefreshFamily.id == family.id, "refresh token reuse detected"
-        )
+            return open_child(value, token.id, token.child_sealed), child.scope
+        return self._revoke(s, RefreshFamily.id == family.id, "refresh token reuse detected")
+
+    def _record_reuse(
+        self, s: Session, family: RefreshFamily, token: RefreshToken, use: Use, now: dt.datetime
+    ) -> None:
         newest = s.scalar(
             select(RefreshToken.generation)
             .where(RefreshToken.family_id == family.id)
@@ -371,26 +391,19 @@ class SqlRefreshStore:
                 },
             )
         )
-        return revoked
 
     # --- revoke ---------------------------------------------------------------------
-    def _revoke(
-        self, s: Session, families: list[RefreshFamily], reason: str, now: dt.datetime
-    ) -> None:
-        for family in families:
-            if family.revoked_at is None:
-                family.revoked_at = now
-                family.revoked_reason = reason[:200]
-
-    def revoke_where(self, s: Session, condition: Any, reason: str) -> Revoked:
-        """Revokes every live family matching ``condition`` inside the caller's transaction;
-        returns what the caller must still deny (after commit) in the short-lived store."""
+    def _revoke(self, s: Session, condition: ColumnElement[bool], reason: str) -> Revoked:
+        """Revokes every live family matching ``condition`` inside ``s``'s transaction;
+        returns what the caller must still deny (after commit)."""
         now = self.clock.now()
-        stmt = select(RefreshFamily).where(condition)
+        stmt = select(RefreshFamily).where(condition, RefreshFamily.revoked_at.is_(None))
         if self._postgres:
             stmt = stmt.with_for_update()
         families = list(s.scalars(stmt))
-        self._revoke(s, families, reason, now)
+        for family in families:
+            family.revoked_at = now
+            family.revoked_reason = reason[:200]
         ids = [f.id for f in families]
         access = (
             [
@@ -406,29 +419,72 @@ class SqlRefreshStore:
         )
         return Revoked(ids, sorted({f.session_id for f in families if f.session_id}), access)
 
-    def revoke(self, condition: Any, reason: str) -> Revoked:
+    def _revoke_now(self, condition: ColumnElement[bool], reason: str) -> Revoked:
         with self.db.transaction() as s:
-            return self.revoke_where(s, condition, reason)
+            return self._revoke(s, condition, reason)
+
+    def revoke_family(self, family_id: str, reason: str) -> Revoked:
+        return self._revoke_now(RefreshFamily.id == family_id, reason)
+
+    def revoke_for_code(self, code_id: str, reason: str) -> Revoked:
+        return self._revoke_now(RefreshFamily.code_id == code_id, reason)
+
+    def revoke_for_client(self, client_id: str, reason: str) -> Revoked:
+        return self._revoke_now(RefreshFamily.client_id == client_id, reason)
+
+    def revoke_for_user(self, user_id: str, reason: str) -> Revoked:
+        return self._revoke_now(RefreshFamily.user_id == user_id, reason)
+
+    def revoke_for_session(self, s: Session, session_id: str, reason: str) -> Revoked:
+        return self._revoke(s, RefreshFamily.session_id == session_id, reason)
 
     # --- inspect --------------------------------------------------------------------
     def lookup(self, value: str) -> TokenState | None:
         if not value or len(value) > MAX_TOKEN_LENGTH:
             return None
         now = self.clock.now()
-        with self.db.read() as s:
-            token = s.scalar(
-                select(RefreshToken).where(RefreshToken.token_hash == token_hash(value))
-            )
-            if token is None:
-                return None
-            family = s.get(RefreshFamily, token.family_id)
-            assert family is not None
-            user = s.get(User, family.user_id)
-            active = (
-                family.is_live(now)
-                and token.used_at is None
-                and now < token.expires_at
-                and user is not None
-                and not user.disabled
-            )
-            return TokenState(_info(family), active, token.scope, token.issued_at, token.expires_at)
+        with self.db.reading() as conn:
+            row = conn.execute(PRESENTED.where(T.token_hash == token_hash(value))).one_or_none()
+        if row is None:
+            return None
+        active = (
+            row.revoked_at is None
+            and now < row.absolute_expires_at
+            and row.used_at is None
+            and now < row.expires_at
+            and not row.disabled
+        )
+        return TokenState(_info_of(row), active, row.scope, row.issued_at, row.expires_at)
+
+
+def _narrowed(granted: str, requested: str | None) -> str:
+    # RFC 6749 §6: the scope may narrow on refresh, never widen.
+    if not requested:
+        return granted
+    wanted = requested.split()
+    if not set(wanted) <= set(granted.split()):
+        raise ScopeWidened("Requested scope exceeds the original grant.")
+    return " ".join(dict.fromkeys(wanted))
+
+
+def _info_of(row: Any) -> FamilyInfo:
+    return FamilyInfo(
+        row.family_id,
+        row.client_id,
+        row.user_id,
+        row.session_id,
+        row.family_scope,
+        row.auth_time,
+        row.nonce,
+    )
+
+
+def _holder_of(row: Any) -> Holder:
+    return Holder(
+        row.user_id,
+        row.username,
+        row.email,
+        row.email_verified,
+        row.name,
+        dict(row.attributes or {}),
+    )

@@ -1,4 +1,6 @@
-"""The revocation feed's log: every revoked ``sid`` and ``jti``, in order."""
+"""The revocation log: every revoked ``sid`` and ``jti``, and every "tokens of this client
+or user issued before" moment, in commit order. It is the durable deny list (see
+idp.revocations.denylist) and the feed resource servers follow."""
 
 from __future__ import annotations
 
@@ -15,7 +17,10 @@ class RevocationEntry(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    kind: Mapped[str] = mapped_column(String(8))  # "sid" or "jti"
+    kind: Mapped[str] = mapped_column(String(8))  # "sid", "jti", "client" or "user"
     value: Mapped[str] = mapped_column(String(128))
+    # For "client" and "user": tokens of that client or user with iat below this epoch
+    # second are revoked. None for "sid" and "jti".
+    issued_before: Mapped[int | None] = mapped_column(BigInteger)
     expires_at: Mapped[Timestamp] = mapped_column(index=True)
     created_at: Mapped[Timestamp]

@@ -1,9 +1,11 @@
-"""Revoking a session id or token id everywhere idp answers (SPEC §6 "Revocation feed").
+"""Revoking a session id, a token id, or every token of a client or user issued before a
+moment, everywhere idp answers (SPEC §6 "Revocation feed").
 
-A revocation goes on the deny list (the short-lived state store that introspection and
-userinfo consult) and into an ordered log that resource servers follow at
-``/revocations``, so a leaked JWT stops passing offline verification within about a
-second instead of living until ``exp``.
+A revocation is one row of the revocation log, written in the transaction of the action
+that revokes: it is what the in-process deny list of every idp process applies
+(idp.revocations.denylist), and the feed resource servers follow at ``/revocations``, so
+a leaked JWT stops passing offline verification within about a second instead of living
+until ``exp``.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
 
+from idp.changes.models import DENY
+from idp.changes.watch import bump
 from idp.clock import Clock, epoch
 from idp.db import Database
 from idp.revocations.models import RevocationEntry
-from idp.state.store import StateStore
 
-KINDS = ("sid", "jti")
+KINDS = ("sid", "jti")  # one token or session
+OWNER_KINDS = ("client", "user")  # every token of one, issued before a moment
 
 
 @dataclass(frozen=True)
@@ -28,35 +33,66 @@ class Entry:
     kind: str
     value: str
     expires_at: dt.datetime
+    issued_before: int | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "type": self.kind,
             "value": self.value,
             "exp": epoch(self.expires_at),
         }
+        if self.issued_before is not None:
+            out["issued_before"] = self.issued_before
+        return out
 
 
 class Revocations:
-    def __init__(self, db: Database, state: StateStore, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
-        self.state = state
         self.clock = clock
 
     def revoke(self, kind: str, value: str, expires_at: dt.datetime) -> None:
-        """Denies ``kind:value`` until ``expires_at`` and appends it to the feed."""
-        assert kind in KINDS
-        if expires_at <= self.clock.now():
-            return  # already dead: nothing to deny
-        # The deny list first: it is what introspection decides on (fail closed).
-        self.state.deny(f"{kind}:{value}", expires_at)
+        """Revokes the ``sid`` or ``jti`` ``value`` until ``expires_at``, in a transaction
+        of its own."""
         with self.db.transaction() as s:
-            s.add(
-                RevocationEntry(
-                    kind=kind, value=value[:128], expires_at=expires_at, created_at=self.clock.now()
-                )
+            self.record(s, kind, value, expires_at)
+
+    def revoke_issued_before(
+        self, kind: str, value: str, issued_before: int, expires_at: dt.datetime
+    ) -> None:
+        """Revokes every token of a client or user with ``iat`` below ``issued_before``,
+        until ``expires_at`` (when the last of them has expired anyway)."""
+        with self.db.transaction() as s:
+            self.record(s, kind, value, expires_at, issued_before)
+
+    def record(
+        self,
+        s: Session,
+        kind: str,
+        value: str,
+        expires_at: dt.datetime,
+        issued_before: int | None = None,
+    ) -> None:
+        """Writes the revocation inside the caller's transaction."""
+        assert (kind in KINDS and issued_before is None) or (
+            kind in OWNER_KINDS and issued_before is not None
+        )
+        now = self.clock.now()
+        if expires_at <= now:
+            return  # already dead: nothing to deny
+        # The bump first: its row lock orders the ids of concurrent revocations by commit,
+        # so whoever follows the log by id (processes, resource servers) misses none.
+        bump(s, DENY)
+        s.execute(
+            insert(RevocationEntry).values(
+                kind=kind,
+                value=value[:128],
+                expires_at=expires_at,
+                issued_before=issued_before,
+                created_at=now,
             )
+        )
 
     def since(self, after: int, limit: int = 500) -> list[Entry]:
         """Unexpired entries with an id above ``after``, oldest first."""
@@ -67,7 +103,7 @@ class Revocations:
                 .order_by(RevocationEntry.id)
                 .limit(limit)
             )
-            return [Entry(r.id, r.kind, r.value, r.expires_at) for r in rows]
+            return [Entry(r.id, r.kind, r.value, r.expires_at, r.issued_before) for r in rows]
 
     def last_id(self) -> int:
         with self.db.read() as s:

@@ -3,11 +3,15 @@
     GET /revocations?after=CURSOR&wait=SECONDS
     Authorization: Basic client_id:client_secret   (any confidential client)
 
-    200 {"revocations": [{"id": 7, "type": "sid", "value": "...", "exp": 1767225600}],
-         "cursor": "7"}
+    200 {"revocations": [{"id": 7, "type": "sid", "value": "...", "exp": 1767225600},
+                         {"id": 8, "type": "client", "value": "shop", "exp": 1767225600,
+                          "issued_before": 1767225300}],
+         "cursor": "8"}
 
 Entries are revoked session ids (``sid``) and token ids (``jti``), each until the last
-token it could name expires (``exp``). Poll with the returned cursor; with ``wait`` (at
+token it could name expires (``exp``), and "every token of this ``client`` or ``user``
+with ``iat`` below ``issued_before``" (an operator revoked all of them). Entries come in
+commit order, so a cursor never skips one. Poll with the returned cursor; with ``wait`` (at
 most 30 s) the request is held open until a new entry arrives. Start with ``after=0``
 to get every live entry.
 """

@@ -1,4 +1,7 @@
-"""Short-lived shared state (SPEC §7): deny list, rate-limit counters, replay caches.
+"""Short-lived shared state (SPEC §7): rate-limit counters, replay caches and markers.
+
+What denies a token is not here: it must survive a Redis restart, so it lives in SQL
+(idp.revocations).
 
 One small interface, two implementations: Redis when ``[redis] url`` is set, the
 SQL database otherwise. Both are shared by every idp process, so a kill or a
@@ -27,15 +30,6 @@ class StateStore(Protocol):
 
     def is_denied(self, key: str) -> bool:
         """True while ``key`` is on the deny list."""
-        ...
-
-    def set_not_before(self, key: str, at: int, until: dt.datetime) -> None:
-        """Records that tokens for ``key`` (``client:...``) issued before epoch second ``at``
-        are revoked, until ``until``. A later call keeps the later ``at``."""
-        ...
-
-    def not_before(self, key: str) -> int:
-        """The epoch second set by :meth:`set_not_before` (0 when none)."""
         ...
 
     def hit(self, key: str, window_seconds: int) -> int:
@@ -107,22 +101,6 @@ class SqlStateStore:
     def is_denied(self, key: str) -> bool:
         return self.count(key) > 0
 
-    def set_not_before(self, key: str, at: int, until: dt.datetime) -> None:
-        stmt: Any = self._insert(StateEntry).values(key=key, value=at, expires_at=until)
-        greatest = func.max if self.db.engine.dialect.name == "sqlite" else func.greatest
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[StateEntry.key],
-            set_={
-                "value": greatest(StateEntry.value, at),
-                "expires_at": greatest(StateEntry.expires_at, until),
-            },
-        )
-        with self.db.transaction() as s:
-            s.execute(stmt)
-
-    def not_before(self, key: str) -> int:
-        return self.count(key)
-
     def hit(self, key: str, window_seconds: int) -> int:
         return self._upsert(key, window_seconds, counting=True)
 
@@ -179,17 +157,6 @@ class RedisStateStore:
 
     def is_denied(self, key: str) -> bool:
         return bool(self.redis.exists(self._k(key)))
-
-    def set_not_before(self, key: str, at: int, until: dt.datetime) -> None:
-        ms = int((until - self.clock.now()).total_seconds() * 1000)
-        if ms <= 0:
-            return
-        k = self._k(key)
-        if at > self.not_before(key):
-            self.redis.set(k, at, px=ms)
-
-    def not_before(self, key: str) -> int:
-        return int(self.redis.get(self._k(key)) or 0)
 
     def hit(self, key: str, window_seconds: int) -> int:
         k = self._k(key)

@@ -385,7 +385,7 @@ def test_killing_a_session_needs_a_reason(api, alice, svc, body):
 def test_killing_an_unknown_session_is_404_and_denies_nothing(api, svc):
     resp = api.post("/sessions/" + "f" * 32 + "/kill", {"reason": "typo"})
     assert_json_error(resp, 404, "not_found")
-    assert not svc.state.is_denied("sid:" + "f" * 32)
+    assert not svc.deny.is_denied("sid", "f" * 32)
     assert audit(api, action="session.kill") == []
 
 

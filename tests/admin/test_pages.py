@@ -897,7 +897,7 @@ def test_actions_on_unknown_things_are_404_and_change_nothing(admin, svc, path):
     resp = post(admin, path, reason="r", **{k: v for k, v in EDIT.items() if k != "reason"})
     assert_clean_error(resp, 404)
     assert audit_actions(svc) == []
-    assert svc.state.is_denied("sid:nope") is False
+    assert svc.deny.is_denied("sid", "nope") is False
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select
 
 from idp.accounts.models import User
+from idp.accounts.services import set_disabled
 from tests.conftest import ISSUER
 from tests.support.auth import csrf_from
 
@@ -92,11 +93,25 @@ def test_logout_turns_introspection_inactive(chain):
 
 
 def test_disabled_user_turns_introspection_inactive(chain, svc):
-    with svc.db.transaction() as s:
-        s.execute(update(User).values(disabled=True))
+    [user_id] = [u.id for u in users(svc)]
+    set_disabled(svc, user_id, True, actor="test", reason="left")
     assert chain.introspect(chain.first["access_token"]) == {"active": False}
     assert chain.introspect(chain.first["refresh_token"], client=chain.rp) == {"active": False}
     assert chain.refresh(chain.first["refresh_token"]).status_code == 400
+
+
+def test_a_user_disabled_behind_idps_back_is_inactive_too(chain, svc):
+    """An edit of the user row that skips set_disabled (no kill, no revocation) still
+    reaches every process: the users generation moves with any change to a user."""
+    with svc.db.transaction() as s:
+        for user in s.scalars(select(User)):
+            user.disabled = True
+    assert chain.introspect(chain.first["access_token"]) == {"active": False}
+
+
+def users(svc):
+    with svc.db.read() as s:
+        return list(s.scalars(select(User)))
 
 
 def test_reuse_turns_introspection_inactive(chain):

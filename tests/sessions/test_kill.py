@@ -38,7 +38,7 @@ def test_a_second_kill_reports_the_first_end_and_records_nothing(auth, svc):
     second = kill(svc, sid, actor="test", action="session.kill", reason="stolen laptop")
     assert isinstance(second, AlreadyEnded) and second.session.end_reason == "lost phone"
     assert kills_and_denials(svc, sid) == (1, 1)
-    assert svc.revocations.state.is_denied(f"sid:{sid}")
+    assert svc.deny.is_denied("sid", sid)
 
 
 def test_kill_session_still_returns_the_session_either_way(auth, svc):

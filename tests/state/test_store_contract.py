@@ -134,14 +134,3 @@ def test_sql_entries_expire_by_the_injected_clock_and_are_purged(sql_store):
 
 def test_ping_succeeds_when_reachable(store):
     store[0].ping()
-
-
-def test_not_before_keeps_the_latest_moment(store):
-    s, clock = store
-    assert s.not_before("client:a") == 0
-    until = clock.now() + dt.timedelta(seconds=60)
-    s.set_not_before("client:a", 1000, until)
-    s.set_not_before("client:a", 900, until)
-    assert s.not_before("client:a") == 1000
-    s.set_not_before("client:a", 1200, until)
-    assert s.not_before("client:a") == 1200

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from idp.refresh.store import TokenState
+from idp.refresh.types import TokenState
 
 
 @dataclass

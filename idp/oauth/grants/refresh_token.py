@@ -8,7 +8,7 @@ that lost a response does not fork or kill its chain.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from authlib.oauth2.rfc6749 import (
     InvalidGrantError,
@@ -18,19 +18,9 @@ from authlib.oauth2.rfc6749 import (
 )
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 
-from idp.accounts.models import User
-from idp.clients.models import Client
+from idp.clients.cache import ClientView
 from idp.oauth.tokens import TokenIssuer
-from idp.refresh.store import FamilyInfo, Minted, RefreshError, Revoked, Rotation, Use
-
-
-class RefreshStore(Protocol):
-    def rotate(
-        self, value: str, client_id: str, requested_scope: str | None, use: Use, mint: Any
-    ) -> Rotation:
-        """Atomically spends ``value`` and returns its child; raises RefreshError. Exactly
-        one of any number of concurrent callers with the same value succeeds."""
-        ...
+from idp.refresh.types import InvalidRefresh, RefreshStore, ReuseDetected, ScopeWidened
 
 
 class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):
@@ -53,36 +43,38 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):
         self.request.client = client
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        client: Client = self.request.client
-        use = self.server.current_use()
-
-        def mint(family: FamilyInfo, scope: str, user: User) -> Minted:
-            issued = self.issuer.access_token(
-                client,
-                user,
-                scope,
-                grant_type=self.GRANT_TYPE,
-                sid=family.session_id,
-                auth_time=family.auth_time,
-            )
-            return Minted(issued.jti, issued.expires_at, (issued, user))
-
+        client: ClientView = self.request.client
+        # Everything the answer needs but the rotation itself comes first: the access
+        # token's jti and lifetime, and the signing keys. After the commit nothing can
+        # fail for want of the database, so a rotation that committed is always answered.
+        planned = self.issuer.plan_access_token(self.GRANT_TYPE)
+        self.issuer.load_keys(client)
         try:
             rotation = self.store.rotate(
                 self.request.form["refresh_token"],
                 client.client_id,
                 self.request.payload.scope,
-                use,
-                mint,
+                self.server.current_use(),
+                planned.jti,
+                planned.expires_at,
             )
-        except RefreshError as err:
-            if err.kind == "reuse":
-                assert err.revoked is not None
-                self.server.after_reuse(err.revoked)
-            if err.kind == "scope":
-                raise InvalidScopeError(err.description) from None
-            raise InvalidGrantError(err.description) from None
-        issued, user = rotation.access.payload
+        except ReuseDetected as err:
+            self.server.after_reuse(err.revoked)
+            raise InvalidGrantError(str(err)) from None
+        except ScopeWidened as err:
+            raise InvalidScopeError(str(err)) from None
+        except InvalidRefresh as err:
+            raise InvalidGrantError(str(err)) from None
+        family, holder = rotation.family, rotation.holder
+        issued = self.issuer.access_token(
+            client,
+            holder,
+            rotation.scope,
+            grant_type=self.GRANT_TYPE,
+            sid=family.session_id,
+            auth_time=family.auth_time,
+            planned=planned,
+        )
         token = {
             "token_type": "Bearer",
             "access_token": issued.token,
@@ -93,14 +85,14 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):
         if "openid" in rotation.scope.split():
             token["id_token"] = self.issuer.id_token(
                 client,
-                user,
+                holder,
                 rotation.scope,
                 access_token=issued.token,
                 nonce=None,
-                auth_time=rotation.family.auth_time,
-                sid=rotation.family.session_id,
+                auth_time=family.auth_time,
+                sid=family.session_id,
             )
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
-__all__ = ["RefreshTokenGrant", "RefreshStore", "Revoked"]
+__all__ = ["RefreshTokenGrant"]
