@@ -459,7 +459,6 @@ def main_run(args: argparse.Namespace, command: str) -> str:  # noqa: PLR0915 - 
             if not x.startswith("- client:")
         ],
     ]
-    lines = [x.replace("`make bench`", "`.venv/bin/python bench/sessions_1m.py`") for x in lines]
     if problems:
         lines.append(
             "- **server log problems**: "
@@ -478,7 +477,6 @@ def in_process(
 
     from admin import queries
     from idp.accounts.models import User
-    from idp.sessions.kill import kill_session
 
     memory: dict[str, tuple[int, int, int]] = {}
     plans: list[tuple[str, str, list[str]]] = []
@@ -540,8 +538,8 @@ def in_process(
             )
         _, seen = capture(
             engine,
-            lambda: kill_session(
-                svc, sid, actor="admin", action="session.kill", reason="bench explain"
+            lambda: svc.killer.kill_session(
+                sid, actor="admin", action="session.kill", reason="bench explain"
             ),
         )
         for statement, params in seen:

@@ -46,28 +46,13 @@ def create_app(
     (tests), or None to read config.toml and the environment."""
     from idp import health, web
     from idp.accounts import views as account_views
-    from idp.accounts.cache import user_cache
-    from idp.accounts.models import User
-    from idp.accounts.services import Throttle
-    from idp.changes.models import CLIENTS, USERS
-    from idp.changes.watch import Generations, signal_for
-    from idp.clients.cache import client_cache
-    from idp.clients.models import Client
-    from idp.db import Database
-    from idp.ext import Services
     from idp.janitor import Janitor
-    from idp.keys import crypto
     from idp.keys import views as key_views
-    from idp.keys.services import KeyService
-    from idp.oauth import discovery, server
+    from idp.oauth import discovery
     from idp.oauth import views as oauth_views
     from idp.revocations import views as revocation_views
-    from idp.revocations.denylist import DenyList
-    from idp.revocations.service import Revocations
     from idp.sessions import views as session_views
-    from idp.sessions.backchannel import Notifier
-    from idp.sessions.services import SessionPolicy
-    from idp.state.store import RedisStateStore, SqlStateStore, StateStore
+    from idp.wiring import build_services
 
     cfg = load_config(config)
     clock = clock or SystemClock()
@@ -90,44 +75,13 @@ def create_app(
         n = cfg.server.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore
 
-    db = Database(cfg.database.url, cfg.database.echo)
-    generations = Generations(db, signal_for(cfg.database.url, cfg.redis.url, cfg.redis.prefix))
-    generations.bump_on_flush(Client, CLIENTS)
-    generations.bump_on_flush(User, USERS)
-    state: StateStore = (
-        RedisStateStore(cfg.redis.url, cfg.redis.prefix, clock)
-        if cfg.redis.url
-        else SqlStateStore(db, clock)
-    )
-    kek = crypto.load_kek(cfg.keys.kek, cfg.server.instance_path)
-    svc = Services(
-        config=cfg,
-        db=db,
-        clock=clock,
-        keys=KeyService(
-            db, clock, kek, retire_seconds=cfg.longest_token_ttl + 60, generations=generations
-        ),
-        state=state,
-        throttle=Throttle(
-            state,
-            cfg.login.max_failures_per_account,
-            cfg.login.max_failures_per_ip,
-            cfg.login.window_seconds,
-        ),
-        session_policy=SessionPolicy(cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout),
-        revocations=Revocations(db, clock),
-        generations=generations,
-        clients=client_cache(db, generations),
-        users=user_cache(db, generations),
-        deny=DenyList(db, clock, generations),
-    )
+    svc = build_services(cfg, clock)
     app.extensions["idp"] = svc
-    svc.notifier = Notifier(svc)
     janitor = Janitor(svc)
     app.before_request(janitor.maybe_run)
 
     csrf = CSRFProtect(app)
-    server.init_app(app, svc)
+    svc.oauth.install(app)
     for bp in (
         account_views.bp,
         session_views.bp,

@@ -395,10 +395,10 @@ def sessions_list(username: str | None, include_ended: bool, limit: int) -> None
 @click.option("--reason", default="killed by operator", show_default=True)
 def sessions_kill(sid: str, reason: str) -> None:
     """End a session everywhere: its refresh families, its tokens, back-channel logout."""
-    from idp.sessions.kill import AlreadyEnded, kill
+    from idp.sessions.kill import AlreadyEnded
 
     svc = _app().extensions["idp"]
-    result = kill(svc, sid, actor="cli", action="session.kill", reason=reason)
+    result = svc.killer.kill(sid, actor="cli", action="session.kill", reason=reason)
     if result is None:
         _fail(f"no session {sid!r}")
     if isinstance(result, AlreadyEnded):

@@ -1,49 +1,58 @@
-"""The per-app container of idp's services, reachable from views as ``services()``."""
+"""The per-app container of idp's services, reachable from views as ``services()``.
+
+Built whole, once, by idp.wiring.build_services (STYLE rule 13): every part is
+constructed with the parts it needs, nothing is filled in later.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from flask import current_app
 
-from idp.accounts.cache import UserView
-from idp.accounts.services import Throttle
-from idp.changes.cache import ViewCache
-from idp.changes.watch import Generations
-from idp.clients.cache import ClientView
-from idp.clock import Clock
-from idp.config import Config
-from idp.db import Database
-from idp.keys.services import KeyService
-from idp.sessions.services import SessionPolicy
-from idp.state.store import StateStore
-
 if TYPE_CHECKING:
+    from idp.accounts.cache import UserView
+    from idp.accounts.services import Throttle
+    from idp.changes.cache import ViewCache
+    from idp.changes.watch import Generations
+    from idp.clients.cache import ClientView
+    from idp.clock import Clock
+    from idp.config import Config
+    from idp.db import Database
+    from idp.keys.services import KeyService
+    from idp.oauth.access_tokens import AccessTokens
     from idp.oauth.server import IdpAuthorizationServer
+    from idp.oauth.tokens import TokenIssuer
+    from idp.refresh.types import RefreshStore
     from idp.revocations.denylist import DenyList
     from idp.revocations.service import Revocations
     from idp.sessions.backchannel import Notifier
+    from idp.sessions.kill import SessionKiller
+    from idp.sessions.services import SessionPolicy
+    from idp.state.store import StateStore
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
     config: Config
     db: Database
     clock: Clock
-    keys: KeyService
+    generations: Generations
     state: StateStore
+    keys: KeyService
+    clients: ViewCache[ClientView]
+    users: ViewCache[UserView]
     throttle: Throttle
     session_policy: SessionPolicy
     revocations: Revocations
-    generations: Generations
-    clients: ViewCache[ClientView]
-    users: ViewCache[UserView]
     deny: DenyList
-    kill_hooks: list[Any] = field(default_factory=list)
-    # Built by create_app right after this container, because they need it.
-    oauth: IdpAuthorizationServer = field(init=False)
-    notifier: Notifier = field(init=False)
+    access_tokens: AccessTokens
+    issuer: TokenIssuer
+    refresh: RefreshStore
+    notifier: Notifier
+    killer: SessionKiller
+    oauth: IdpAuthorizationServer
 
     def algs_in_use(self) -> set[str]:
         t = self.config.tokens

@@ -11,7 +11,6 @@ import requests
 from examples.resource_server import create_api
 from idp.accounts.services import revoke_user_tokens
 from idp.clients.services import revoke_client_tokens
-from idp.sessions.kill import kill_session
 from idp.verifier import InvalidToken, Verifier
 from tests.support.browserless import code_flow
 from tests.support.jwt import verify as pyjwt_verify
@@ -49,7 +48,7 @@ def test_feed_lists_a_killed_session_with_a_cursor(setup):
     first = requests.get(
         live.url + "/revocations", auth=(api.client_id, api.secret), timeout=5
     ).json()
-    kill_session(live.svc, sid, actor="test", action="session.kill", reason="r")
+    live.svc.killer.kill_session(sid, actor="test", action="session.kill", reason="r")
     after = requests.get(
         live.url + "/revocations",
         params={"after": first["cursor"]},
@@ -93,7 +92,7 @@ def test_long_poll_returns_when_a_revocation_arrives(setup):
 
     waiter = threading.Thread(target=wait_for_entry)
     waiter.start()
-    kill_session(live.svc, sid, actor="test", action="session.kill", reason="r")
+    live.svc.killer.kill_session(sid, actor="test", action="session.kill", reason="r")
     waiter.join(30)
     assert [e["value"] for e in got["resp"]["revocations"]] == [sid]
 
@@ -112,7 +111,7 @@ def test_offline_verifier_honours_the_feed(setup):
         ).verify(tokens["access_token"])
     with pytest.raises(InvalidToken, match="typ"):
         verifier.verify(tokens["id_token"])
-    kill_session(live.svc, sid, actor="test", action="session.kill", reason="stolen")
+    live.svc.killer.kill_session(sid, actor="test", action="session.kill", reason="stolen")
     assert verifier.poll() == 1
     with pytest.raises(InvalidToken, match="revoked"):
         verifier.verify(tokens["access_token"])
@@ -168,7 +167,7 @@ def test_example_resource_server_rejects_a_killed_session(setup):
     client = create_api(verifier).test_client()
     bearer = {"Authorization": "Bearer " + tokens["access_token"]}
     assert client.get("/api/me", headers=bearer).get_json()["sid"] == sid
-    kill_session(live.svc, sid, actor="test", action="session.kill", reason="stolen")
+    live.svc.killer.kill_session(sid, actor="test", action="session.kill", reason="stolen")
     verifier.poll()
     resp = client.get("/api/me", headers=bearer)
     assert resp.status_code == 401 and resp.get_json()["error_description"] == "revoked"

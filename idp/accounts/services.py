@@ -139,7 +139,6 @@ def revoke_user_tokens(
     import datetime as dt
 
     from idp.clock import epoch
-    from idp.sessions.kill import kill_user_sessions
 
     now = svc.clock.now()
     svc.revocations.revoke_issued_before(
@@ -148,7 +147,7 @@ def revoke_user_tokens(
         epoch(now) + 1,
         now + dt.timedelta(seconds=svc.config.longest_token_ttl + 1),
     )
-    killed = kill_user_sessions(svc, user_id, actor=actor, reason=reason, ip=ip)
-    revoked = svc.oauth.refresh_store.revoke_for_user(user_id, reason)
-    svc.oauth.token_registry.deny(revoked)
+    killed = svc.killer.kill_user_sessions(user_id, actor=actor, reason=reason, ip=ip)
+    revoked = svc.refresh.revoke_for_user(user_id, reason)
+    svc.revocations.revoke_all("jti", revoked.access_tokens)
     return killed

@@ -15,7 +15,6 @@ from idp.ext import services
 from idp.sessions import cookie
 from idp.sessions import services as sessions
 from idp.sessions.agents import describe_agent
-from idp.sessions.kill import kill_session
 from idp.sessions.models import BrowserSession
 from idp.web import client_ip, form_text
 
@@ -46,8 +45,7 @@ def _login_response(user_id: str, next_url: str) -> Response:
     if old is not None:
         # A new session id at every login (no session fixation, ASVS 7.2.4). The old one is
         # killed, not just ended: what was issued in it must stop working too.
-        kill_session(
-            svc,
+        svc.killer.kill_session(
             old.id,
             actor="idp",
             action="session.kill",
@@ -164,8 +162,7 @@ def end_other_session(sid: str) -> Response:
         owned = target is not None and target.user_id == current.user_id
     if not owned:
         abort(404)
-    kill_session(
-        svc,
+    svc.killer.kill_session(
         sid,
         actor=current.user.username,
         action="session.end_other",

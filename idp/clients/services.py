@@ -241,8 +241,6 @@ def revoke_client_tokens(svc: Any, client_id: str) -> int:
         epoch(now) + 1,
         now + dt.timedelta(seconds=svc.config.longest_token_ttl + 1),
     )
-    revoked = svc.oauth.refresh_store.revoke_for_client(
-        client_id, "all tokens of the client revoked"
-    )
-    svc.oauth.token_registry.deny(revoked)
+    revoked = svc.refresh.revoke_for_client(client_id, "all tokens of the client revoked")
+    svc.revocations.revoke_all("jti", revoked.access_tokens)
     return len(revoked.family_ids)

@@ -12,6 +12,7 @@ from idp.accounts.models import User
 from idp.clock import Clock
 from idp.db import Database
 from idp.oauth.models import AuthorizationCode
+from idp.refresh.types import RefreshStore
 from idp.revocations.service import Revocations
 from idp.sessions.models import BrowserSession
 from idp.state.store import StateStore
@@ -28,16 +29,15 @@ class SqlCodeStore:
         clock: Clock,
         state: StateStore,
         revocations: Revocations,
+        refresh: RefreshStore,
         ttl: int,
-        revoke_family: Any = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.state = state
         self.revocations = revocations
+        self.refresh = refresh
         self.ttl = ttl
-        # Set by the refresh-token service: revokes the refresh family born of a code.
-        self.revoke_family = revoke_family
 
     def save(self, code: str, **fields: Any) -> None:
         now = self.clock.now()
@@ -83,8 +83,10 @@ class SqlCodeStore:
             self.revocations.revoke(
                 "jti", issued["jti"], dt.datetime.fromtimestamp(issued["exp"], dt.UTC)
             )
-        if self.revoke_family is not None:
-            self.revoke_family(row.id, "authorization code replayed")
+        # RFC 9700 §4.2.4: what was issued from a replayed code is revoked, the refresh
+        # family born of it included, and the family's access tokens with it.
+        revoked = self.refresh.revoke_for_code(row.id, "authorization code replayed")
+        self.revocations.revoke_all("jti", revoked.access_tokens)
 
     def record_issued(self, code: AuthorizationCode, jti: str, expires_at: dt.datetime) -> None:
         with self.db.transaction() as s:

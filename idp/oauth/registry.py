@@ -5,16 +5,25 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from idp.accounts.models import User
-from idp.ext import Services
-from idp.oauth import access_tokens
+from idp.accounts.cache import UserView
+from idp.changes.cache import ViewCache
+from idp.oauth.access_tokens import AccessTokens
 from idp.oauth.endpoints.records import AccessTokenRecord, RefreshTokenRecord, epoch
-from idp.refresh.types import RefreshStore, Revoked
+from idp.refresh.types import RefreshStore
+from idp.revocations.service import Revocations
 
 
 class TokenRegistry:
-    def __init__(self, svc: Services, refresh: RefreshStore) -> None:
-        self.svc = svc
+    def __init__(
+        self,
+        access_tokens: AccessTokens,
+        users: ViewCache[UserView],
+        revocations: Revocations,
+        refresh: RefreshStore,
+    ) -> None:
+        self.access_tokens = access_tokens
+        self.users = users
+        self.revocations = revocations
         self.refresh = refresh
 
     def find(self, value: Any, hint: str | None) -> AccessTokenRecord | RefreshTokenRecord | None:
@@ -32,14 +41,14 @@ class TokenRegistry:
         return None
 
     def _access(self, value: str) -> AccessTokenRecord | None:
-        claims = access_tokens.decode(self.svc, value)
+        claims = self.access_tokens.decode(value)
         if claims is None:
             return None
-        active = not self.svc.deny.denies(claims)
+        active = not self.access_tokens.deny.denies(claims)
         if active and claims.get("sub") != claims.get("client_id"):
             # Disabling a user revokes their tokens (a "user" entry of the deny list); the
             # in-process user also says so if the row was changed some other way.
-            user = self.svc.users.get(str(claims.get("sub")))
+            user = self.users.get(str(claims.get("sub")))
             active = user is not None and not user.disabled
         return AccessTokenRecord(claims, active)
 
@@ -50,20 +59,15 @@ class TokenRegistry:
     def revoke(self, record: AccessTokenRecord | RefreshTokenRecord, client_id: str) -> None:
         if isinstance(record, AccessTokenRecord):
             exp = dt.datetime.fromtimestamp(int(record.claims["exp"]), dt.UTC)
-            self.svc.revocations.revoke("jti", str(record.claims["jti"]), exp)
+            self.revocations.revoke("jti", str(record.claims["jti"]), exp)
             return
         revoked = self.refresh.revoke_family(
             record.state.family.id, f"revoked by client {client_id}"
         )
-        self.deny(revoked)
-
-    def deny(self, revoked: Revoked) -> None:
-        """Puts the access tokens of revoked families on the deny list."""
-        for jti, expires_at in revoked.access_tokens:
-            self.svc.revocations.revoke("jti", jti, expires_at)
+        self.revocations.revoke_all("jti", revoked.access_tokens)
 
     def introspect(self, record: AccessTokenRecord | RefreshTokenRecord) -> dict[str, Any]:
-        iss = self.svc.config.server.issuer
+        iss = self.access_tokens.issuer
         if isinstance(record, AccessTokenRecord):
             c = record.claims
             # RFC 7662 §2.2: token_type is an RFC 6749 §5.1 type; which kind of token it
@@ -88,9 +92,8 @@ class TokenRegistry:
                 out["username"] = c["preferred_username"]
             return out
         state = record.state
-        with self.svc.db.read() as s:
-            user = s.get(User, state.family.user_id)
-            username = user.username if user else None
+        user = self.users.get(state.family.user_id)
+        username = user.username if user else None
         out = {
             "active": True,
             "token_use": "refresh_token",

@@ -7,11 +7,13 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, request
-from sqlalchemy.orm import Session
 
+from idp.changes.cache import ViewCache
 from idp.clients.cache import ClientView
 from idp.clients.services import CLIENT_ID_RE
-from idp.ext import Services
+from idp.clock import Clock
+from idp.config import Config
+from idp.db import Database
 from idp.oauth.code_store import SqlCodeStore
 from idp.oauth.endpoints.introspection import IntrospectionEndpoint
 from idp.oauth.endpoints.revocation import RevocationEndpoint
@@ -21,10 +23,9 @@ from idp.oauth.grants.pkce import S256CodeChallenge
 from idp.oauth.grants.refresh_token import RefreshTokenGrant
 from idp.oauth.registry import TokenRegistry
 from idp.oauth.tokens import TokenIssuer
-from idp.refresh.store import SqlRefreshStore
-from idp.refresh.types import Revoked, Use
-from idp.sessions.kill import kill_session
-from idp.sessions.models import BrowserSession
+from idp.refresh.types import RefreshStore, Revoked, Use
+from idp.revocations.service import Revocations
+from idp.sessions.kill import SessionKiller
 from idp.sessions.services import remember_client
 
 
@@ -39,40 +40,44 @@ class Issuer(IssuerParameter):
 
 
 class IdpAuthorizationServer(AuthorizationServer):
-    def __init__(self, svc: Services) -> None:
+    """authlib's server, asking idp's own parts (each built once, at startup) for
+    clients, codes, refresh tokens and signatures."""
+
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        clock: Clock,
+        clients: ViewCache[ClientView],
+        issuer: TokenIssuer,
+        refresh_store: RefreshStore,
+        token_registry: TokenRegistry,
+        codes: SqlCodeStore,
+        revocations: Revocations,
+        killer: SessionKiller,
+    ) -> None:
         super().__init__()
-        self.svc = svc
-        t = svc.config.tokens
-        self.issuer = TokenIssuer(svc.config.server.issuer, svc.keys, svc.clock, t)
-        self.refresh_store = SqlRefreshStore(
-            svc.db,
-            svc.clock,
-            t.refresh_token_idle_ttl,
-            t.refresh_token_absolute_ttl,
-            t.refresh_reuse_grace_seconds,
-        )
-        self.token_registry = TokenRegistry(svc, self.refresh_store)
-        self.codes = SqlCodeStore(
-            svc.db,
-            svc.clock,
-            svc.state,
-            svc.revocations,
-            t.authorization_code_ttl,
-            revoke_family=self.revoke_code_family,
-        )
+        self.config = config
+        self.db = db
+        self.clock = clock
+        self.clients = clients
+        self.issuer = issuer
+        self.refresh_store = refresh_store
+        self.token_registry = token_registry
+        self.codes = codes
+        self.revocations = revocations
+        self.killer = killer
 
     def query_client(self, client_id: str) -> ClientView | None:
         if not isinstance(client_id, str) or not CLIENT_ID_RE.fullmatch(client_id):
             return None
-        client = self.svc.clients.get(client_id)
+        client = self.clients.get(client_id)
         return None if client is None or client.disabled else client
 
     def current_use(self) -> Use:
         from idp.web import client_ip
 
-        return Use(
-            at=self.svc.clock.now(), ip=client_ip(), user_agent=request.user_agent.string or ""
-        )
+        return Use(at=self.clock.now(), ip=client_ip(), user_agent=request.user_agent.string or "")
 
     def wants_refresh_token(self, client: ClientView, scope: str) -> bool:
         """Policy: refresh tokens for clients allowed the refresh_token grant that asked
@@ -85,48 +90,30 @@ class IdpAuthorizationServer(AuthorizationServer):
         if code is not None and issued is not None:
             self.codes.record_issued(code, issued.jti, issued.expires_at)
             if code.session_id:
-                with self.svc.db.transaction() as s:
-                    remember_client(s, self.svc.clock, code.session_id, code.client_id)
-
-    # --- revocation glue ---------------------------------------------------------------
-    def revoke_code_family(self, code_id: str, reason: str) -> None:
-        revoked = self.refresh_store.revoke_for_code(code_id, reason)
-        self.token_registry.deny(revoked)
+                with self.db.transaction() as s:
+                    remember_client(s, self.clock, code.session_id, code.client_id)
 
     def after_reuse(self, revoked: Revoked) -> None:
         """Refresh-token reuse: deny the family's access tokens, kill its session."""
-        self.token_registry.deny(revoked)
-        if self.svc.config.tokens.reuse_kills_session:
+        self.revocations.revoke_all("jti", revoked.access_tokens)
+        if self.config.tokens.reuse_kills_session:
             for sid in revoked.session_ids:
-                kill_session(
-                    self.svc,
-                    sid,
-                    actor="idp",
-                    action="session.kill",
-                    reason="refresh token reuse detected",
+                self.killer.kill_session(
+                    sid, actor="idp", action="session.kill", reason="refresh token reuse detected"
                 )
 
-    def revoke_session_families(self, db: Session, session: BrowserSession, reason: str) -> None:
-        # Kill hook: the families' access tokens carry the session's sid, which the kill
-        # has already put on the deny list.
-        self.refresh_store.revoke_for_session(db, session.id, reason)
-
-
-def init_app(app: Flask, svc: Services) -> IdpAuthorizationServer:
-    server = IdpAuthorizationServer(svc)
-    server.init_app(app)
-    server.register_grant(
-        AuthorizationCodeGrant,
-        [
-            S256CodeChallenge(required_for_all=svc.config.oauth.pkce_required),
-            OpenIDCodeExtension(server.issuer),
-        ],
-    )
-    server.register_grant(RefreshTokenGrant)
-    server.register_grant(ClientCredentialsGrant)
-    server.register_endpoint(RevocationEndpoint)
-    server.register_endpoint(IntrospectionEndpoint)
-    server.register_extension(Issuer(svc.config.server.issuer))
-    svc.kill_hooks.append(server.revoke_session_families)
-    svc.oauth = server
-    return server
+    def install(self, app: Flask) -> None:
+        """Binds the server to ``app`` with idp's grants, endpoints and extensions."""
+        self.init_app(app)
+        self.register_grant(
+            AuthorizationCodeGrant,
+            [
+                S256CodeChallenge(required_for_all=self.config.oauth.pkce_required),
+                OpenIDCodeExtension(self.issuer),
+            ],
+        )
+        self.register_grant(RefreshTokenGrant)
+        self.register_grant(ClientCredentialsGrant)
+        self.register_endpoint(RevocationEndpoint)
+        self.register_endpoint(IntrospectionEndpoint)
+        self.register_extension(Issuer(self.config.server.issuer))

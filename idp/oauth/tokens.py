@@ -51,7 +51,8 @@ class TokenIssuer:
         self.clock = clock
         self.cfg = cfg
 
-    def _sign(self, header: dict[str, Any], claims: dict[str, Any], alg: str) -> str:
+    def sign(self, header: dict[str, Any], claims: dict[str, Any], alg: str) -> str:
+        """A JWS of ``claims`` with the active key of ``alg``, its ``kid`` in the header."""
         signer = self.keys.signer(alg)
         # Pass the algorithm explicitly: joserfc's default list leaves EdDSA out.
         with eddsa_allowed():
@@ -112,7 +113,7 @@ class TokenIssuer:
             claims["sid"] = sid
         if auth_time is not None:
             claims["auth_time"] = epoch(auth_time)
-        token = self._sign({"typ": "at+jwt"}, claims, self.cfg.access_token_alg)
+        token = self.sign({"typ": "at+jwt"}, claims, self.cfg.access_token_alg)
         return IssuedAccessToken(
             token=token, jti=plan.jti, expires_at=plan.expires_at, expires_in=plan.expires_in
         )
@@ -154,4 +155,4 @@ class TokenIssuer:
             half = create_half_hash(access_token, alg)
             if half is not None:
                 claims["at_hash"] = half.decode()
-        return self._sign({"typ": "JWT"}, claims, alg)
+        return self.sign({"typ": "JWT"}, claims, alg)

@@ -18,7 +18,6 @@ from werkzeug.wrappers import Response
 from idp.accounts.models import Consent, User
 from idp.audit.services import record
 from idp.ext import services
-from idp.oauth.access_tokens import active_claims
 from idp.oauth.claims import user_claims
 from idp.sessions import cookie
 from idp.web import AUTHORIZE_PARAMS, client_ip, error_response
@@ -241,7 +240,7 @@ def userinfo() -> Response:
         resp = _unauthorized("invalid_request", "A Bearer access token is required.")
         resp.headers["WWW-Authenticate"] = "Bearer"
         return resp
-    claims = active_claims(svc, token)
+    claims = svc.access_tokens.active(token)
     if claims is None:
         return _unauthorized("invalid_token", "The access token is not valid.")
     scope = str(claims.get("scope", ""))

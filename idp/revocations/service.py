@@ -58,6 +58,13 @@ class Revocations:
         with self.db.transaction() as s:
             self.record(s, kind, value, expires_at)
 
+    def revoke_all(self, kind: str, values: list[tuple[str, dt.datetime]]) -> None:
+        """Revokes each (value, expires_at) of ``kind`` in one transaction."""
+        if values:
+            with self.db.transaction() as s:
+                for value, expires_at in values:
+                    self.record(s, kind, value, expires_at)
+
     def revoke_issued_before(
         self, kind: str, value: str, issued_before: int, expires_at: dt.datetime
     ) -> None:

@@ -22,7 +22,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from idp.clients.models import Client
-from idp.clock import epoch
+from idp.clock import Clock, epoch
+from idp.db import Database
+from idp.oauth.tokens import TokenIssuer
 from idp.sessions.models import BackchannelDelivery, BrowserSession, SessionClient
 
 log = logging.getLogger(__name__)
@@ -67,8 +69,10 @@ def enqueue(db: Session, session: BrowserSession, now: dt.datetime) -> int:
 class Notifier:
     """Sends pending deliveries from a background thread (one per process)."""
 
-    def __init__(self, svc: Any) -> None:
-        self.svc = svc
+    def __init__(self, db: Database, clock: Clock, issuer: TokenIssuer) -> None:
+        self.db = db
+        self.clock = clock
+        self.issuer = issuer
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -94,10 +98,9 @@ class Notifier:
                 self._wake.wait(timeout=5)
 
     def logout_token(self, client: Client, session_id: str, user_id: str) -> str:
-        issuer = self.svc.oauth.issuer
-        now = self.svc.clock.now()
+        now = self.clock.now()
         claims = {
-            "iss": self.svc.config.server.issuer,
+            "iss": self.issuer.issuer,
             "aud": client.client_id,
             "iat": epoch(now),
             "exp": epoch(now) + 120,
@@ -106,12 +109,12 @@ class Notifier:
             "sid": session_id,
             "events": {EVENT: {}},
         }
-        return str(issuer._sign({"typ": "logout+jwt"}, claims, issuer.id_token_alg(client)))
+        return self.issuer.sign({"typ": "logout+jwt"}, claims, self.issuer.id_token_alg(client))
 
     def deliver_due(self, limit: int = 50) -> bool:
         """Attempts every due delivery once; True when some are still pending."""
-        now = self.svc.clock.now()
-        with self.svc.db.read() as s:
+        now = self.clock.now()
+        with self.db.read() as s:
             due = s.scalars(
                 select(BackchannelDelivery)
                 .where(
@@ -138,7 +141,7 @@ class Notifier:
             client = clients.get(delivery.client_id)
             if client is not None and self._claim(delivery.id, now):
                 self._attempt(delivery, client)
-        with self.svc.db.read() as s:
+        with self.db.read() as s:
             return (
                 s.scalar(
                     select(BackchannelDelivery.id)
@@ -150,7 +153,7 @@ class Notifier:
 
     def _claim(self, delivery_id: str, now: dt.datetime) -> bool:
         """Leases a due delivery to this worker, so that no two processes send it at once."""
-        with self.svc.db.transaction() as s:
+        with self.db.transaction() as s:
             result: Any = s.execute(
                 update(BackchannelDelivery)
                 .where(
@@ -185,8 +188,8 @@ class Notifier:
             code, error = exc.code, f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError, ValueError) as exc:
             error = str(getattr(exc, "reason", exc))[:500]
-        now = self.svc.clock.now()
-        with self.svc.db.transaction() as s:
+        now = self.clock.now()
+        with self.db.transaction() as s:
             row = s.get(BackchannelDelivery, delivery.id)
             if row is None or row.status != "pending":
                 return

@@ -1,28 +1,28 @@
 """Ending a session everywhere at once (SPEC §6 "Sessions").
 
-The session ends, its `sid` goes on the deny list until the longest access token
-issued in it could expire (so introspection and the revocation feed reflect it at
-once), every refresh family tied to it is revoked, and an audit record is written.
+The session ends, its `sid` is revoked until the longest access token issued in it
+could expire (so introspection and the revocation feed reflect it at once), every
+refresh family tied to it is revoked, relying apps are owed a back-channel logout, and
+an audit record is written: all in one transaction, so a crash leaves either all of it
+or none of it (STYLE rule 11).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from idp.audit.services import record
-from idp.ext import Services
+from idp.clock import Clock
+from idp.db import Database
+from idp.refresh.types import RefreshStore
+from idp.revocations.service import Revocations
 from idp.sessions import backchannel
 from idp.sessions import services as sessions
+from idp.sessions.backchannel import Notifier
 from idp.sessions.models import BrowserSession
-
-# Hooks run inside the kill's transaction: (db, session, reason) -> None. The
-# refresh-token service registers one that revokes the session's families.
-KillHook = Callable[[Session, BrowserSession, str], None]
 
 
 @dataclass(frozen=True)
@@ -40,83 +40,89 @@ class AlreadyEnded:
     session: BrowserSession
 
 
-def kill(
-    svc: Services,
-    session_id: str,
-    *,
-    actor: str,
-    action: str,
-    reason: str,
-    ip: str | None = None,
-) -> Killed | AlreadyEnded | None:
-    """Kills the session; None when there is no such session. Killing an ended session
-    changes nothing but revoking refresh families still live in it (the kill hooks)."""
-    now = svc.clock.now()
-    with svc.db.read() as s:
-        found = s.get(BrowserSession, session_id)
-        if found is None:
-            return None
-        ended_before = found.ended_at is not None
-    if not ended_before:
-        # Deny first: if the store is down this raises and nothing claims to be killed.
-        svc.revocations.revoke(
-            "sid", session_id, now + dt.timedelta(seconds=svc.config.longest_token_ttl)
-        )
-    queued = 0
-    with svc.db.transaction() as db:
-        live = db.get(BrowserSession, session_id)
-        ending_now = live is not None and live.ended_at is None
-        session = sessions.end(db, svc.clock, session_id, reason)
-        if session is None:
-            return None
-        for hook in svc.kill_hooks:
-            hook(db, session, reason)
-        if not ending_now:
-            return AlreadyEnded(session)
-        queued = backchannel.enqueue(db, session, now)
-        record(
-            db,
-            at=now,
-            actor=actor,
-            action=action,
-            target=session.id,
-            reason=reason,
-            ip=ip,
-            user=session.user.username,
-        )
-    if queued and svc.notifier is not None:
-        svc.notifier.kick()
-    return Killed(session)
+class SessionKiller:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        revocations: Revocations,
+        refresh: RefreshStore,
+        notifier: Notifier,
+        deny_seconds: int,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.revocations = revocations
+        self.refresh = refresh
+        self.notifier = notifier
+        # A session's sid stays revoked until the longest token issued in it has expired.
+        self.deny_for = dt.timedelta(seconds=deny_seconds)
 
+    def kill(
+        self,
+        session_id: str,
+        *,
+        actor: str,
+        action: str,
+        reason: str,
+        ip: str | None = None,
+    ) -> Killed | AlreadyEnded | None:
+        """Kills the session; None when there is no such session. Killing an ended session
+        changes nothing but revoking refresh families still live in it."""
+        now = self.clock.now()
+        with self.db.transaction() as db:
+            live = db.get(BrowserSession, session_id)
+            if live is None:
+                return None
+            ending_now = live.ended_at is None
+            session = sessions.end(db, self.clock, session_id, reason)
+            assert session is not None
+            self.refresh.revoke_for_session(db, session_id, reason)
+            if not ending_now:
+                return AlreadyEnded(session)
+            # The families' access tokens carry this sid: revoking it denies them all.
+            self.revocations.record(db, "sid", session_id, now + self.deny_for)
+            queued = backchannel.enqueue(db, session, now)
+            record(
+                db,
+                at=now,
+                actor=actor,
+                action=action,
+                target=session.id,
+                reason=reason,
+                ip=ip,
+                user=session.user.username,
+            )
+        if queued:
+            self.notifier.kick()
+        return Killed(session)
 
-def kill_session(
-    svc: Services,
-    session_id: str,
-    *,
-    actor: str,
-    action: str,
-    reason: str,
-    ip: str | None = None,
-) -> BrowserSession | None:
-    """:func:`kill` for callers that need only the session (None when there is no such
-    session). Killing it again changes nothing: no second logout token, no second audit
-    record, no new deny entry."""
-    result = kill(svc, session_id, actor=actor, action=action, reason=reason, ip=ip)
-    return None if result is None else result.session
+    def kill_session(
+        self,
+        session_id: str,
+        *,
+        actor: str,
+        action: str,
+        reason: str,
+        ip: str | None = None,
+    ) -> BrowserSession | None:
+        """:meth:`kill` for callers that need only the session (None when there is no
+        such session)."""
+        result = self.kill(session_id, actor=actor, action=action, reason=reason, ip=ip)
+        return None if result is None else result.session
 
-
-def kill_user_sessions(
-    svc: Services, user_id: str, *, actor: str, reason: str, ip: str | None = None
-) -> int:
-    """Kills every live session of a user; returns how many."""
-    with svc.db.read() as s:
-        ids = list(
-            s.scalars(
-                select(BrowserSession.id).where(
-                    BrowserSession.user_id == user_id, BrowserSession.ended_at.is_(None)
+    def kill_user_sessions(
+        self, user_id: str, *, actor: str, reason: str, ip: str | None = None
+    ) -> int:
+        """Kills every live session of a user; returns how many."""
+        with self.db.read() as s:
+            ids = list(
+                s.scalars(
+                    select(BrowserSession.id).where(
+                        BrowserSession.user_id == user_id, BrowserSession.ended_at.is_(None)
+                    )
                 )
             )
-        )
-    for sid in ids:
-        kill_session(svc, sid, actor=actor, action="session.kill", reason=reason, ip=ip)
-    return len(ids)
+        for sid in ids:
+            self.kill(sid, actor=actor, action="session.kill", reason=reason, ip=ip)
+        return len(ids)

@@ -12,7 +12,6 @@ from werkzeug.wrappers import Response
 from idp.clients.models import Client
 from idp.ext import services
 from idp.sessions import cookie
-from idp.sessions.kill import kill_session
 from idp.web import client_ip
 
 bp = Blueprint("logout", __name__)
@@ -70,8 +69,7 @@ def logout() -> Response | str:
         return render_template("logout_confirm.html", params=params, user=current.user)
     if current is not None:
         svc = services()
-        kill_session(
-            svc,
+        svc.killer.kill_session(
             current.id,
             actor=current.user.username,
             action="logout",

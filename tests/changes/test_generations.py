@@ -19,7 +19,6 @@ from idp.accounts.services import set_disabled
 from idp.changes import watch
 from idp.clients.models import Client
 from idp.clients.services import rotate_secret
-from idp.sessions.kill import kill_session
 from tests.conftest import make_config
 from tests.support.auth import AuthActions, RegisteredClient
 from tests.support.clock import FrozenClock
@@ -91,7 +90,7 @@ def test_a_kill_is_honoured_by_the_other_process_at_once(auth, other, svc):
     assert introspect(other, rp, tokens["access_token"])["active"] is True
     with svc.db.read() as s:
         [sid] = [row.id for row in s.scalars(_sessions())]
-    kill_session(svc, sid, actor="test", action="session.kill", reason="stolen")
+    svc.killer.kill_session(sid, actor="test", action="session.kill", reason="stolen")
     assert introspect(other, rp, tokens["access_token"]) == {"active": False}
 
 

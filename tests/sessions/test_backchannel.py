@@ -9,7 +9,6 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from sqlalchemy import select
 
-from idp.sessions.kill import kill_session
 from idp.sessions.models import BackchannelDelivery
 from tests.conftest import ISSUER
 from tests.support.jwt import header, verify
@@ -71,7 +70,7 @@ def session_with_client(auth, uri):
 
 def test_killed_session_sends_a_logout_token(auth, svc, receiver):
     rp, sid = session_with_client(auth, receiver.url)
-    kill_session(svc, sid, actor="test", action="session.kill", reason="stolen laptop")
+    svc.killer.kill_session(sid, actor="test", action="session.kill", reason="stolen laptop")
     assert svc.notifier.deliver_due() is False
     [token] = receiver.tokens
     assert header(token)["typ"] == "logout+jwt"
@@ -85,7 +84,7 @@ def test_killed_session_sends_a_logout_token(auth, svc, receiver):
 def test_failed_delivery_is_retried_with_backoff_then_given_up(auth, svc, clock, receiver):
     receiver.status = 500
     _, sid = session_with_client(auth, receiver.url)
-    kill_session(svc, sid, actor="test", action="session.kill", reason="r")
+    svc.killer.kill_session(sid, actor="test", action="session.kill", reason="r")
     assert svc.notifier.deliver_due() is True
     [d] = deliveries(svc)
     assert d.status == "pending" and d.attempts == 1 and d.last_error == "HTTP 500"
@@ -101,7 +100,7 @@ def test_failed_delivery_is_retried_with_backoff_then_given_up(auth, svc, clock,
 
 def test_unreachable_receiver_is_recorded(auth, svc):
     _, sid = session_with_client(auth, "http://127.0.0.1:9/backchannel")
-    kill_session(svc, sid, actor="test", action="session.kill", reason="r")
+    svc.killer.kill_session(sid, actor="test", action="session.kill", reason="r")
     svc.notifier.deliver_due()
     [d] = deliveries(svc)
     assert d.status == "pending" and d.last_error and d.last_status_code is None
@@ -115,7 +114,7 @@ def test_clients_without_backchannel_uri_get_nothing(auth, svc):
     sid = verify(tokens["access_token"], auth.client.get("/jwks.json").get_json(), "rp", ISSUER)[
         "sid"
     ]
-    kill_session(svc, sid, actor="test", action="session.kill", reason="r")
+    svc.killer.kill_session(sid, actor="test", action="session.kill", reason="r")
     assert deliveries(svc) == []
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from idp.audit.models import AuditEvent
 from idp.revocations.models import RevocationEntry
-from idp.sessions.kill import AlreadyEnded, Killed, kill, kill_session
+from idp.sessions.kill import AlreadyEnded, Killed
 from idp.sessions.models import BrowserSession
 
 
@@ -33,9 +33,9 @@ def kills_and_denials(svc, sid) -> tuple[int, int]:
 
 def test_a_second_kill_reports_the_first_end_and_records_nothing(auth, svc):
     sid = live_sid(auth, svc)
-    first = kill(svc, sid, actor="test", action="session.kill", reason="lost phone")
+    first = svc.killer.kill(sid, actor="test", action="session.kill", reason="lost phone")
     assert isinstance(first, Killed) and first.session.end_reason == "lost phone"
-    second = kill(svc, sid, actor="test", action="session.kill", reason="stolen laptop")
+    second = svc.killer.kill(sid, actor="test", action="session.kill", reason="stolen laptop")
     assert isinstance(second, AlreadyEnded) and second.session.end_reason == "lost phone"
     assert kills_and_denials(svc, sid) == (1, 1)
     assert svc.deny.is_denied("sid", sid)
@@ -44,7 +44,7 @@ def test_a_second_kill_reports_the_first_end_and_records_nothing(auth, svc):
 def test_kill_session_still_returns_the_session_either_way(auth, svc):
     sid = live_sid(auth, svc)
     for _ in range(2):
-        session = kill_session(svc, sid, actor="test", action="session.kill", reason="r")
+        session = svc.killer.kill_session(sid, actor="test", action="session.kill", reason="r")
         assert session is not None and session.id == sid and session.ended_at is not None
-    assert kill(svc, "no-such-sid", actor="test", action="session.kill", reason="r") is None
+    assert svc.killer.kill("no-such-sid", actor="test", action="session.kill", reason="r") is None
     assert kills_and_denials(svc, "no-such-sid") == (0, 0)

@@ -1,0 +1,89 @@
+"""Builds idp's services from a configuration, each part from the parts it needs."""
+
+from __future__ import annotations
+
+from idp.accounts.cache import user_cache
+from idp.accounts.models import User
+from idp.accounts.services import Throttle
+from idp.changes.models import CLIENTS, USERS
+from idp.changes.watch import Generations, signal_for
+from idp.clients.cache import client_cache
+from idp.clients.models import Client
+from idp.clock import Clock
+from idp.config import Config
+from idp.db import Database
+from idp.ext import Services
+from idp.keys import crypto
+from idp.keys.services import KeyService
+from idp.oauth.access_tokens import AccessTokens
+from idp.oauth.code_store import SqlCodeStore
+from idp.oauth.registry import TokenRegistry
+from idp.oauth.server import IdpAuthorizationServer
+from idp.oauth.tokens import TokenIssuer
+from idp.refresh.store import SqlRefreshStore
+from idp.revocations.denylist import DenyList
+from idp.revocations.service import Revocations
+from idp.sessions.backchannel import Notifier
+from idp.sessions.kill import SessionKiller
+from idp.sessions.services import SessionPolicy
+from idp.state.store import RedisStateStore, SqlStateStore, StateStore
+
+
+def build_services(cfg: Config, clock: Clock) -> Services:
+    t = cfg.tokens
+    db = Database(cfg.database.url, cfg.database.echo)
+    generations = Generations(db, signal_for(cfg.database.url, cfg.redis.url, cfg.redis.prefix))
+    generations.bump_on_flush(Client, CLIENTS)
+    generations.bump_on_flush(User, USERS)
+    state: StateStore = (
+        RedisStateStore(cfg.redis.url, cfg.redis.prefix, clock)
+        if cfg.redis.url
+        else SqlStateStore(db, clock)
+    )
+    kek = crypto.load_kek(cfg.keys.kek, cfg.server.instance_path)
+    keys = KeyService(db, clock, kek, cfg.longest_token_ttl + 60, generations)
+    clients = client_cache(db, generations)
+    users = user_cache(db, generations)
+    revocations = Revocations(db, clock)
+    deny = DenyList(db, clock, generations)
+    access_tokens = AccessTokens(keys, cfg.server.issuer, clock, deny)
+    issuer = TokenIssuer(cfg.server.issuer, keys, clock, t)
+    refresh = SqlRefreshStore(
+        db,
+        clock,
+        t.refresh_token_idle_ttl,
+        t.refresh_token_absolute_ttl,
+        t.refresh_reuse_grace_seconds,
+    )
+    notifier = Notifier(db, clock, issuer)
+    killer = SessionKiller(db, clock, revocations, refresh, notifier, cfg.longest_token_ttl)
+    registry = TokenRegistry(access_tokens, users, revocations, refresh)
+    codes = SqlCodeStore(db, clock, state, revocations, refresh, t.authorization_code_ttl)
+    oauth = IdpAuthorizationServer(
+        cfg, db, clock, clients, issuer, refresh, registry, codes, revocations, killer
+    )
+    return Services(
+        config=cfg,
+        db=db,
+        clock=clock,
+        generations=generations,
+        state=state,
+        keys=keys,
+        clients=clients,
+        users=users,
+        throttle=Throttle(
+            state,
+            cfg.login.max_failures_per_account,
+            cfg.login.max_failures_per_ip,
+            cfg.login.window_seconds,
+        ),
+        session_policy=SessionPolicy(cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout),
+        revocations=revocations,
+        deny=deny,
+        access_tokens=access_tokens,
+        issuer=issuer,
+        refresh=refresh,
+        notifier=notifier,
+        killer=killer,
+        oauth=oauth,
+    )
