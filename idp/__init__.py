@@ -46,6 +46,7 @@ def create_app(
     (tests), or None to read config.toml and the environment."""
     from idp import health, web
     from idp.accounts import views as account_views
+    from idp.documents import FastPath
     from idp.janitor import Janitor
     from idp.keys import views as key_views
     from idp.oauth import discovery
@@ -108,4 +109,5 @@ def create_app(
         admin_app = admin.create_app(app)
         app.extensions["idp.admin"] = admin_app
         app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/admin": admin_app})  # type: ignore
+    app.wsgi_app = FastPath(app.wsgi_app, svc.documents, https=not cfg.insecure_http)  # type: ignore
     return app

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from idp.clock import Clock
     from idp.config import Config
     from idp.db import Database
+    from idp.documents import Documents
     from idp.keys.services import KeyService
     from idp.oauth.access_tokens import AccessTokens
     from idp.oauth.server import IdpAuthorizationServer
@@ -41,6 +42,7 @@ class Services:
     generations: Generations
     state: StateStore
     keys: KeyService
+    documents: Documents
     clients: ViewCache[ClientView]
     users: ViewCache[UserView]
     throttle: Throttle

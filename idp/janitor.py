@@ -45,6 +45,8 @@ class Janitor:
         self._lock = threading.Lock()
 
     def maybe_run(self) -> None:
+        if time.monotonic() - self._last < EVERY_SECONDS:
+            return  # the common case, without taking the lock
         with self._lock:
             if time.monotonic() - self._last < EVERY_SECONDS:
                 return

@@ -12,11 +12,13 @@ from idp.clients.models import Client
 from idp.clock import Clock
 from idp.config import Config
 from idp.db import Database
+from idp.documents import Documents
 from idp.ext import Services
 from idp.keys import crypto
 from idp.keys.services import KeyService
 from idp.oauth.access_tokens import AccessTokens
 from idp.oauth.code_store import SqlCodeStore
+from idp.oauth.discovery import metadata
 from idp.oauth.registry import TokenRegistry
 from idp.oauth.server import IdpAuthorizationServer
 from idp.oauth.tokens import TokenIssuer
@@ -46,7 +48,7 @@ def build_services(cfg: Config, clock: Clock) -> Services:
     users = user_cache(db, generations)
     revocations = Revocations(db, clock)
     deny = DenyList(db, clock, generations)
-    access_tokens = AccessTokens(keys, cfg.server.issuer, clock, deny)
+    access_tokens = AccessTokens(keys, cfg.server.issuer, clock, deny, generations)
     issuer = TokenIssuer(cfg.server.issuer, keys, clock, t)
     refresh = SqlRefreshStore(
         db,
@@ -69,6 +71,7 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         generations=generations,
         state=state,
         keys=keys,
+        documents=Documents(cfg, keys, metadata(cfg)),
         clients=clients,
         users=users,
         throttle=Throttle(

@@ -187,6 +187,10 @@ class KeyService:
                 s.scalars(select(SigningKey).order_by(SigningKey.alg, SigningKey.created_at))
             )
 
+    def check(self) -> None:
+        """Drops what this process holds if the keys changed elsewhere (a rotation)."""
+        self._generations.check()
+
     def _forget(self) -> None:
         with self._lock:
             self._signers = {}
@@ -230,7 +234,7 @@ class KeyService:
         current = Published(
             body=body,
             etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
-            keyset=KeySet.import_key_set({"keys": keys}),
+            keyset=KeySet.import_key_set({"keys": keys}) if keys else KeySet([]),
             until=min(leaving, default=None),
         )
         with self._lock:

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from idp.config import SUPPORTED_ALGS
+from idp.config import SUPPORTED_ALGS, Config
 from idp.ext import services
 
 bp = Blueprint("discovery", __name__)
 
 
-def metadata() -> dict[str, Any]:
-    svc = services()
-    iss = svc.config.server.issuer.rstrip("/")
+def metadata(config: Config) -> dict[str, Any]:
+    iss = config.server.issuer.rstrip("/")
     return {
-        "issuer": svc.config.server.issuer,
+        "issuer": config.server.issuer,
         "authorization_endpoint": f"{iss}/authorize",
         "token_endpoint": f"{iss}/token",
         "userinfo_endpoint": f"{iss}/userinfo",
@@ -74,18 +73,20 @@ def metadata() -> dict[str, Any]:
     }
 
 
-def _json(data: dict[str, Any]) -> Response:
-    resp = jsonify(data)
-    resp.headers["Cache-Control"] = "public, max-age=300"
-    resp.headers["Access-Control-Allow-Origin"] = "*"
-    return resp
+def _document() -> Response:
+    # Usually answered by idp.documents.FastPath before Flask; this serves the same bytes
+    # when it steps aside (a query string, say).
+    doc = services().documents.metadata
+    if doc.matches(request.headers.get("If-None-Match", "")):
+        return Response(status=304, headers=doc.headers(False)[1:])
+    return Response(doc.body, headers=doc.headers(False))
 
 
 @bp.route("/.well-known/openid-configuration")
 def openid_configuration() -> Response:
-    return _json(metadata())
+    return _document()
 
 
 @bp.route("/.well-known/oauth-authorization-server")
 def oauth_authorization_server() -> Response:
-    return _json(metadata())
+    return _document()

@@ -105,3 +105,31 @@ def test_eddsa_access_tokens_are_signed_and_verifiable(auth, client, config_over
     verify(tokens["access_token"], client.get("/jwks.json").get_json(), rp.client_id, ISSUER)
     info = client.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]})
     assert info.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/jwks.json", "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"],
+)
+def test_prepared_documents_are_the_same_before_and_through_flask(client, path):
+    """idp.documents.FastPath answers a plain GET; with a query string Flask does. Both
+    give the same bytes, headers and 304s."""
+    fast, slow = client.get(path), client.get(path + "?from=flask")
+    assert fast.status_code == slow.status_code == 200
+    assert fast.data == slow.data and json.loads(fast.data)
+    for name in (
+        "Content-Type",
+        "ETag",
+        "Cache-Control",
+        "Access-Control-Allow-Origin",
+        "X-Content-Type-Options",
+    ):
+        assert fast.headers[name] == slow.headers[name], name
+    etag = fast.headers["ETag"]
+    for target in (path, path + "?from=flask"):
+        again = client.get(target, headers={"If-None-Match": f'"other", {etag}'})
+        assert again.status_code == 304 and again.data == b""
+        assert again.headers["ETag"] == etag
+    head = client.head(path)
+    assert head.status_code == 200 and head.data == b""
+    assert head.headers["Content-Length"] == str(len(fast.data))
