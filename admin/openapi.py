@@ -379,6 +379,7 @@ ERRORS = {
     401: "No valid Bearer access token.",
     403: f"The token lacks {ADMIN_SCOPE}, or its client is not an admin client.",
     404: "No such object.",
+    409: "The object is not in a state that allows this (a session that already ended).",
     413: "The request body is too large.",
     415: "The request body is not application/json.",
 }
@@ -425,6 +426,7 @@ def _op(
     body_required: bool = False,
     status: int = 200,
     public: bool = False,
+    conflict: bool = False,
 ) -> dict[str, Any]:
     """One operation: a summary, its inputs, its success response and its errors."""
     params = params or []
@@ -435,6 +437,8 @@ def _op(
         codes.append(404)
     if body:
         codes += [400, 413, 415]
+    if conflict:
+        codes.append(409)
     op: dict[str, Any] = {
         "operationId": operation_id,
         "summary": summary,
@@ -524,6 +528,7 @@ PATHS: dict[str, Any] = {
             params=[SID],
             body="RequiredReason",
             body_required=True,
+            conflict=True,
         )
     },
     "/users": {

@@ -126,32 +126,51 @@ def cli() -> None:
 @cli.command()
 @click.option("--host", default=None, help="Address to bind (default [server] host).")
 @click.option("--port", default=None, type=int, help="Port (default [server] port).")
-def serve(host: str | None, port: int | None) -> None:
-    """Development server; creates the database and first keys if absent."""
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Worker processes (default [server] workers: one per CPU).",
+)
+@click.option(
+    "--threads",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Request threads per worker (default [server] threads).",
+)
+@click.option("--dev", is_flag=True, help="One process that reloads on code changes.")
+def serve(
+    host: str | None, port: int | None, workers: int | None, threads: int | None, dev: bool
+) -> None:
+    """The production server (what deploy/ runs); creates the database and first keys if
+    absent."""
     from idp import migrate
+    from idp import serve as server
     from idp.config import warn_insecure
 
     app = _app(creates_database=True)
     svc = app.extensions["idp"]
-    warn_insecure(svc.config)
-    migrate.upgrade(svc.config.database.url)
+    cfg = svc.config
+    warn_insecure(cfg)
+    migrate.upgrade(cfg.database.url)
     svc.keys.ensure(svc.algs_in_use())
-    host = host or svc.config.server.host
-    port = port or svc.config.server.port
-    click.echo(f"idp listening on http://{host}:{port}  (issuer {svc.config.server.issuer})")
-    if svc.config.admin.port:
-        import threading
-
-        from werkzeug.serving import make_server
-
-        import admin
-
-        admin_server = make_server(
-            host, svc.config.admin.port, admin.create_app(app), threaded=True
-        )
-        threading.Thread(target=admin_server.serve_forever, daemon=True).start()
-        click.echo(f"admin dashboard on http://{host}:{svc.config.admin.port}/")
-    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    # Workers build their own app and connections: none may cross the fork.
+    svc.db.dispose()
+    host = host or cfg.server.host
+    port = port or cfg.server.port
+    if dev:
+        click.echo(f"idp (development) on http://{host}:{port}  (issuer {cfg.server.issuer})")
+        server.development(cfg, host, port)
+        return
+    count = server.worker_count(cfg, workers)
+    per = threads or cfg.server.threads
+    click.echo(
+        f"idp on http://{host}:{port}  (issuer {cfg.server.issuer}; "
+        f"{count} worker{'s' * (count != 1)} x {per} threads)"
+    )
+    if cfg.admin.port:
+        click.echo(f"admin dashboard on http://{host}:{cfg.admin.port}/")
+    server.production(cfg, host, port, count, per)
 
 
 @cli.command()

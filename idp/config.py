@@ -78,6 +78,8 @@ class ServerConfig:
     )
     host: str = doc("Address `idp serve` binds to.", "127.0.0.1")
     port: int = doc("Port `idp serve` listens on.", 5000)
+    workers: int = doc("Worker processes of `idp serve`; 0: one per CPU it may use.", 0)
+    threads: int = doc("Request threads per worker (requests that wait on storage).", 4)
     instance_path: str = doc(
         "Folder for the SQLite file, the development KEK and secret.", "instance"
     )
@@ -236,6 +238,7 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("server.issuer", "plain http is allowed only on loopback")
     positive = {
         "server.port": cfg.server.port,
+        "server.threads": cfg.server.threads,
         "server.max_body_bytes": cfg.server.max_body_bytes,
         "tokens.access_token_ttl": cfg.tokens.access_token_ttl,
         "tokens.id_token_ttl": cfg.tokens.id_token_ttl,
@@ -268,6 +271,8 @@ def _validate(cfg: Config) -> None:
     ):
         if alg not in SUPPORTED_ALGS:
             raise ConfigError(key, f"must be one of {', '.join(SUPPORTED_ALGS)}")
+    if cfg.server.workers < 0:
+        raise ConfigError("server.workers", "must not be negative")
     if cfg.server.trusted_proxies < 0:
         raise ConfigError("server.trusted_proxies", "must not be negative")
     if not cfg.database.url:

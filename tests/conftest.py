@@ -113,7 +113,7 @@ def _empty(app: Flask, backend: dict[str, Any]) -> None:
 
 # argon2id at the OWASP cost takes ~30 ms a hash or check, and the suite does thousands;
 # tests hash at the lowest cost unless marked production_hashing. Processes the tests start
-# (the CLI, gunicorn) always hash at the production cost.
+# (the CLI, idp serve) always hash at the production cost.
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 CHEAP_DUMMY = CHEAP_HASHER.hash("idp-dummy-password-for-unknown-users")
 

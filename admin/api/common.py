@@ -22,7 +22,6 @@ from admin.api.checks import problem, resolve
 from admin.openapi import DOCUMENT
 from idp.clients.models import ADMIN_SCOPE, Client
 from idp.ext import services
-from idp.oauth.access_tokens import active_claims
 from idp.web import ERROR_CODES
 
 bp = Blueprint("api", __name__)
@@ -62,7 +61,7 @@ def admin_token_required(view: F) -> F:
         if scheme.lower() != "bearer" or not token.strip():
             return api_error(401, "invalid_token", "A Bearer access token is required.")
         svc = services()
-        claims = active_claims(svc, token.strip())
+        claims = svc.access_tokens.active(token.strip())
         if claims is None:
             return api_error(401, "invalid_token", "The access token is not valid.")
         if ADMIN_SCOPE not in str(claims.get("scope", "")).split():

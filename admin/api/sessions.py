@@ -21,7 +21,7 @@ from admin.api.common import (
     validated,
 )
 from idp.ext import services
-from idp.sessions.kill import kill_session
+from idp.sessions.kill import AlreadyEnded
 from idp.sessions.models import BrowserSession
 from idp.web import client_ip
 
@@ -64,11 +64,15 @@ def kill(sid: str, body: dict[str, Any]) -> Response:
     # Checked first: killing an unknown sid would still put it on the deny list.
     if not _session_exists(sid):
         raise not_found("sid")
-    session = kill_session(
-        svc, sid, actor=actor(), action="session.kill", reason=why, ip=client_ip()
-    )
-    if session is None:
+    result = svc.killer.kill(sid, actor=actor(), action="session.kill", reason=why, ip=client_ip())
+    if result is None:
         raise not_found("sid")
+    session = result.session
+    if isinstance(result, AlreadyEnded):
+        # Nothing was done, so nothing claims a kill with a reason that was not stored.
+        raise Refused(
+            409, "invalid_request", f"The session had already ended ({session.end_reason})."
+        )
     return reply({"sid": session.id, "killed": True, "reason": why, "ended_at": session.ended_at})
 
 

@@ -11,7 +11,6 @@ from admin import queries
 from admin.auth import admin_required, audit, fresh_auth_required
 from admin.views.common import FormError, actor, arg, ip, not_found, page, reason
 from idp.ext import services
-from idp.sessions.kill import kill_session
 
 bp = Blueprint("pages", __name__)
 
@@ -64,7 +63,7 @@ def session_kill(sid: str) -> Response:
         # A second kill would queue the back-channel logout tokens again.
         flash("That session had already ended; nothing was changed.", "ok")
     else:
-        kill_session(svc, sid, actor=actor(), action="session.kill", reason=why, ip=ip())
+        svc.killer.kill_session(sid, actor=actor(), action="session.kill", reason=why, ip=ip())
         flash("Session killed: its refresh tokens are revoked and its access tokens denied.", "ok")
     return redirect(url_for("pages.session_detail", sid=sid), code=303)
 

@@ -382,6 +382,17 @@ def test_killing_a_session_needs_a_reason(api, alice, svc, body):
     assert api.ok("GET", f"/sessions/{alice.sid}")["live"] is True
 
 
+def test_killing_an_ended_session_says_so_and_changes_nothing(api, alice, svc):
+    api.ok("POST", f"/sessions/{alice.sid}/kill", {"reason": "stolen laptop"})
+    before = row_counts(svc)
+    again = assert_json_error(
+        api.post(f"/sessions/{alice.sid}/kill", {"reason": "second try"}), 409
+    )
+    assert "already ended (stolen laptop)" in again["error_description"]
+    assert row_counts(svc) == before
+    assert [e["reason"] for e in audit(api, action="session.kill")] == ["stolen laptop"]
+
+
 def test_killing_an_unknown_session_is_404_and_denies_nothing(api, svc):
     resp = api.post("/sessions/" + "f" * 32 + "/kill", {"reason": "typo"})
     assert_json_error(resp, 404, "not_found")

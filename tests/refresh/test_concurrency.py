@@ -1,5 +1,5 @@
-"""32 simultaneous refreshes of one token against a multi-worker gunicorn: exactly one
-wins, on SQLite and on PostgreSQL (SPEC §6 "Refresh-token chains")."""
+"""32 simultaneous refreshes of one token against `idp serve` with 4 worker processes:
+exactly one wins, on SQLite and on PostgreSQL (SPEC §6 "Refresh-token chains")."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import requests
 
 from tests.conftest import make_config
 from tests.support.browserless import code_flow
-from tests.support.gunicorn import gunicorn
+from tests.support.server import idp_serve
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,9 @@ pytestmark = pytest.mark.slow
 def test_32_concurrent_refreshes_of_one_token_have_exactly_one_winner(auth, backend, tmp_path):
     auth.user()
     rp = auth.oauth_client("app", scope="openid offline_access", redirect_uri="http://127.0.0.1/cb")
-    with gunicorn(make_config(backend, tmp_path), workers=4, log=tmp_path / "gunicorn.log") as url:
+    log = tmp_path / "serve.log"
+    with idp_serve(make_config(backend, tmp_path), workers=4, log=log) as served:
+        url = served.url
         tokens = code_flow(url, "app", rp.secret, "http://127.0.0.1/cb")
         barrier = threading.Barrier(32)
         answers: list[requests.Response] = []
@@ -41,7 +43,7 @@ def test_32_concurrent_refreshes_of_one_token_have_exactly_one_winner(auth, back
         for t in threads:
             t.join()
         codes = sorted(r.status_code for r in answers)
-        assert codes == [200] + [400] * 31, (codes, (tmp_path / "gunicorn.log").read_text())
+        assert codes == [200] + [400] * 31, (codes, log.read_text())
         assert {r.json()["error"] for r in answers if r.status_code == 400} == {"invalid_grant"}
         # The others were reuse: the whole family (winner's child included) is revoked.
         [winner] = [r.json() for r in answers if r.status_code == 200]

@@ -1,4 +1,5 @@
-"""idp under a real multi-worker gunicorn on 127.0.0.1 (separate processes)."""
+"""idp as deployed: `idp serve` (its production server, several worker processes) on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,16 @@ def env_for(config: dict[str, Any], url: str) -> dict[str, str]:
     return env
 
 
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
 @contextmanager
-def gunicorn(config: dict[str, Any], workers: int = 4, log: Path | None = None) -> Iterator[str]:
+def idp_serve(
+    config: dict[str, Any], workers: int = 4, threads: int = 4, log: Path | None = None
+) -> Iterator[Served]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
@@ -40,14 +50,14 @@ def gunicorn(config: dict[str, Any], workers: int = 4, log: Path | None = None) 
         [
             sys.executable,
             "-m",
-            "gunicorn",
-            "-w",
+            "idp.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
             str(workers),
-            "-b",
-            f"127.0.0.1:{port}",
-            "--graceful-timeout",
-            "5",
-            "idp.wsgi:app",
+            "--threads",
+            str(threads),
         ],
         env=env_for(config, url),
         cwd=ROOT,
@@ -64,15 +74,16 @@ def gunicorn(config: dict[str, Any], workers: int = 4, log: Path | None = None) 
             except requests.RequestException:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start (exit {proc.returncode})")
+                raise RuntimeError(f"idp serve did not start (exit {proc.returncode})")
             time.sleep(0.2)
-        yield url
+        yield Served(url, proc)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(40)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         if log:
             out.close()  # type: ignore[union-attr]

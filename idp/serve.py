@@ -1,0 +1,91 @@
+"""``idp serve``: the production server, or ``--dev`` for a reloading development one.
+
+The production server is granian (a Rust HTTP server, on PyPI) running idp's WSGI app
+in ``workers`` processes of ``threads`` request threads each: measured against
+gunicorn's gthread workers on one core, it served the same app faster
+(bench/RESULTS.md, "Which server"). A worker that dies is started again. With
+``[admin] port`` set, the dashboard's app is served by a second granian on that port
+only (never on the public one).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+
+from idp.config import Config
+
+log = logging.getLogger(__name__)
+
+# Seconds a worker gets to finish its requests after SIGTERM before it is killed.
+GRACEFUL_SECONDS = 30
+
+
+def cores() -> int:
+    """CPUs this process may run on (respects taskset and cpusets, unlike cpu_count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(cfg: Config, override: int | None) -> int:
+    return override or cfg.server.workers or cores()
+
+
+def granian(target: str, host: str, port: int, workers: int, threads: int) -> object:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    return Granian(
+        target,
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=threads,
+        respawn_failed_workers=True,
+        workers_kill_timeout=GRACEFUL_SECONDS,
+        websockets=False,
+        log_access=False,
+    )
+
+
+def _serve_admin(host: str, port: int, threads: int) -> None:
+    granian("admin.wsgi:app", host, port, 1, threads).serve()  # type: ignore[attr-defined]
+
+
+def production(cfg: Config, host: str, port: int, workers: int, threads: int) -> None:
+    """Serves until SIGTERM or SIGINT (each worker finishes its requests first)."""
+    admin = None
+    if cfg.admin.port:
+        admin = multiprocessing.Process(
+            target=_serve_admin, args=(host, cfg.admin.port, threads), name="idp admin"
+        )
+        admin.start()
+    try:
+        granian("idp.wsgi:app", host, port, workers, threads).serve()  # type: ignore[attr-defined]
+    finally:
+        if admin is not None:
+            admin.terminate()
+            admin.join(GRACEFUL_SECONDS)
+
+
+def development(cfg: Config, host: str, port: int) -> None:
+    """One process, Werkzeug's server, reloaded when the code changes."""
+    from werkzeug.serving import run_simple
+
+    from idp import create_app
+
+    app = create_app(cfg)
+    if cfg.admin.port:
+        import threading
+
+        from werkzeug.serving import make_server
+
+        import admin
+
+        admin_server = make_server(host, cfg.admin.port, admin.create_app(app), threaded=True)
+        threading.Thread(target=admin_server.serve_forever, daemon=True).start()
+    run_simple(host, port, app, use_reloader=True, threaded=True)

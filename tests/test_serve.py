@@ -1,0 +1,76 @@
+"""`idp serve` (SPEC §5): the production server deploy/ runs, its workers, its admin
+port, and what happens when a worker dies or the server is told to stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import make_config
+from tests.support.live import free_port
+from tests.support.server import idp_serve
+
+pytestmark = pytest.mark.slow
+
+
+def workers_of(pid: int) -> set[int]:
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        children |= {int(c) for c in text}
+    return children
+
+
+def wait_for(what: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := what()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+    return found
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_killed_worker_is_replaced_and_the_others_keep_answering(backend, tmp_path):
+    with idp_serve(make_config(backend, tmp_path), workers=2, threads=2) as served:
+        workers = wait_for(lambda: len(w := workers_of(served.process.pid)) == 2 and w)
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        for _ in range(20):
+            assert requests.get(served.url + "/jwks.json", timeout=10).status_code == 200
+        replaced = wait_for(
+            lambda: len(w := workers_of(served.process.pid)) == 2 and victim not in w and w
+        )
+        assert replaced - workers
+        assert requests.get(served.url + "/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_sigterm_stops_the_server_cleanly(backend, tmp_path):
+    with idp_serve(make_config(backend, tmp_path), workers=2) as served:
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=40) == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_with_an_admin_port_the_dashboard_is_only_there(backend, tmp_path):
+    admin_port = free_port()
+    config = make_config(backend, tmp_path, admin={"port": admin_port})
+    with idp_serve(config, workers=1) as served:
+        assert requests.get(served.url + "/admin/", timeout=10).status_code == 404
+        dashboard = wait_for(lambda: _get(f"http://127.0.0.1:{admin_port}/"), timeout=30)
+        # Not signed in: the dashboard sends people to the public login page.
+        assert dashboard.status_code == 303
+        assert dashboard.headers["Location"] == served.url + "/login"
+
+
+def _get(url: str) -> requests.Response | None:
+    try:
+        return requests.get(url, timeout=5, allow_redirects=False)
+    except requests.RequestException:
+        return None
