@@ -22,14 +22,14 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import User
 from idp.audit.models import SecurityEvent
 from idp.clock import Clock
-from idp.db import Database, new_id
+from idp.db import Base, Database, new_id
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
 from idp.refresh.types import (
     FamilyInfo,
@@ -96,7 +96,11 @@ def _holder(u: Any) -> Holder:
     return Holder(u.id, u.username, u.email, u.email_verified, u.name, dict(u.attributes or {}))
 
 
-T, F, U = RefreshToken.__table__.c, RefreshFamily.__table__.c, User.__table__.c
+TOKENS, FAMILIES, ACCESS, USERS = (
+    Base.metadata.tables[name]
+    for name in ("refresh_tokens", "refresh_families", "family_access_tokens", "users")
+)
+T, F, U = TOKENS.c, FAMILIES.c, USERS.c
 # The presented token, its family and its user, in one statement (the rotation's read).
 PRESENTED = select(
     T.id,
@@ -120,10 +124,25 @@ PRESENTED = select(
     U.name,
     U.attributes,
     U.disabled,
-).select_from(
-    RefreshToken.__table__.join(RefreshFamily.__table__, F.id == T.family_id).join(
-        User.__table__, U.id == F.user_id
+).select_from(TOKENS.join(FAMILIES, F.id == T.family_id).join(USERS, U.id == F.user_id))
+BY_HASH = PRESENTED.where(T.token_hash == bindparam("hash"))
+# The rotation's writes, built once: Core statements on tables (not the ORM entities,
+# whose DML path costs more than the statement) with their values bound per call.
+SPEND = (
+    update(TOKENS)
+    .where(T.id == bindparam("b_id"), T.used_at.is_(None))
+    .values(
+        used_at=bindparam("b_used_at"),
+        used_ip=bindparam("b_used_ip"),
+        used_user_agent=bindparam("b_used_user_agent"),
+        child_sealed=bindparam("b_child_sealed"),
     )
+)
+ADD_TOKEN = insert(TOKENS)
+ADD_ACCESS = insert(ACCESS)
+ADD_FAMILY = insert(FAMILIES)
+TOUCH_FAMILY = (
+    update(FAMILIES).where(F.id == bindparam("b_id")).values(last_used_at=bindparam("b_at"))
 )
 
 
@@ -137,12 +156,10 @@ class SqlRefreshStore:
         self.absolute = dt.timedelta(seconds=absolute_ttl)
         self.grace = dt.timedelta(seconds=grace_seconds)
         self._postgres = db.engine.dialect.name == "postgresql"
-        if self._postgres:
-            self._presented_locked = PRESENTED.with_for_update(
-                of=[RefreshToken.__table__, RefreshFamily.__table__]
-            )
-        else:
-            self._presented_locked = PRESENTED
+        # PostgreSQL locks the token and family rows; SQLite's BEGIN IMMEDIATE serialises.
+        self._presented_locked = (
+            BY_HASH.with_for_update(of=[TOKENS, FAMILIES]) if self._postgres else BY_HASH
+        )
 
     # --- issue ----------------------------------------------------------------------
     def start(
@@ -166,29 +183,29 @@ class SqlRefreshStore:
         absolute = now + self.absolute
         with self.db.engine.begin() as conn:
             conn.execute(
-                insert(RefreshFamily).values(
-                    id=family_id,
-                    client_id=client_id,
-                    user_id=user_id,
-                    session_id=session_id,
-                    code_id=code_id,
-                    scope=scope,
-                    auth_time=auth_time,
-                    nonce=nonce,
-                    created_at=now,
-                    last_used_at=now,
-                    absolute_expires_at=absolute,
-                )
+                ADD_FAMILY,
+                {
+                    "id": family_id,
+                    "client_id": client_id,
+                    "user_id": user_id,
+                    "session_id": session_id,
+                    "code_id": code_id,
+                    "scope": scope,
+                    "auth_time": auth_time,
+                    "nonce": nonce,
+                    "created_at": now,
+                    "last_used_at": now,
+                    "absolute_expires_at": absolute,
+                    "revoked_at": None,
+                    "revoked_reason": None,
+                },
             )
             conn.execute(
-                insert(RefreshToken).values(
-                    self._link(family_id, absolute, None, 0, value, scope, use, now)
-                )
+                ADD_TOKEN, self._link(family_id, absolute, None, 0, value, scope, use, now)
             )
             conn.execute(
-                insert(FamilyAccessToken).values(
-                    jti=access_jti, family_id=family_id, expires_at=access_expires_at
-                )
+                ADD_ACCESS,
+                {"jti": access_jti, "family_id": family_id, "expires_at": access_expires_at},
             )
         return value
 
@@ -215,6 +232,10 @@ class SqlRefreshStore:
             "issued_ip": use.ip[:64],
             "issued_user_agent": use.user_agent[:512],
             "expires_at": min(now + self.idle, absolute_expires_at),
+            "used_at": None,
+            "used_ip": None,
+            "used_user_agent": None,
+            "child_sealed": None,
         }
 
     # --- rotate ---------------------------------------------------------------------
@@ -232,9 +253,7 @@ class SqlRefreshStore:
             raise InvalidRefresh("Invalid refresh token.")
         now = self.clock.now()
         with self.db.engine.begin() as conn:
-            row = conn.execute(
-                self._presented_locked.where(T.token_hash == token_hash(value))
-            ).one_or_none()
+            row = conn.execute(self._presented_locked, {"hash": token_hash(value)}).one_or_none()
             if row is None:
                 raise InvalidRefresh("Invalid refresh token.")
             self._check(row, client_id, now)
@@ -243,9 +262,12 @@ class SqlRefreshStore:
                 if spent is not None:
                     child_value, scope = spent
                     conn.execute(
-                        insert(FamilyAccessToken).values(
-                            jti=access_jti, family_id=row.family_id, expires_at=access_expires_at
-                        )
+                        ADD_ACCESS,
+                        {
+                            "jti": access_jti,
+                            "family_id": row.family_id,
+                            "expires_at": access_expires_at,
+                        },
                     )
                     return Rotation(child_value, _info_of(row), _holder_of(row), scope, False)
         # A spent token: the grace replay of its child, or reuse (theft).
@@ -276,32 +298,29 @@ class SqlRefreshStore:
         scope = _narrowed(row.scope, requested_scope)
         child_value = new_value()
         result: Any = conn.execute(
-            update(RefreshToken)
-            .where(T.id == row.id, T.used_at.is_(None))
-            .values(
-                used_at=now,
-                used_ip=use.ip[:64],
-                used_user_agent=use.user_agent[:512],
-                child_sealed=seal_child(value, row.id, child_value),
-            )
+            SPEND,
+            {
+                "b_id": row.id,
+                "b_used_at": now,
+                "b_used_ip": use.ip[:64],
+                "b_used_user_agent": use.user_agent[:512],
+                "b_child_sealed": seal_child(value, row.id, child_value),
+            },
         )
         if result.rowcount != 1:
             return None
-        conn.execute(
-            insert(RefreshToken).values(
-                self._link(
-                    row.family_id,
-                    row.absolute_expires_at,
-                    row.id,
-                    row.generation,
-                    child_value,
-                    scope,
-                    use,
-                    now,
-                )
-            )
+        link = self._link(
+            row.family_id,
+            row.absolute_expires_at,
+            row.id,
+            row.generation,
+            child_value,
+            scope,
+            use,
+            now,
         )
-        conn.execute(update(RefreshFamily).where(F.id == row.family_id).values(last_used_at=now))
+        conn.execute(ADD_TOKEN, link)
+        conn.execute(TOUCH_FAMILY, {"b_id": row.family_id, "b_at": now})
         return child_value, scope
 
     def _spent_again(
@@ -444,7 +463,7 @@ class SqlRefreshStore:
             return None
         now = self.clock.now()
         with self.db.reading() as conn:
-            row = conn.execute(PRESENTED.where(T.token_hash == token_hash(value))).one_or_none()
+            row = conn.execute(BY_HASH, {"hash": token_hash(value)}).one_or_none()
         if row is None:
             return None
         active = (
