@@ -34,18 +34,7 @@ LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
 OTHER_IDP_VARIABLES: Mapping[str, str] = {
     "IDP_CONFIG": "idp: the configuration file to read instead of ./config.toml",
     "IDP_KEK": "idp: short name of IDP_KEYS__KEK",
-    "IDP_BIND": "deploy/gunicorn.conf.py",
-    "IDP_WORKERS": "deploy/gunicorn.conf.py",
-    "IDP_WORKER_CLASS": "deploy/gunicorn.conf.py",
-    "IDP_THREADS": "deploy/gunicorn.conf.py",
-    "IDP_TIMEOUT": "deploy/gunicorn.conf.py",
-    "IDP_GRACEFUL_TIMEOUT": "deploy/gunicorn.conf.py",
-    "IDP_ACCESS_LOG": "deploy/gunicorn.conf.py",
-    "IDP_LOG_LEVEL": "deploy/gunicorn.conf.py",
-    "IDP_CONTROL_SOCKET": "deploy/gunicorn.conf.py",
-    "IDP_ISSUER": "deploy/compose.yaml (the shell's value of IDP_SERVER__ISSUER), "
-    "examples/node/login.mjs",
-    "IDP_SECRET_KEY": "deploy/compose.yaml (the shell's value of IDP_SERVER__SECRET_KEY)",
+    "IDP_ISSUER": "examples/node/login.mjs",
     "IDP_CLIENT_ID": "examples/node/login.mjs",
     "IDP_CLIENT_SECRET": "examples/node/login.mjs",
     "IDP_CLIENT_AUTH": "examples/node/login.mjs",
@@ -121,7 +110,9 @@ class TokensConfig:
         "A refresh family dies this long after login.", 90 * 24 * 3600
     )
     refresh_reuse_grace_seconds: int = doc(
-        "Seconds in which the parent of the newest refresh token may be replayed (0-60).", 0
+        "Seconds in which the parent of the newest refresh token may be replayed (0-60): "
+        "a client whose answer was lost gets the same child back.",
+        10,
     )
     reuse_kills_session: bool = doc("Refresh-token reuse also kills the browser session.", True)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from idp.models import Base
 
@@ -33,6 +33,10 @@ def run_migrations_online() -> None:
         context.configure(connection=connection, target_metadata=target_metadata,
                           render_as_batch=True, compare_type=True)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Replicas that start together (`idp serve` upgrades first) take turns: the
+                # later ones find the schema at head. Held until the migration commits.
+                connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('idp.migrate'))"))
             context.run_migrations()
     engine.dispose()
 

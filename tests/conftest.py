@@ -95,6 +95,9 @@ def make_config(
         "database": dict(backend["database"]),
         "redis": dict(backend["redis"]),
         "keys": {"kek": TEST_KEK},
+        # Reuse is shown by replaying a parent at once; the shipped grace interval (10 s,
+        # which returns the same child instead) has tests of its own that set it.
+        "tokens": {"refresh_reuse_grace_seconds": 0},
     }
     for name, values in sections.items():
         config.setdefault(name, {}).update(values)
