@@ -43,10 +43,9 @@ test-fast: install
 fuzz: install services
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -m fuzz $(ARGS)
 
-## bench: throughput and latency on 127.0.0.1, written to bench/RESULTS.md
+## bench: idp side by side with node-oidc-provider, one core each (~15 min; ARGS=--quick ~5 min), into bench/RESULTS.md
 bench: install services
-	$(BIN)/python bench/run.py
-	$(BIN)/python bench/refresh.py
+	$(BIN)/python bench/compare.py $(ARGS)
 
 ## bench-1m: the sessions page and a kill with 1,000,000 sessions in PostgreSQL (~6 min)
 bench-1m: install services

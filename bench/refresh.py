@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Refresh-token rotation and introspection under gunicorn, plus the ORM's share of a
-rotation, written to bench/RESULTS.md (sections ``refresh:<setup>`` and ``refresh-orm``).
+"""Refresh-token rotation and introspection under idp as deployed (``idp serve``, one
+worker per CPU), written to bench/RESULTS.md
+(sections ``refresh:<setup>``).
 
 For each setup (SQLite; PostgreSQL + Redis; throwaway databases from bench/run.py) this
 migrates, creates a user and a confidential first-party client with the
-authorization_code and refresh_token grants, starts gunicorn, logs in N times over real
+authorization_code and refresh_token grants, starts idp, logs in N times over real
 HTTP (authorization code + PKCE, like tests/support/browserless.code_flow) to get N
 independent refresh-token chains, then:
 
@@ -13,9 +14,10 @@ independent refresh-token chains, then:
   every answer); every answer must carry a new refresh token, an access token and an
   ID token (the scope includes openid);
 * introspection: wrk with bench/introspect.lua, POST /introspect token=<access token>
-  with HTTP Basic of a confidential resource-server client;
-* in-process, gunicorn stopped: SqlRefreshStore.rotate against the same transaction
-  written in SQLAlchemy Core (a statement-for-statement copy), each with a no-op mint.
+  with HTTP Basic of a confidential resource-server client.
+
+The section ``refresh-orm`` of RESULTS.md (ORM against SQLAlchemy Core on the rotation
+path) was measured by an earlier version of this script; the store is Core now.
 
     .venv/bin/python bench/refresh.py                       # both setups
     .venv/bin/python bench/refresh.py --only postgresql --chains 8 --rotations 50
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime as dt
 import hashlib
 import json
 import os
@@ -251,7 +252,7 @@ def check_introspection(base: str, authorization: str, token: str) -> None:
         raise BenchError(f"sample introspection: {resp.status_code} {resp.text[:300]}")
 
 
-# --- ORM versus Core on the rotation hot path -------------------------------------------
+# --- idp in this process ---------------------------------------------------------------
 
 
 @contextmanager
@@ -273,167 +274,6 @@ def in_process_app(env: Mapping[str, str]) -> Iterator[Any]:
         os.environ.update(saved)
 
 
-def core_rotate(
-    engine: Any,
-    postgres: bool,
-    value: str,
-    client_id: str,
-    use: Any,
-    mint: Any,
-    idle: dt.timedelta,
-    now: dt.datetime,
-) -> str:
-    """SqlRefreshStore.rotate's success path, statement for statement, in SQLAlchemy Core:
-    find the token, lock the family, re-read the token, read the user, conditional UPDATE
-    of the token, INSERT the child, UPDATE the family's last use, INSERT the family's
-    access token. Same checks, same crypto (hash, HKDF + AES-GCM seal)."""
-    from sqlalchemy import insert, select, update
-
-    from idp.accounts.models import User
-    from idp.db import new_id
-    from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
-    from idp.refresh.store import FamilyInfo, new_value, seal_child, token_hash
-
-    rt, rf = RefreshToken.__table__, RefreshFamily.__table__
-    fat, users = FamilyAccessToken.__table__, User.__table__
-    with engine.begin() as c:
-        tok = c.execute(select(rt).where(rt.c.token_hash == token_hash(value))).one()
-        lock = select(rf).where(rf.c.id == tok.family_id)
-        fam = c.execute(lock.with_for_update() if postgres else lock).one()
-        tok = c.execute(select(rt).where(rt.c.id == tok.id)).one()  # s.refresh(token)
-        if fam.client_id != client_id or fam.revoked_at is not None:
-            raise BenchError("core rotation: wrong client or revoked family")
-        if now >= fam.absolute_expires_at or now >= tok.expires_at or tok.used_at is not None:
-            raise BenchError("core rotation: expired or spent token")
-        user = c.execute(select(users).where(users.c.id == fam.user_id)).one()
-        if user.disabled:
-            raise BenchError("core rotation: disabled user")
-        child = new_value()
-        won = c.execute(
-            update(rt)
-            .where(rt.c.id == tok.id, rt.c.used_at.is_(None))
-            .values(
-                used_at=now,
-                used_ip=use.ip[:64],
-                used_user_agent=use.user_agent[:512],
-                child_sealed=seal_child(value, tok.id, child),
-            )
-        ).rowcount
-        if won != 1:
-            raise BenchError("core rotation: lost the conditional update")
-        c.execute(
-            insert(rt).values(
-                id=new_id(),
-                family_id=fam.id,
-                parent_id=tok.id,
-                generation=tok.generation + 1,
-                token_hash=token_hash(child),
-                scope=tok.scope,
-                issued_at=now,
-                issued_ip=use.ip[:64],
-                issued_user_agent=use.user_agent[:512],
-                expires_at=min(now + idle, fam.absolute_expires_at),
-            )
-        )
-        c.execute(update(rf).where(rf.c.id == fam.id).values(last_used_at=now))
-        info = FamilyInfo(
-            fam.id, fam.client_id, fam.user_id, fam.session_id, fam.scope, fam.auth_time, fam.nonce
-        )
-        access = mint(info, tok.scope, user)
-        c.execute(
-            insert(fat).values(jti=access.jti, family_id=fam.id, expires_at=access.expires_at)
-        )
-    return child
-
-
-@dataclass
-class OrmCoreResult:
-    setup: str
-    rotations: int
-    orm_ms: list[float]  # mean ms per rotation, one per round
-    core_ms: list[float]
-    orm_statements: float
-    core_statements: float
-
-
-def orm_vs_core(setup: Setup, env: Mapping[str, str], rotations: int, rounds: int) -> OrmCoreResult:
-    from sqlalchemy import event, select
-
-    from idp.accounts.models import User
-    from idp.refresh.store import Minted, SqlRefreshStore, Use
-
-    with in_process_app(env) as app:
-        svc = app.extensions["idp"]
-        cfg = svc.config.tokens
-        store = SqlRefreshStore(
-            svc.db,
-            svc.clock,
-            cfg.refresh_token_idle_ttl,
-            cfg.refresh_token_absolute_ttl,
-            cfg.refresh_reuse_grace_seconds,
-        )
-        engine = svc.db.engine
-        postgres = engine.dialect.name == "postgresql"
-        with svc.db.read() as s:
-            user_id = s.scalar(select(User.id).where(User.username == USERNAME))
-        use = Use(svc.clock.now(), "127.0.0.1", "bench/refresh.py")
-
-        def mint(_info: Any, _scope: str, _user: Any) -> Minted:
-            return Minted(secrets.token_hex(16), svc.clock.now() + dt.timedelta(minutes=5), None)
-
-        def chain() -> str:
-            now = svc.clock.now()
-            return store.start(
-                client_id=RP_ID,
-                user_id=user_id,
-                session_id=None,
-                code_id=None,
-                scope=SCOPE,
-                auth_time=now,
-                nonce=None,
-                use=use,
-                access_jti=secrets.token_hex(16),
-                access_expires_at=now + dt.timedelta(minutes=5),
-            )
-
-        statements = [0]
-
-        def count(*_a: Any) -> None:
-            statements[0] += 1
-
-        event.listen(engine, "before_cursor_execute", count)
-
-        def orm(n: int) -> tuple[float, float]:
-            value = chain()
-            statements[0] = 0
-            t0 = time.perf_counter()
-            for _ in range(n):
-                value = store.rotate(value, RP_ID, None, use, mint).refresh_token
-            return (time.perf_counter() - t0) * 1000 / n, statements[0] / n
-
-        def core(n: int) -> tuple[float, float]:
-            value = chain()
-            statements[0] = 0
-            t0 = time.perf_counter()
-            for _ in range(n):
-                value = core_rotate(
-                    engine, postgres, value, RP_ID, use, mint, store.idle, svc.clock.now()
-                )
-            return (time.perf_counter() - t0) * 1000 / n, statements[0] / n
-
-        orm(20)  # warm-up: statement caches, connection pool
-        core(20)
-        orm_ms, core_ms = [], []
-        orm_st = core_st = 0.0
-        for _ in range(rounds):
-            ms, orm_st = orm(rotations)
-            orm_ms.append(ms)
-            ms, core_st = core(rotations)
-            core_ms.append(ms)
-        event.remove(engine, "before_cursor_execute", count)
-    return OrmCoreResult(setup.label, rotations, orm_ms, core_ms, orm_st, core_st)
-
-
 # --- one setup ----------------------------------------------------------------------------
 
 
@@ -443,9 +283,8 @@ class SetupRun:
     load: LoadResult
     introspect: Any
     problems: dict[str, int]
-    settings: Any
+    server: str
     load_before: float
-    orm: OrmCoreResult | None
 
 
 def bench_setup(setup: Setup, args: argparse.Namespace) -> SetupRun:
@@ -474,10 +313,10 @@ def bench_setup(setup: Setup, args: argparse.Namespace) -> SetupRun:
     rs = create_client(env, RS_ID, grants=["client_credentials"], scope="api:read")
     rp_auth = basic_auth(rp["client_id"], rp["client_secret"])
     rs_auth = basic_auth(rs["client_id"], rs["client_secret"])
-    log_path = OUT / f"gunicorn-refresh-{setup.name}.log"
+    log_path = OUT / f"idp-refresh-{setup.name}.log"
     with start_idp(env, log_path=log_path) as server:
         print(
-            f"[{setup.name}] gunicorn {server.settings.describe()}; {args.chains} logins",
+            f"[{setup.name}] {server.label}; {args.chains} logins",
             flush=True,
         )
         chains = [
@@ -523,22 +362,9 @@ def bench_setup(setup: Setup, args: argparse.Namespace) -> SetupRun:
         inactive = re.search(r"Inactive answers: (\d+)", intro.output)
         if inactive is None or int(inactive[1]):
             raise BenchError(f"introspection answers without active=true: {intro.output}")
-        settings = server.settings
+        label = server.label
     problems = log_problems(log_path.read_text(errors="replace"))
-    orm = None
-    if args.orm_rotations:
-        print(
-            f"[{setup.name}] in-process: ORM vs Core, {args.orm_rotations} rotations × "
-            f"{args.orm_rounds} rounds",
-            flush=True,
-        )
-        orm = orm_vs_core(setup, env, args.orm_rotations, args.orm_rounds)
-        print(
-            f"[{setup.name}]   ORM {min(orm.orm_ms):.3f} ms, Core {min(orm.core_ms):.3f} ms "
-            "per rotation",
-            flush=True,
-        )
-    return SetupRun(setup, load, intro, problems, settings, load_before, orm)
+    return SetupRun(setup, load, intro, problems, label, load_before)
 
 
 def render_setup(run: SetupRun, args: argparse.Namespace, command: str) -> str:
@@ -563,48 +389,14 @@ def render_setup(run: SetupRun, args: argparse.Namespace, command: str) -> str:
         ],
         "",
         f"- rotation: {ld.requests} requests in {ld.seconds:.1f} s; the load generator "
-        "(Python, GIL) shares the 2 CPUs with gunicorn",
-        *environment_lines(run.settings, command, run.load_before),
+        "(Python, GIL) shares the 2 CPUs with the server",
+        *environment_lines(run.server, command, run.load_before),
     ]
-    lines = [x.replace("`make bench`", "`.venv/bin/python bench/refresh.py`") for x in lines]
     if run.problems:
         found = ", ".join(f"{k}: {v}" for k, v in sorted(run.problems.items()))
         lines.append(f"- **server log problems**: {found}")
     else:
         lines.append("- server log: no tracebacks, lock errors or worker timeouts")
-    return "\n".join(lines)
-
-
-def render_orm(results: Sequence[OrmCoreResult], args: argparse.Namespace, command: str) -> str:
-    lines = [
-        "## Rotation hot path: ORM (SqlRefreshStore.rotate) versus SQLAlchemy Core",
-        "",
-        f"In-process, no HTTP, gunicorn stopped: {args.orm_rotations} sequential rotations "
-        f"of one chain per round, {args.orm_rounds} rounds each alternating ORM and Core, "
-        "after 20 warm-up rotations each; the mint function is a no-op (a random jti). The "
-        "Core version (`core_rotate` in bench/refresh.py) issues the same statements: find "
-        "token by hash, lock family (`FOR UPDATE` on PostgreSQL, `BEGIN IMMEDIATE` on "
-        "SQLite), re-read token, read user, conditional `UPDATE ... WHERE used_at IS NULL`, "
-        "insert child, update family `last_used_at`, insert family access token; same "
-        "hash/HKDF/AES-GCM work. Best round shown, all rounds in brackets.",
-        "",
-        "| setup | ORM ms/rotation | Core ms/rotation | ORM overhead | SQL statements "
-        "per rotation (ORM / Core) |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        o, c = min(r.orm_ms), min(r.core_ms)
-        lines.append(
-            f"| {r.setup} | {o:.3f} ({', '.join(f'{x:.3f}' for x in r.orm_ms)}) "
-            f"| {c:.3f} ({', '.join(f'{x:.3f}' for x in r.core_ms)}) "
-            f"| {o - c:+.3f} ms ({(o / c - 1) * 100:+.0f} %) "
-            f"| {r.orm_statements:.1f} / {r.core_statements:.1f} |"
-        )
-    lines += [
-        "",
-        f"- reproduce: `{command}`",
-        f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC}",
-    ]
     return "\n".join(lines)
 
 
@@ -614,8 +406,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rotations", type=int, default=40, help="rotations per chain, 1-500")
     p.add_argument("--duration", type=int, default=5, help="wrk seconds for /introspect")
     p.add_argument("--connections", type=int, default=8, help="wrk connections")
-    p.add_argument("--orm-rotations", type=int, default=500, help="0 skips the ORM/Core part")
-    p.add_argument("--orm-rounds", type=int, default=2)
     p.add_argument("--only", choices=SETUPS)
     p.add_argument("--results", type=Path, default=RESULTS)
     a = p.parse_args(argv)
@@ -624,8 +414,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         and 1 <= a.rotations <= 500
         and 1 <= a.duration <= 60
         and 1 <= a.connections <= 64
-        and 0 <= a.orm_rotations <= 5000
-        and 1 <= a.orm_rounds <= 5
     ):
         p.error("a bound is out of range (see --help)")
     return a
@@ -637,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ".venv/bin/python bench/refresh.py " + " ".join(sys.argv[1:] if argv is None else argv)
     ).strip()
     OUT.mkdir(parents=True, exist_ok=True)
-    failed, orm_results = [], []
+    failed = []
     with tempfile.TemporaryDirectory(prefix="idp-bench-refresh-") as tmp:
         for name in [args.only] if args.only else SETUPS:
             try:
@@ -648,10 +436,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 failed.append(name)
                 continue
             write_results(f"refresh:{name}", render_setup(run, args, command), args.results)
-            if run.orm:
-                orm_results.append(run.orm)
-    if orm_results:
-        write_results("refresh-orm", render_orm(orm_results, args, command), args.results)
     if failed:
         print(f"failed setups: {', '.join(failed)}", file=sys.stderr)
         return 1

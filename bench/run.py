@@ -1,20 +1,22 @@
 #!/usr/bin/env python3
-"""Throughput and latency of idp under gunicorn on 127.0.0.1, written to bench/RESULTS.md.
+"""Throughput and latency of idp as deployed (``idp serve``, one worker per CPU) on
+127.0.0.1, written to bench/RESULTS.md.
 
 For each setup (SQLite in a temporary instance folder; PostgreSQL + Redis in a
 temporary database and Redis key prefix) this migrates a fresh database, registers
-a client_credentials client, starts gunicorn with deploy/gunicorn.conf.py on a free
-port, checks one /token answer by hand, then loads /token and /jwks.json with wrk.
+a client_credentials client, starts idp on a free port, checks one /token answer by
+hand, then loads /token and /jwks.json with wrk.
 
-    make bench                                   # both setups, 10 s per endpoint
+    .venv/bin/python bench/run.py                # both setups, 10 s per endpoint
     .venv/bin/python bench/run.py --duration 5 --only postgresql
 
 The pieces are importable by later benchmarks (``from bench.run import start_idp``
 from the repository root, or ``from run import ...`` from a script in bench/):
 ``sqlite_setup``/``postgresql_setup`` give a throwaway database, ``idp_env``
-the environment for it, ``start_idp`` a running gunicorn, ``run_wrk`` one wrk
-run, and ``write_results`` replaces one named section of RESULTS.md, leaving the
-other sections alone. gunicorn logs go to bench/out/ (ignored by git).
+the environment for it, ``start_idp`` a running idp (through
+``servers.start_idp_server``), ``run_wrk`` one wrk run, and ``write_results`` replaces
+one named section of RESULTS.md, leaving the other sections alone. Server logs go to
+bench/out/ (ignored by git).
 """
 
 from __future__ import annotations
@@ -25,55 +27,35 @@ import datetime as dt
 import json
 import os
 import re
-import runpy
+import resource
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import requests
+from servers import HOST, OUT, ROOT, BenchError, Running, start_idp_server, tool
 
-ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-OUT = BENCH / "out"
 RESULTS = BENCH / "RESULTS.md"
-GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 TOKEN_LUA = BENCH / "token.lua"
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 REDIS_URL = "redis://127.0.0.1:6379/0"
-HOST = "127.0.0.1"
 
 SETUPS = ("sqlite", "postgresql")
 LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL + Redis"}
 
 
-class BenchError(RuntimeError):
-    """A setup could not be measured (or its numbers cannot be trusted)."""
-
-
 # --- tools ----------------------------------------------------------------------------
-
-
-def tool(name: str) -> str:
-    """A console script of the project's venv (bench/run.py may be run by any python)."""
-    for folder in (Path(sys.executable).parent, ROOT / ".venv" / "bin"):
-        if (folder / name).exists():
-            return str(folder / name)
-    found = shutil.which(name)
-    if not found:
-        raise BenchError(f"{name} not found (run `make install` / `make services`)")
-    return found
 
 
 def free_port() -> int:
@@ -148,7 +130,8 @@ SETUP_FACTORIES = {"sqlite": sqlite_setup, "postgresql": postgresql_setup}
 
 
 def idp_env(setup: Setup, port: int, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The process environment for idp on 127.0.0.1:port: inherited variables minus any
+    """The process environment for idp on 127.0.0.1:port (its issuer, which
+    ``start_idp_server`` listens on): inherited variables minus any
     IDP_* of the caller's shell, plus the setup's settings and fresh secrets. Call it once
     per setup and reuse the result: the KEK must stay the same for migrations, the CLI and
     the server."""
@@ -162,7 +145,6 @@ def idp_env(setup: Setup, port: int, extra: Mapping[str, str] | None = None) -> 
             "IDP_SERVER__INSTANCE_PATH": str(setup.instance_path),
             "IDP_SERVER__SECRET_KEY": secrets.token_urlsafe(32),
             "IDP_KEK": generate_kek(),
-            "IDP_BIND": f"{HOST}:{port}",
         }
     )
     env.update(setup.settings)
@@ -214,126 +196,26 @@ def basic_auth(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(pair).decode()
 
 
-# --- gunicorn -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GunicornSettings:
-    workers: int
-    worker_class: str
-    threads: int
-    graceful_timeout: int
-
-    def describe(self) -> str:
-        if self.worker_class == "gthread":
-            return f"{self.workers} × gthread ({self.threads} threads each)"
-        return f"{self.workers} × {self.worker_class}"
-
-
-def gunicorn_settings(env: Mapping[str, str]) -> GunicornSettings:
-    """What deploy/gunicorn.conf.py resolves to under ``env`` (it reads IDP_* variables)."""
-    saved = dict(os.environ)
-    try:
-        os.environ.clear()
-        os.environ.update(env)
-        conf = runpy.run_path(str(GUNICORN_CONF))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return GunicornSettings(
-        workers=int(conf["workers"]),
-        worker_class=str(conf.get("worker_class", "sync")),
-        threads=int(conf.get("threads", 1)),
-        graceful_timeout=int(conf.get("graceful_timeout", 30)),
-    )
-
-
-@dataclass
-class Server:
-    url: str
-    pid: int
-    log_path: Path
-    settings: GunicornSettings
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+# --- the server -----------------------------------------------------------------------
 
 
 @contextmanager
 def start_idp(
-    env: Mapping[str, str], *, log_path: Path | None = None, ready_timeout: float = 60
-) -> Iterator[Server]:
-    """gunicorn -c deploy/gunicorn.conf.py idp.wsgi:app on IDP_BIND, in its own process
-    group; yields once /healthz answers, always stops the whole group afterwards."""
-    bind = env.get("IDP_BIND", "")
-    if not bind.startswith(f"{HOST}:"):
-        raise BenchError(f"IDP_BIND must be {HOST}:PORT, got {bind!r}")
-    url = f"http://{bind}"
-    settings = gunicorn_settings(env)
-    if log_path is None:
-        OUT.mkdir(parents=True, exist_ok=True)
-        log_path = OUT / f"gunicorn-{bind.replace(':', '-')}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [tool("gunicorn"), "-c", str(GUNICORN_CONF), "idp.wsgi:app"],
-            env=dict(env),
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            if proc.poll() is not None:
-                raise BenchError(
-                    f"gunicorn exited with {proc.returncode}; log {log_path}:\n{_tail(log_path)}"
-                )
-            try:
-                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise BenchError(f"no answer from {url}/healthz in {ready_timeout:.0f} s")
-            time.sleep(0.2)
-        yield Server(url=url, pid=proc.pid, log_path=log_path, settings=settings)
-    finally:
-        stop_process_group(proc, grace=settings.graceful_timeout + 5)
-
-
-def stop_process_group(proc: subprocess.Popen[Any], grace: float) -> None:
-    """SIGTERM to the group (gunicorn's graceful stop), SIGKILL if it lingers."""
-    if proc.poll() is None:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            pass
-    # The arbiter is gone or stuck; make sure no worker of its group survives.
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+    env: Mapping[str, str], *, log_path: Path | None = None, workers: int | None = None
+) -> Iterator[Running]:
+    """idp as deployed (``idp serve``: one worker per CPU unless ``workers``), on any
+    core, on the port of its issuer; yields once /healthz answers, stops it afterwards."""
+    with start_idp_server(env, workers=workers, cpus=None, log_path=log_path) as server:
+        yield server
 
 
 def log_problems(text: str) -> dict[str, int]:
-    """Counts of the lines in a gunicorn log that mean something went wrong."""
+    """Counts of the lines in a server log that mean something went wrong."""
     patterns = {
         "tracebacks": r"^Traceback \(most recent call last\)",
         "database is locked": r"database is locked",
-        "worker timeouts": r"WORKER TIMEOUT",
-        "errors": r"\[ERROR\]",
+        "worker timeouts": r"WORKER TIMEOUT",  # gunicorn
+        "errors": r"\[ERROR\]",  # gunicorn and granian
     }
     return {
         k: n for k, p in patterns.items() if (n := len(re.findall(p, text, flags=re.MULTILINE)))
@@ -352,6 +234,7 @@ class WrkResult:
     non_2xx: int
     socket_errors: dict[str, int] = field(default_factory=dict)
     output: str = ""
+    client_cpu_seconds: float = 0.0  # user + system time of wrk itself
 
     @property
     def p50(self) -> float:
@@ -416,8 +299,10 @@ def run_wrk(
     script: Path | None = None,
     script_args: Sequence[str] = (),
     timeout: str = "5s",
+    cpu: str | None = None,
 ) -> WrkResult:
-    """One bounded wrk run against a 127.0.0.1 URL."""
+    """One bounded wrk run against a 127.0.0.1 URL (pinned to ``cpu`` with taskset if
+    given); also reports the CPU time wrk used."""
     if not url.startswith(f"http://{HOST}:"):
         raise BenchError(f"benchmarks only target {HOST}, not {url}")
     threads = max(1, min(threads, connections))
@@ -435,20 +320,36 @@ def run_wrk(
     cmd.append(url)
     if script_args:
         cmd += ["--", *script_args]
+    if cpu is not None:
+        cmd = ["taskset", "-c", cpu, *cmd]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise BenchError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return parse_wrk(proc.stdout)
+    result = parse_wrk(proc.stdout)
+    result.client_cpu_seconds = (after.ru_utime + after.ru_stime) - (
+        before.ru_utime + before.ru_stime
+    )
+    return result
 
 
 # --- RESULTS.md -----------------------------------------------------------------------
 
 RESULTS_HEADER = """# Benchmarks
 
-Measured by the scripts in `bench/` against idp under gunicorn on 127.0.0.1
-(`make bench` runs them all). Each section is rewritten by the benchmark that
-owns it; the others stay as they are. Client (wrk) and server share the machine,
-so the numbers compare setups and versions; they are not capacity figures.
+Measured by the scripts in `bench/` on 127.0.0.1. Each section is rewritten by the
+benchmark that owns it; the others stay as they are. Client and server share the
+machine, so the numbers compare setups, versions and servers; they are not capacity
+figures.
+
+- `make bench` (`bench/compare.py`): idp side by side with node-oidc-provider, each on
+  one core, section `compare`.
+- `make bench-1m` (`bench/sessions_1m.py`): the operator's sessions page and a kill with
+  1,000,000 sessions, section `sessions-1m`.
+- By hand: `bench/run.py` (/token and /jwks.json under `idp serve` with one worker per
+  CPU, as deployed), `bench/refresh.py` (rotation and introspection under it),
+  `bench/server_trial.py` (which server `idp serve` runs: gunicorn against granian).
 """
 
 
@@ -508,9 +409,7 @@ def load_average() -> float:
         return float("nan")
 
 
-def environment_lines(
-    settings: GunicornSettings, command: str, load_before: float | None = None
-) -> list[str]:
+def environment_lines(server: str, command: str, load_before: float | None = None) -> list[str]:
     m = machine_info()
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = "" if load_before is None else f"; load average {load_before:.2f} before the run"
@@ -525,9 +424,9 @@ def environment_lines(
         f"- date: {now}",
         f"- machine: {m['nproc']} CPUs ({m['cpu']}), Linux {m['kernel']}, "
         f"Python {m['python']}{load}",
-        f"- gunicorn: {settings.describe()}, deploy/gunicorn.conf.py",
+        f"- server: {server}",
         f"- client: {m['wrk']} on the same machine",
-        f"- reproduce: `make bench` (this run: `{command}`)",
+        f"- reproduce: `{command}`",
     ]
 
 
@@ -591,7 +490,7 @@ def check_token(url: str, authorization: str) -> str:
 @dataclass
 class SetupRun:
     setup: Setup
-    settings: GunicornSettings
+    server: str
     rows: list[Row]
     problems: dict[str, int]
     log_path: Path
@@ -601,16 +500,15 @@ class SetupRun:
 def bench_setup(setup: Setup, args: argparse.Namespace) -> SetupRun:
     load_before = load_average()
     port = free_port()
-    extra = {"IDP_WORKERS": str(args.workers)} if args.workers else {}
-    env = idp_env(setup, port, extra)
+    env = idp_env(setup, port)
     print(f"[{setup.name}] idp db upgrade", flush=True)
     idp_cli(env, "db", "upgrade")
     client = create_client(env, CLIENT_ID, grants=["client_credentials"], scope=SCOPE)
     authorization = basic_auth(client["client_id"], client["client_secret"])
     token_args = [authorization, urlencode({"grant_type": "client_credentials"})]
-    log_path = OUT / f"gunicorn-{setup.name}.log"
-    with start_idp(env, log_path=log_path) as server:
-        print(f"[{setup.name}] gunicorn {server.settings.describe()} on {server.url}", flush=True)
+    log_path = OUT / f"idp-{setup.name}.log"
+    with start_idp(env, log_path=log_path, workers=args.workers or None) as server:
+        print(f"[{setup.name}] {server.label} on {server.url}", flush=True)
         # Before any load: one answer checked by hand (this also creates the first keys).
         check_token(server.url, authorization)
         if args.warmup:
@@ -648,7 +546,7 @@ def bench_setup(setup: Setup, args: argparse.Namespace) -> SetupRun:
     problems = log_problems(log_path.read_text(errors="replace"))
     if problems:
         print(f"[{setup.name}] problems in {log_path}: {problems}", flush=True)
-    return SetupRun(setup, server.settings, rows, problems, log_path, load_before)
+    return SetupRun(setup, server.label, rows, problems, log_path, load_before)
 
 
 def render_setup(run: SetupRun, args: argparse.Namespace, command: str) -> str:
@@ -662,7 +560,7 @@ def render_setup(run: SetupRun, args: argparse.Namespace, command: str) -> str:
         "",
         *render_table(run.rows),
         "",
-        *environment_lines(run.settings, command, run.load_before),
+        *environment_lines(run.server, command, run.load_before),
     ]
     if run.problems:
         found = ", ".join(f"{k}: {v}" for k, v in sorted(run.problems.items()))
@@ -679,7 +577,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     p.add_argument("--warmup", type=int, default=2, help="seconds of unrecorded load first")
     p.add_argument("--only", choices=SETUPS, help="run one setup only")
-    p.add_argument("--workers", type=int, default=0, help="gunicorn workers (IDP_WORKERS)")
+    p.add_argument("--workers", type=int, default=0, help="idp workers (0: one per CPU)")
     p.add_argument("--results", type=Path, default=RESULTS, help="markdown file to update")
     args = p.parse_args(argv)
     if not 1 <= args.duration <= 300:
@@ -696,19 +594,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _interrupt(signum: int, _frame: Any) -> None:
-    # SIGTERM (e.g. a CI timeout) unwinds like Ctrl+C, so gunicorn is stopped and the
+    # SIGTERM (e.g. a CI timeout) unwinds like Ctrl+C, so the server is stopped and the
     # temporary database and Redis keys are removed on the way out.
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def run_script(main: Callable[[], int], cleanup: str = "temporary database removed") -> None:
     """Runs a benchmark's main() as a script: SIGTERM (e.g. a CI timeout) unwinds like
-    Ctrl+C, so gunicorn is stopped and temporary databases and Redis keys are removed."""
+    Ctrl+C, so servers are stopped and temporary databases and Redis keys are removed."""
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        print(f"interrupted; gunicorn stopped, {cleanup}", file=sys.stderr)
+        print(f"interrupted; servers stopped, {cleanup}", file=sys.stderr)
         sys.exit(130)
 
 

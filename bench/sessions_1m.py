@@ -5,7 +5,7 @@ bench/RESULTS.md (section ``sessions-1m``).
 Fills a fresh, migrated PostgreSQL database (a throwaway ``idp_bench_*`` database from
 bench/run.py, dropped at the end) with 100,000 users and 1,000,000 browser sessions over
 the last 7 days (~10 % ended; realistic user agents and IPv4/IPv6 addresses; each
-session linked to one or two of a few clients) using COPY, then with idp under gunicorn
+session linked to one or two of a few clients) using COPY, then with idp (``idp serve``)
 and an admin logged in over HTTP measures GET /admin/sessions (first page, a page reached
 through the next links, a deep keyset page, filtered by user) and POST
 /admin/sessions/<sid>/kill, the memory one page takes (tracemalloc, in-process), and
@@ -319,12 +319,12 @@ def main_run(args: argparse.Namespace, command: str) -> str:  # noqa: PLR0915 - 
             ]
         deep_cursor = f"{mid[0].replace(tzinfo=dt.UTC).isoformat()}|{mid[1]}"
 
-        log_path = OUT / "gunicorn-sessions-1m.log"
+        log_path = OUT / "idp-sessions-1m.log"
         results: list[tuple[str, list[float], str]] = []
         with start_idp(env, log_path=log_path) as server:
             base = server.url
-            settings = server.settings
-            print(f"gunicorn {settings.describe()} on {base}; admin login", flush=True)
+            label = server.label
+            print(f"{label} on {base}; admin login", flush=True)
             browser = browser_login(base, "admin", password, "/admin/sessions")
             html_ok: Callable[[requests.Response], bool] = lambda r: (  # noqa: E731
                 r.status_code == 200 and "Live sessions" in r.text
@@ -455,7 +455,7 @@ def main_run(args: argparse.Namespace, command: str) -> str:  # noqa: PLR0915 - 
     lines += [
         *[
             x
-            for x in environment_lines(settings, command, load_before)
+            for x in environment_lines(label, command, load_before)
             if not x.startswith("- client:")
         ],
     ]
