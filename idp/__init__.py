@@ -46,7 +46,7 @@ def create_app(
     (tests), or None to read config.toml and the environment."""
     from idp import health, web
     from idp.accounts import views as account_views
-    from idp.documents import FastPath
+    from idp.front import Front
     from idp.janitor import Janitor
     from idp.keys import views as key_views
     from idp.oauth import discovery
@@ -72,17 +72,12 @@ def create_app(
         WTF_CSRF_TIME_LIMIT=None,
         IDP_HTTPS=not cfg.insecure_http,
     )
-    if cfg.server.trusted_proxies:
-        n = cfg.server.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore
-
     svc = build_services(cfg, clock)
     app.extensions["idp"] = svc
     janitor = Janitor(svc)
     app.before_request(janitor.maybe_run)
 
     csrf = CSRFProtect(app)
-    svc.oauth.install(app)
     for bp in (
         account_views.bp,
         session_views.bp,
@@ -109,5 +104,11 @@ def create_app(
         admin_app = admin.create_app(app)
         app.extensions["idp.admin"] = admin_app
         app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/admin": admin_app})  # type: ignore
-    app.wsgi_app = FastPath(app.wsgi_app, svc.documents, https=not cfg.insecure_http)  # type: ignore
+    # The hot endpoints are answered in front of Flask (idp.front); the proxy headers are
+    # read before anything else, so both see the client's address and scheme.
+    front = Front(app.wsgi_app, svc, svc.documents, not cfg.insecure_http, janitor.maybe_run)
+    app.wsgi_app = front  # type: ignore[method-assign]
+    if cfg.server.trusted_proxies:
+        n = cfg.server.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore
     return app

@@ -2,17 +2,14 @@
 
 Every client library fetches the metadata and every resource server the JWKS, and both
 change only when keys rotate (the JWKS) or the deployment changes (the metadata). So
-they are prepared once, with a strong ETag, and :class:`FastPath` answers a plain
-``GET``/``HEAD`` of them without building a Flask request (issue 8: a third of the
-time went to request and session objects nobody used). Anything else (a query string,
-another method, a storage error) falls through to Flask, which serves the same bytes.
+they are prepared once, with a strong ETag; idp.front answers a plain ``GET``/``HEAD``
+of them without building a Flask request, and Flask serves the same bytes otherwise.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,39 +70,3 @@ class Documents:
         if path in METADATA_PATHS:
             return self.metadata
         return None
-
-
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-
-class FastPath:
-    """WSGI middleware: prepared documents for a plain GET or HEAD, Flask for the rest."""
-
-    def __init__(self, app: WSGIApp, documents: Documents, https: bool) -> None:
-        self.app = app
-        self.documents = documents
-        self.https = https
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        method = environ.get("REQUEST_METHOD")
-        if (
-            (path == JWKS_PATH or path in METADATA_PATHS)
-            and method in ("GET", "HEAD")
-            and not environ.get("QUERY_STRING")
-        ):
-            try:
-                doc = self.documents.at(path)
-            except Exception:  # noqa: BLE001 - Flask's error handling answers properly
-                doc = None
-            if doc is not None:
-                https = self.https or environ.get("wsgi.url_scheme") == "https"
-                headers = doc.headers(https)
-                if doc.matches(environ.get("HTTP_IF_NONE_MATCH", "")):
-                    start_response("304 Not Modified", headers[1:])
-                    return [b""]
-                headers.append(("Content-Length", str(len(doc.body))))
-                start_response("200 OK", headers)
-                return [b"" if method == "HEAD" else doc.body]
-        return self.app(environ, start_response)

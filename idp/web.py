@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 from typing import Any
-from urllib.parse import unquote
 
 from flask import Flask, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
+
+from idp.http import ERROR_CODES, ProtocolRequest, refusal
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,6 @@ PROTOCOL_PREFIXES = (
     "/readyz",
     "/metrics",
 )
-MAX_QUERY_BYTES = 8192
 # No form-action: after login or consent the browser is redirected on to the
 # client's redirect URI, which Chromium checks against form-action.
 CSP = (
@@ -56,95 +55,20 @@ def error_response(status: int, error: str, description: str) -> Response:
     return Response(body, status=status, mimetype="text/html")
 
 
-ERROR_CODES = {
-    400: "invalid_request",
-    401: "invalid_client",
-    403: "access_denied",
-    404: "not_found",
-    405: "invalid_request",
-    413: "invalid_request",
-    414: "invalid_request",
-    415: "invalid_request",
-    429: "slow_down",
-    431: "invalid_request",
-    503: "temporarily_unavailable",
-}
-
-
-def _has_nul(values: Any) -> bool:
-    return any("\x00" in v for _, v in values.items(multi=True))
-
-
-def _repeated(values: Any, names: tuple[str, ...]) -> str | None:
-    # One pass over the few names present, not a lookup of every name that could be.
-    return next((k for k, vs in values.lists() if len(vs) > 1 and k in names), None)
-
-
-def _basic_credentials_malformed() -> bool:
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        return True
-    return ":" not in decoded or "\x00" in unquote(decoded)
-
-
-# RFC 6749 §3.1 and §3.2: request parameters must not be included more than once.
-AUTHORIZE_PARAMS = (
-    "response_type",
-    "client_id",
-    "redirect_uri",
-    "scope",
-    "state",
-    "nonce",
-    "code_challenge",
-    "code_challenge_method",
-    "prompt",
-    "max_age",
-    "login_hint",
-)
-TOKEN_PARAMS = (
-    "grant_type",
-    "code",
-    "client_id",
-    "client_secret",
-    "redirect_uri",
-    "code_verifier",
-    "refresh_token",
-    "scope",
-    "token",
-    "token_type_hint",
-)
-CLIENT_AUTH_PATHS = ("/token", "/revoke", "/introspect", "/revocations")
-
-
 def check_request() -> Response | None:
-    """Refuses input no endpoint can accept, before anything else (CSRF included) runs."""
-    if len(request.query_string) > MAX_QUERY_BYTES:
-        return error_response(414, "invalid_request", "The query string is too long.")
+    """Refuses input no endpoint can accept, before anything else (CSRF included) runs
+    (the same checks idp.front applies to the requests it answers)."""
     try:
-        args = request.args if request.query_string else None
-        form = request.form if request.content_length or request.method == "POST" else None
+        req = ProtocolRequest.from_flask(request)
     except UnicodeDecodeError:
         return error_response(400, "invalid_request", "The request is not valid UTF-8.")
-    # NUL is valid in no parameter, and PostgreSQL refuses it in text.
-    if (args and _has_nul(args)) or (form and _has_nul(form)):
-        return error_response(400, "invalid_request", "Parameters must not contain NUL.")
-    if request.path in CLIENT_AUTH_PATHS:
-        if _basic_credentials_malformed():
-            resp = error_response(401, "invalid_client", "Malformed Basic credentials.")
-            resp.headers["WWW-Authenticate"] = 'Basic realm="idp"'
-            return resp
-        form, args = request.form, request.args
-        if request.headers.get("Authorization") and "client_secret" in form:
-            return error_response(
-                400, "invalid_request", "Use one client authentication method, not two."
-            )
-        if name := _repeated(form, TOKEN_PARAMS) or _repeated(args, TOKEN_PARAMS):
-            return error_response(400, "invalid_request", f"Parameter {name} is repeated.")
-    return None
+    refused = refusal(req)
+    if refused is None:
+        return None
+    resp = error_response(refused.status, refused.code, refused.description)
+    for name, value in refused.headers:
+        resp.headers[name] = value
+    return resp
 
 
 class SessionCookie(SecureCookieSessionInterface):

@@ -64,6 +64,7 @@ def build_services(cfg: Config, clock: Clock) -> Services:
     oauth = IdpAuthorizationServer(
         cfg, db, clock, clients, issuer, refresh, registry, codes, revocations, killer
     )
+    oauth.install()
     return Services(
         config=cfg,
         db=db,

@@ -24,10 +24,11 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
-from flask import g, has_request_context
 from sqlalchemy import event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -40,6 +41,19 @@ log = logging.getLogger(__name__)
 
 MAX_AGE = 1.0
 BUMPED = "idp.changes.bumped"
+# Within one request the counters are looked at once: None outside a request, False
+# until the first look, True after it.
+_LOOKED: ContextVar[bool | None] = ContextVar("idp_changes_looked", default=None)
+
+
+@contextmanager
+def one_request() -> Iterator[None]:
+    """Marks the code inside as one request (idp.front, Flask's request hooks)."""
+    token = _LOOKED.set(False)
+    try:
+        yield
+    finally:
+        _LOOKED.reset(token)
 
 
 class Signal(Protocol):
@@ -171,10 +185,11 @@ class Generations:
     def check(self) -> None:
         """Tells the listeners of every counter that moved since the last check. Within a
         request it looks once (every cache the request uses calls it)."""
-        if has_request_context():
-            if g.get("idp_changes_checked"):
-                return
-            g.idp_changes_checked = True
+        looked = _LOOKED.get()
+        if looked:
+            return
+        if looked is False:
+            _LOOKED.set(True)
         signal = self.signal.read()  # before the counters: a change in between is re-read
         if (
             not self._stale

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
 from typing import Any
 
-from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
-from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc9207 import IssuerParameter
-from flask import Flask, request
+from flask import request as flask_request
 
 from idp.changes.cache import ViewCache
 from idp.clients.cache import ClientView
@@ -16,6 +16,7 @@ from idp.clients.services import CLIENT_ID_RE
 from idp.clock import Clock
 from idp.config import Config
 from idp.db import Database
+from idp.http import ProtocolRequest, ProtocolResponse
 from idp.oauth.code_store import SqlCodeStore
 from idp.oauth.endpoints.introspection import IntrospectionEndpoint
 from idp.oauth.endpoints.revocation import RevocationEndpoint
@@ -41,16 +42,42 @@ class Issuer(IssuerParameter):
         return self.issuer
 
 
-class IdpOAuth2Request(FlaskOAuth2Request):
-    """authlib's request, with its URI made from the issuer: authlib's Flask request asks
-    werkzeug for ``request.url`` (an IRI conversion that cost a tenth of a token request
-    in issue 8's profile) only to check that the transport is https, which the issuer
+class Payload(OAuth2Payload):
+    def __init__(self, values: Any) -> None:
+        self._values = values
+        self._lists: dict[str, list[str]] | None = None
+
+    @property
+    def data(self) -> Any:
+        return self._values
+
+    @property
+    def datalist(self) -> dict[str, list[str]]:
+        if self._lists is None:
+            lists: dict[str, list[str]] = defaultdict(list)
+            for key, values in self._values.lists():
+                lists[key].extend(values)
+            self._lists = lists
+        return self._lists
+
+
+class IdpOAuth2Request(OAuth2Request):
+    """authlib's request over idp's ProtocolRequest. Its URI is made from the issuer:
+    authlib asks for it only to check that the transport is https, which the issuer
     decides for idp (RFC 9700 §2.6; loopback http in development)."""
 
-    def __init__(self, req: Any, issuer: str) -> None:
-        OAuth2Request.__init__(self, req.method, issuer + req.path, headers=req.headers)
-        self._request = req
-        self.payload = FlaskOAuth2Payload(req)
+    def __init__(self, req: ProtocolRequest, issuer: str, values: Any) -> None:
+        super().__init__(req.method, issuer + req.path, headers=req.headers)
+        self.protocol = req
+        self.payload = Payload(values)
+
+    @property
+    def args(self) -> Any:
+        return self.protocol.args
+
+    @property
+    def form(self) -> Any:
+        return self.protocol.form
 
 
 class IdpAuthorizationServer(AuthorizationServer):
@@ -82,8 +109,25 @@ class IdpAuthorizationServer(AuthorizationServer):
         self.revocations = revocations
         self.killer = killer
 
-    def create_oauth2_request(self, req: Any) -> IdpOAuth2Request:
-        return IdpOAuth2Request(request, self.config.server.issuer.rstrip("/"))
+    def create_oauth2_request(self, request: Any) -> IdpOAuth2Request:
+        """Token, introspection and revocation requests come as a ProtocolRequest and are
+        read from their body only (RFC 6749 §3.2); the authorization endpoint, a Flask
+        view, passes None and is read from its query and form."""
+        issuer = self.config.server.issuer.rstrip("/")
+        if isinstance(request, ProtocolRequest):
+            return IdpOAuth2Request(request, issuer, request.form)
+        req = ProtocolRequest.from_flask(flask_request)
+        return IdpOAuth2Request(req, issuer, flask_request.values)
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """authlib's hook for framework signals; idp listens to none."""
+
+    def handle_response(
+        self, status: int, body: Any, headers: list[tuple[str, str]]
+    ) -> ProtocolResponse:
+        if isinstance(body, dict):
+            body = json.dumps(body)  # as authlib's Flask integration wrote it
+        return ProtocolResponse(status, str(body or "").encode(), list(headers))
 
     def query_client(self, client_id: str) -> ClientView | None:
         if not isinstance(client_id, str) or not CLIENT_ID_RE.fullmatch(client_id):
@@ -91,10 +135,9 @@ class IdpAuthorizationServer(AuthorizationServer):
         client = self.clients.get(client_id)
         return None if client is None or client.disabled else client
 
-    def current_use(self) -> Use:
-        from idp.web import client_ip
-
-        return Use(at=self.clock.now(), ip=client_ip(), user_agent=request.user_agent.string or "")
+    def current_use(self, request: IdpOAuth2Request) -> Use:
+        req = request.protocol
+        return Use(at=self.clock.now(), ip=req.remote_addr, user_agent=req.user_agent)
 
     def wants_refresh_token(self, client: ClientView, scope: str) -> bool:
         """Policy: refresh tokens for clients allowed the refresh_token grant that asked
@@ -119,9 +162,8 @@ class IdpAuthorizationServer(AuthorizationServer):
                     sid, actor="idp", action="session.kill", reason="refresh token reuse detected"
                 )
 
-    def install(self, app: Flask) -> None:
-        """Binds the server to ``app`` with idp's grants, endpoints and extensions."""
-        self.init_app(app)
+    def install(self) -> None:
+        """Registers idp's grants, endpoints and extensions."""
         self.register_grant(
             AuthorizationCodeGrant,
             [

@@ -130,7 +130,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 scope=code.scope,
                 auth_time=code.auth_time,
                 nonce=code.nonce,
-                use=self.server.current_use(),
+                use=self.server.current_use(self.request),
                 access_jti=issued.jti,
                 access_expires_at=issued.expires_at,
             )

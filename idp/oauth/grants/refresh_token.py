@@ -54,7 +54,7 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):
                 self.request.form["refresh_token"],
                 client.client_id,
                 self.request.payload.scope,
-                self.server.current_use(),
+                self.server.current_use(self.request),
                 planned.jti,
                 planned.expires_at,
             )
