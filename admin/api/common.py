@@ -22,7 +22,7 @@ from admin.api.checks import problem, resolve
 from admin.openapi import DOCUMENT
 from idp.clients.models import ADMIN_SCOPE, Client
 from idp.ext import services
-from idp.web import ERROR_CODES
+from idp.http import ERROR_CODES
 
 bp = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
