@@ -69,6 +69,7 @@ class Published:
     etag: str
     keyset: KeySet
     until: dt.datetime | None  # when a retired key in it must leave; None: no such key
+    eddsa: bool  # whether an EdDSA key is among them
 
 
 class KeyService:
@@ -236,6 +237,7 @@ class KeyService:
             etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
             keyset=KeySet.import_key_set({"keys": keys}) if keys else KeySet([]),
             until=min(leaving, default=None),
+            eddsa=any(r.alg == "EdDSA" for r in shown),
         )
         with self._lock:
             self._published = current
@@ -253,14 +255,19 @@ class KeyService:
         """Decodes a JWT signed by one of our published keys (signature only: the caller
         checks claims). Only our algorithms; never ``none``, never HMAC. Raises JoseError,
         ValueError or KeyError on anything else."""
-        with eddsa_allowed():
-            return jwt.decode(token, self.published().keyset, algorithms=list(SUPPORTED_ALGS))
+        published = self.published()
+        with eddsa_allowed(published.eddsa):
+            return jwt.decode(token, published.keyset, algorithms=list(SUPPORTED_ALGS))
 
 
 @contextmanager
-def eddsa_allowed() -> Iterator[None]:
+def eddsa_allowed(needed: bool = True) -> Iterator[None]:
     """SPEC §6 names "EdDSA"; joserfc warns that RFC 9864 deprecates the polymorphic name in
-    favour of "Ed25519". Our EdDSA keys are always Ed25519, so the warning is silenced here."""
+    favour of "Ed25519". Our EdDSA keys are always Ed25519, so the warning is silenced here,
+    when ``needed`` (catching warnings costs more than an ES256 signature's bookkeeping)."""
+    if not needed:
+        yield
+        return
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=Warning)
         yield

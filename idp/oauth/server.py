@@ -62,12 +62,26 @@ class Payload(OAuth2Payload):
 
 
 class IdpOAuth2Request(OAuth2Request):
-    """authlib's request over idp's ProtocolRequest. Its URI is made from the issuer:
-    authlib asks for it only to check that the transport is https, which the issuer
-    decides for idp (RFC 9700 §2.6; loopback http in development)."""
+    """authlib's request over idp's ProtocolRequest.
+
+    authlib's constructor checks that the request's URI is https (or loopback http),
+    parsing it each time. For idp that is the issuer's scheme, which idp.config already
+    refused at startup unless it is https or loopback http (RFC 9700 §2.6), so the
+    check is not repeated per request; the fields are set as that constructor sets them.
+    """
 
     def __init__(self, req: ProtocolRequest, issuer: str, values: Any) -> None:
-        super().__init__(req.method, issuer + req.path, headers=req.headers)
+        self.method = req.method
+        self.uri = issuer + req.path
+        self.headers = req.headers
+        self._body = None
+        self.client = None
+        self.auth_method = None
+        self.user = None
+        self.authorization_code = None
+        self.refresh_token = None
+        self.credential = None
+        self._scope = None
         self.protocol = req
         self.payload = Payload(values)
 

@@ -55,7 +55,7 @@ class TokenIssuer:
         """A JWS of ``claims`` with the active key of ``alg``, its ``kid`` in the header."""
         signer = self.keys.signer(alg)
         # Pass the algorithm explicitly: joserfc's default list leaves EdDSA out.
-        with eddsa_allowed():
+        with eddsa_allowed(alg == "EdDSA"):
             return jwt.encode(
                 {**header, "alg": alg, "kid": signer.kid}, claims, signer.key, algorithms=[alg]
             )

@@ -23,13 +23,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import ColumnElement, bindparam, insert, select, update
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import User
 from idp.audit.models import SecurityEvent
 from idp.clock import Clock
-from idp.db import Base, Database, new_id
+from idp.db import Base, Database, RawCursor, RawStatement, new_id
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
 from idp.refresh.types import (
     FamilyInfo,
@@ -126,9 +125,25 @@ PRESENTED = select(
     U.disabled,
 ).select_from(TOKENS.join(FAMILIES, F.id == T.family_id).join(USERS, U.id == F.user_id))
 BY_HASH = PRESENTED.where(T.token_hash == bindparam("hash"))
+LINK_KEYS = (
+    "id",
+    "family_id",
+    "parent_id",
+    "generation",
+    "token_hash",
+    "scope",
+    "issued_at",
+    "issued_ip",
+    "issued_user_agent",
+    "expires_at",
+    "used_at",
+    "used_ip",
+    "used_user_agent",
+    "child_sealed",
+)
 # The rotation's writes, built once: Core statements on tables (not the ORM entities,
 # whose DML path costs more than the statement) with their values bound per call.
-SPEND = (
+SPEND = RawStatement(
     update(TOKENS)
     .where(T.id == bindparam("b_id"), T.used_at.is_(None))
     .values(
@@ -138,10 +153,27 @@ SPEND = (
         child_sealed=bindparam("b_child_sealed"),
     )
 )
-ADD_TOKEN = insert(TOKENS)
-ADD_ACCESS = insert(ACCESS)
-ADD_FAMILY = insert(FAMILIES)
-TOUCH_FAMILY = (
+ADD_TOKEN = RawStatement(insert(TOKENS), LINK_KEYS)
+ADD_ACCESS = RawStatement(insert(ACCESS), ("jti", "family_id", "expires_at"))
+ADD_FAMILY = RawStatement(
+    insert(FAMILIES),
+    (
+        "id",
+        "client_id",
+        "user_id",
+        "session_id",
+        "code_id",
+        "scope",
+        "auth_time",
+        "nonce",
+        "created_at",
+        "last_used_at",
+        "absolute_expires_at",
+        "revoked_at",
+        "revoked_reason",
+    ),
+)
+TOUCH_FAMILY = RawStatement(
     update(FAMILIES).where(F.id == bindparam("b_id")).values(last_used_at=bindparam("b_at"))
 )
 
@@ -157,7 +189,7 @@ class SqlRefreshStore:
         self.grace = dt.timedelta(seconds=grace_seconds)
         self._postgres = db.engine.dialect.name == "postgresql"
         # PostgreSQL locks the token and family rows; SQLite's BEGIN IMMEDIATE serialises.
-        self._presented_locked = (
+        self._presented_locked = RawStatement(
             BY_HASH.with_for_update(of=[TOKENS, FAMILIES]) if self._postgres else BY_HASH
         )
 
@@ -181,8 +213,8 @@ class SqlRefreshStore:
         value = new_value()
         family_id = new_id()
         absolute = now + self.absolute
-        with self.db.engine.begin() as conn:
-            conn.execute(
+        with self.db.raw_transaction() as cur:
+            cur.execute(
                 ADD_FAMILY,
                 {
                     "id": family_id,
@@ -200,10 +232,8 @@ class SqlRefreshStore:
                     "revoked_reason": None,
                 },
             )
-            conn.execute(
-                ADD_TOKEN, self._link(family_id, absolute, None, 0, value, scope, use, now)
-            )
-            conn.execute(
+            cur.execute(ADD_TOKEN, self._link(family_id, absolute, None, 0, value, scope, use, now))
+            cur.execute(
                 ADD_ACCESS,
                 {"jti": access_jti, "family_id": family_id, "expires_at": access_expires_at},
             )
@@ -252,16 +282,16 @@ class SqlRefreshStore:
         if not value or len(value) > MAX_TOKEN_LENGTH:
             raise InvalidRefresh("Invalid refresh token.")
         now = self.clock.now()
-        with self.db.engine.begin() as conn:
-            row = conn.execute(self._presented_locked, {"hash": token_hash(value)}).one_or_none()
+        with self.db.raw_transaction() as cur:
+            row = cur.one_or_none(self._presented_locked, {"hash": token_hash(value)})
             if row is None:
                 raise InvalidRefresh("Invalid refresh token.")
             self._check(row, client_id, now)
             if row.used_at is None:
-                spent = self._spend(conn, row, value, requested_scope, use, now)
+                spent = self._spend(cur, row, value, requested_scope, use, now)
                 if spent is not None:
                     child_value, scope = spent
-                    conn.execute(
+                    cur.execute(
                         ADD_ACCESS,
                         {
                             "jti": access_jti,
@@ -286,7 +316,7 @@ class SqlRefreshStore:
 
     def _spend(
         self,
-        conn: Connection,
+        cur: RawCursor,
         row: Any,
         value: str,
         requested_scope: str | None,
@@ -297,7 +327,7 @@ class SqlRefreshStore:
         first (then the caller takes the spent-token path)."""
         scope = _narrowed(row.scope, requested_scope)
         child_value = new_value()
-        result: Any = conn.execute(
+        spent = cur.execute(
             SPEND,
             {
                 "b_id": row.id,
@@ -307,7 +337,7 @@ class SqlRefreshStore:
                 "b_child_sealed": seal_child(value, row.id, child_value),
             },
         )
-        if result.rowcount != 1:
+        if spent != 1:
             return None
         link = self._link(
             row.family_id,
@@ -319,8 +349,8 @@ class SqlRefreshStore:
             use,
             now,
         )
-        conn.execute(ADD_TOKEN, link)
-        conn.execute(TOUCH_FAMILY, {"b_id": row.family_id, "b_at": now})
+        cur.execute(ADD_TOKEN, link)
+        cur.execute(TOUCH_FAMILY, {"b_id": row.family_id, "b_at": now})
         return child_value, scope
 
     def _spent_again(

@@ -68,3 +68,37 @@ def test_a_body_that_is_not_utf8_is_refused(client, svc_client):
         headers={**svc_client.basic(), "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_request"
+
+
+def test_our_authlib_request_sets_what_authlibs_constructor_sets():
+    """IdpOAuth2Request skips authlib's constructor (its per-request https check is
+    decided at startup); an authlib upgrade that adds a field must show up here."""
+    from authlib.oauth2.rfc6749 import OAuth2Request
+    from werkzeug.datastructures import MultiDict
+
+    from idp.http import ProtocolRequest
+    from idp.oauth.server import IdpOAuth2Request
+
+    theirs = OAuth2Request("POST", "https://idp.example/token", headers={})
+    req = ProtocolRequest("POST", "/token", MultiDict(), MultiDict(), {}, "127.0.0.1")
+    ours = IdpOAuth2Request(req, "https://idp.example", req.form)
+    assert set(vars(theirs)) | {"protocol"} == set(vars(ours))
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "https://login.example.com",
+        "https://idp.example/tenant",
+        "http://127.0.0.1:5000",
+        "http://localhost:8080",
+        "http://[::1]:5000",
+    ],
+)
+def test_every_issuer_idp_accepts_passes_authlibs_transport_check(issuer):
+    from authlib.common.security import is_secure_transport
+
+    from idp import config
+
+    config.from_mapping({"server": {"issuer": issuer}})
+    assert is_secure_transport(issuer + "/token")
