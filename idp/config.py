@@ -69,6 +69,15 @@ class ServerConfig:
     port: int = doc("Port `idp serve` listens on.", 5000)
     workers: int = doc("Worker processes of `idp serve`; 0: one per CPU it may use.", 0)
     threads: int = doc("Request threads per worker (requests that wait on storage).", 4)
+    feed_waits: int = doc(
+        "Long polls of /revocations one worker holds at once, each in a thread beside the "
+        "request threads (429 beyond).",
+        128,
+    )
+    feed_waits_per_client: int = doc(
+        "Long polls of /revocations one client may hold at once in one worker (429 beyond).",
+        16,
+    )
     instance_path: str = doc(
         "Folder for the SQLite file, the development KEK and secret.", "instance"
     )
@@ -87,6 +96,13 @@ class DatabaseConfig:
         "sqlite:///instance/idp.db",
     )
     echo: bool = doc("Log every SQL statement.", False)
+    connect_timeout: int = doc("Seconds to wait for a new database connection.", 5)
+    statement_timeout: int = doc(
+        "Seconds a statement may run before PostgreSQL cancels it (0: no limit).", 30
+    )
+    pool_size: int = doc("Database connections each process keeps open.", 10)
+    pool_overflow: int = doc("Connections a process may open beyond pool_size when busy.", 20)
+    pool_timeout: int = doc("Seconds a request waits for a free pooled connection.", 10)
 
 
 @dataclass(frozen=True)
@@ -230,6 +246,8 @@ def _validate(cfg: Config) -> None:
     positive = {
         "server.port": cfg.server.port,
         "server.threads": cfg.server.threads,
+        "server.feed_waits": cfg.server.feed_waits,
+        "server.feed_waits_per_client": cfg.server.feed_waits_per_client,
         "server.max_body_bytes": cfg.server.max_body_bytes,
         "tokens.access_token_ttl": cfg.tokens.access_token_ttl,
         "tokens.id_token_ttl": cfg.tokens.id_token_ttl,
@@ -239,6 +257,9 @@ def _validate(cfg: Config) -> None:
         "tokens.refresh_token_absolute_ttl": cfg.tokens.refresh_token_absolute_ttl,
         "sessions.idle_timeout": cfg.sessions.idle_timeout,
         "sessions.absolute_timeout": cfg.sessions.absolute_timeout,
+        "database.connect_timeout": cfg.database.connect_timeout,
+        "database.pool_size": cfg.database.pool_size,
+        "database.pool_timeout": cfg.database.pool_timeout,
         "login.max_failures_per_account": cfg.login.max_failures_per_account,
         "login.max_failures_per_ip": cfg.login.max_failures_per_ip,
         "login.window_seconds": cfg.login.window_seconds,
@@ -262,6 +283,8 @@ def _validate(cfg: Config) -> None:
     ):
         if alg not in SUPPORTED_ALGS:
             raise ConfigError(key, f"must be one of {', '.join(SUPPORTED_ALGS)}")
+    if cfg.database.statement_timeout < 0 or cfg.database.pool_overflow < 0:
+        raise ConfigError("database", "statement_timeout and pool_overflow must not be negative")
     if cfg.server.workers < 0:
         raise ConfigError("server.workers", "must not be negative")
     if cfg.server.trusted_proxies < 0:

@@ -7,6 +7,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Annotated, Any
 
@@ -59,10 +60,50 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def make_engine(url: str, echo: bool = False, writers: threading.Lock | None = None) -> Engine:
+@dataclass(frozen=True)
+class Limits:
+    """How long to wait for the database, and how many connections to keep
+    (``[database]`` in the configuration)."""
+
+    connect_timeout: int = 5
+    statement_timeout: int = 30
+    pool_size: int = 10
+    pool_overflow: int = 20
+    pool_timeout: int = 10
+
+    def pool(self) -> dict[str, Any]:
+        return {
+            "pool_size": self.pool_size,
+            "max_overflow": self.pool_overflow,
+            "pool_timeout": self.pool_timeout,
+        }
+
+    def postgresql(self) -> dict[str, Any]:
+        """libpq settings: a server that stops answering fails a request within about
+        these many seconds instead of hanging it (tcp_user_timeout: sent data left
+        unacknowledged; statement_timeout: the server's own limit)."""
+        args: dict[str, Any] = {
+            "connect_timeout": self.connect_timeout,
+            "tcp_user_timeout": (self.statement_timeout or 30) * 1000,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+        }
+        if self.statement_timeout:
+            args["options"] = f"-c statement_timeout={self.statement_timeout * 1000}"
+        return args
+
+
+def make_engine(
+    url: str,
+    echo: bool = False,
+    writers: threading.Lock | None = None,
+    limits: Limits | None = None,
+) -> Engine:
     """The engine; on SQLite, write transactions first take ``writers`` (see below)."""
+    limits = limits or Limits()
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"timeout": BUSY_TIMEOUT})
+        pool = limits.pool() if ":memory:" not in url and url.rstrip("/") != "sqlite:" else {}
+        engine = create_engine(url, echo=echo, connect_args={"timeout": BUSY_TIMEOUT}, **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -105,7 +146,13 @@ def make_engine(url: str, echo: bool = False, writers: threading.Lock | None = N
 
         _disable_pysqlite_autobegin(engine)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    return create_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        connect_args=limits.postgresql(),
+        **limits.pool(),
+    )
 
 
 def _disable_pysqlite_autobegin(engine: Engine) -> None:
@@ -118,10 +165,11 @@ def _disable_pysqlite_autobegin(engine: Engine) -> None:
 class Database:
     """Owns the engine and hands out sessions; one per app."""
 
-    def __init__(self, url: str, echo: bool = False) -> None:
+    def __init__(self, url: str, echo: bool = False, limits: Limits | None = None) -> None:
         self.url = url
         self.writers = threading.Lock()
-        self.engine = make_engine(url, echo, self.writers)
+        self.limits = limits or Limits()
+        self.engine = make_engine(url, echo, self.writers, self.limits)
         self._sqlite = self.engine.dialect.name == "sqlite"
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self.read_engine = self.engine.execution_options(idp_read_only=True)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from idp.refresh.types import RefreshStore
     from idp.revocations.denylist import DenyList
     from idp.revocations.service import Revocations
+    from idp.revocations.waiting import FeedWaits
     from idp.sessions.backchannel import Notifier
     from idp.sessions.kill import SessionKiller
     from idp.sessions.services import SessionPolicy
@@ -49,6 +50,7 @@ class Services:
     session_policy: SessionPolicy
     revocations: Revocations
     deny: DenyList
+    feed_waits: FeedWaits
     access_tokens: AccessTokens
     issuer: TokenIssuer
     refresh: RefreshStore

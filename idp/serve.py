@@ -1,7 +1,9 @@
 """``idp serve``: the production server, or ``--dev`` for a reloading development one.
 
 The production server is granian (a Rust HTTP server, on PyPI) running idp's WSGI app
-in ``workers`` processes of ``threads`` request threads each: measured against
+in ``workers`` processes of ``threads`` request threads each, plus ``[server]
+feed_waits`` threads for long polls of ``/revocations`` (idp.revocations.waiting: a
+hundred open polls leave the request threads to ``/token``); measured against
 gunicorn's gthread workers on one core, it served the same app faster
 (bench/RESULTS.md, "Which server"). A worker that dies is started again. With
 ``[admin] port`` set, the dashboard's app is served by a second granian on that port
@@ -35,6 +37,8 @@ def worker_count(cfg: Config, override: int | None) -> int:
 
 
 def granian(target: str, host: str, port: int, workers: int, threads: int) -> object:
+    """``threads`` is the most threads a worker runs; granian starts them as requests
+    need them and stops idle ones."""
     from granian import Granian
     from granian.constants import Interfaces
 
@@ -65,7 +69,8 @@ def production(cfg: Config, host: str, port: int, workers: int, threads: int) ->
         )
         admin.start()
     try:
-        granian("idp.wsgi:app", host, port, workers, threads).serve()  # type: ignore[attr-defined]
+        per_worker = threads + cfg.server.feed_waits
+        granian("idp.wsgi:app", host, port, workers, per_worker).serve()  # type: ignore[attr-defined]
     finally:
         if admin is not None:
             admin.terminate()

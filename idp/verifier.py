@@ -21,6 +21,7 @@ import json
 import logging
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
@@ -37,6 +38,14 @@ ALGORITHMS = ["ES256", "RS256", "EdDSA"]
 
 class InvalidToken(Exception):
     """The token must not be accepted; ``str()`` says why."""
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds of a Retry-After header in seconds (1 to 60; 5 when absent or a date)."""
+    try:
+        return min(max(float(value or 5), 1.0), 60.0)
+    except ValueError:
+        return 5.0
 
 
 class Verifier:
@@ -111,6 +120,11 @@ class Verifier:
             while not self._stop.is_set():
                 try:
                     self.poll(wait)
+                except urllib.error.HTTPError as err:
+                    # 429: idp holds as many polls as it will; come back when it says.
+                    pause = _retry_after(err.headers.get("Retry-After")) if err.code == 429 else 1
+                    log.warning("revocation feed answered %s; retrying in %ss", err.code, pause)
+                    self._stop.wait(pause)
                 except Exception:  # noqa: BLE001 - keep following after a network error
                     log.warning("revocation feed unreachable; retrying")
                     self._stop.wait(1)

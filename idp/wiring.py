@@ -11,7 +11,7 @@ from idp.clients.cache import client_cache
 from idp.clients.models import Client
 from idp.clock import Clock
 from idp.config import Config
-from idp.db import Database
+from idp.db import Database, Limits
 from idp.documents import Documents
 from idp.ext import Services
 from idp.keys import crypto
@@ -25,20 +25,28 @@ from idp.oauth.tokens import TokenIssuer
 from idp.refresh.store import SqlRefreshStore
 from idp.revocations.denylist import DenyList
 from idp.revocations.service import Revocations
+from idp.revocations.waiting import FeedWaits
 from idp.sessions.backchannel import Notifier
 from idp.sessions.kill import SessionKiller
 from idp.sessions.services import SessionPolicy
+from idp.state.fallback import FallbackStateStore
 from idp.state.store import RedisStateStore, SqlStateStore, StateStore
 
 
 def build_services(cfg: Config, clock: Clock) -> Services:
     t = cfg.tokens
-    db = Database(cfg.database.url, cfg.database.echo)
+    d = cfg.database
+    limits = Limits(
+        d.connect_timeout, d.statement_timeout, d.pool_size, d.pool_overflow, d.pool_timeout
+    )
+    db = Database(d.url, d.echo, limits)
     generations = Generations(db, signal_for(cfg.database.url, cfg.redis.url, cfg.redis.prefix))
     generations.bump_on_flush(Client, CLIENTS)
     generations.bump_on_flush(User, USERS)
     state: StateStore = (
-        RedisStateStore(cfg.redis.url, cfg.redis.prefix, clock)
+        FallbackStateStore(
+            RedisStateStore(cfg.redis.url, cfg.redis.prefix, clock), SqlStateStore(db, clock)
+        )
         if cfg.redis.url
         else SqlStateStore(db, clock)
     )
@@ -84,6 +92,7 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         session_policy=SessionPolicy(cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout),
         revocations=revocations,
         deny=deny,
+        feed_waits=FeedWaits(deny.latest, cfg.server.feed_waits, cfg.server.feed_waits_per_client),
         access_tokens=access_tokens,
         issuer=issuer,
         refresh=refresh,

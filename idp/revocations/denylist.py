@@ -89,6 +89,11 @@ class DenyList:
             assert state is not None
         return state
 
+    def latest(self) -> int:
+        """The id of the newest revocation written, after looking for new ones (what
+        waiting polls of the feed follow: idp.revocations.waiting)."""
+        return self._current().last_id
+
     def denies(self, claims: dict[str, Any]) -> bool:
         """True when the access token with these (verified) claims has been revoked: its
         jti, its session, or every token of its client or user issued before a moment."""

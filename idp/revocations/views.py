@@ -13,7 +13,8 @@ token it could name expires (``exp``), and "every token of this ``client`` or ``
 with ``iat`` below ``issued_before``" (an operator revoked all of them). Entries come in
 commit order, so a cursor never skips one. Poll with the returned cursor; with ``wait`` (at
 most 30 s) the request is held open until a new entry arrives. Start with ``after=0``
-to get every live entry.
+to get every live entry. Waiting polls are capped per server process and per client
+(idp.revocations.waiting): beyond a cap the answer is ``429`` with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from flask import Blueprint, jsonify, request
 from werkzeug.wrappers import Response
 
 from idp.ext import services
+from idp.revocations.waiting import RETRY_AFTER, Busy
 from idp.web import error_response
 
 bp = Blueprint("revocations", __name__)
 MAX_WAIT = 30.0
-POLL = 0.5
 
 
 @bp.route("/revocations")
@@ -48,7 +49,6 @@ def feed() -> Response:
         )
         resp.headers["WWW-Authenticate"] = 'Basic realm="idp"'
         return resp
-    del client
     try:
         after = int(request.args.get("after", "0") or 0)
         wait = float(request.args.get("wait", "0") or 0)
@@ -60,9 +60,20 @@ def feed() -> Response:
         )
     deadline = time.monotonic() + wait
     entries = svc.revocations.since(after)
-    while not entries and time.monotonic() < deadline:
-        time.sleep(POLL)
-        entries = svc.revocations.since(after)
+    if not entries and wait > 0:
+        try:
+            with svc.feed_waits.slot(client.client_id):
+                seen: int | None = after
+                while not entries and seen is not None:
+                    # Wakes when the log moves past what was seen; the new rows may all
+                    # have expired already, so then wait past them.
+                    seen = svc.feed_waits.wait_past(seen, deadline)
+                    if seen is not None:
+                        entries = svc.revocations.since(after)
+        except Busy as busy:
+            resp = error_response(429, "slow_down", f"{busy.what}; retry later.")
+            resp.headers["Retry-After"] = str(RETRY_AFTER)
+            return resp
     cursor = entries[-1].id if entries else max(after, 0)
     resp = jsonify(revocations=[e.as_json() for e in entries], cursor=str(cursor))
     resp.headers["Cache-Control"] = "no-store"

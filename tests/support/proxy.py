@@ -1,0 +1,113 @@
+"""A TCP proxy on 127.0.0.1 in front of PostgreSQL or Redis, for outage trials.
+
+The shared database and Redis servers of the machine are never stopped by tests; a test
+points idp at a proxy instead and cuts it:
+
+- ``pass``: connections are forwarded (the normal state);
+- ``refuse``: open connections are dropped, new ones are closed at once (a server that
+  stopped or restarted);
+- ``hang``: open connections are dropped, new ones are accepted and never answered (a
+  server or network that swallows packets).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+MODES = ("pass", "refuse", "hang")
+
+
+class Proxy:
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.mode = "pass"
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="proxy", daemon=True)
+        self._thread.start()
+
+    def set(self, mode: str) -> None:
+        """Switches mode; leaving ``pass`` drops every open connection."""
+        assert mode in MODES
+        self.mode = mode
+        if mode != "pass":
+            self._drop_all()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._drop_all()
+
+    def _drop_all(self) -> None:
+        with self._lock:
+            conns, self._open = self._open, set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def _track(self, *conns: socket.socket) -> None:
+        with self._lock:
+            self._open.update(conns)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            mode = self.mode
+            if mode == "refuse":
+                client.close()
+            elif mode == "hang":
+                self._track(client)  # held open, never answered
+            else:
+                try:
+                    upstream = socket.create_connection(self.target, timeout=5)
+                except OSError:
+                    client.close()
+                    continue
+                upstream.settimeout(None)
+                self._track(client, upstream)
+                threading.Thread(
+                    target=self._pipe, args=(client, upstream), daemon=True, name="proxy-pipe"
+                ).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        peers = {a: b, b: a}
+        try:
+            while True:
+                ready, _, _ = select.select([a, b], [], [], 1.0)
+                if self._stop.is_set():
+                    return
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    peers[sock].sendall(data)
+        except (OSError, ValueError):
+            return
+        finally:
+            for sock in (a, b):
+                with contextlib.suppress(OSError):
+                    sock.close()
+            with self._lock:
+                self._open.discard(a)
+                self._open.discard(b)
+
+
+@contextmanager
+def proxy_to(port: int) -> Iterator[Proxy]:
+    proxy = Proxy(port)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
