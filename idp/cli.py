@@ -175,10 +175,35 @@ def serve(
 
 @cli.command()
 def janitor() -> None:
-    """Purge expired deny-list entries, codes, token records and retired keys."""
+    """One round of expiry and pruning: expired state, codes, token records and retired
+    keys; refresh tokens, dead families, ended sessions (and audit events, when set)
+    after [retention]."""
     from idp.janitor import purge
 
     click.echo(json.dumps(purge(_app().extensions["idp"])))
+
+
+@cli.group()
+def audit() -> None:
+    """The audit trail."""
+
+
+@audit.command("export")
+@click.option("--after", default="", help="Resume after this cursor (from a previous export).")
+@click.option("--limit", default=1000, type=click.IntRange(1, 100_000), show_default=True)
+def audit_export(after: str, limit: int) -> None:
+    """Audit events oldest first, one JSON object a line; each has the `cursor` to pass
+    to --after next time."""
+    from idp.audit.services import export
+
+    svc = _app().extensions["idp"]
+    try:
+        with svc.db.read() as s:
+            events = export(s, after or None, limit)
+    except ValueError:
+        _fail(f"not a cursor: {after!r}", 2)
+    for event in events:
+        click.echo(json.dumps(event, sort_keys=True))
 
 
 @cli.group()

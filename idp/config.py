@@ -171,6 +171,31 @@ class AdminConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    refresh_tokens_days: int = doc(
+        "Refresh tokens are deleted this many days after they expired (an expired one "
+        "is refused before reuse is looked for, so it can tell nothing more).",
+        1,
+    )
+    families_days: int = doc(
+        "Dead refresh families (revoked or expired) are deleted after this many days.", 30
+    )
+    sessions_days: int = doc(
+        "Ended or expired browser sessions and their back-channel deliveries are deleted "
+        "after this many days.",
+        30,
+    )
+    audit_days: int = doc(
+        "Audit and security events are deleted after this many days (0: kept).", 0
+    )
+    janitor_every_seconds: int = doc(
+        "How often a serving process may run the janitor; once per interval in the "
+        "whole cluster (a lease), 0: never in the background (run `idp janitor`).",
+        300,
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -181,6 +206,7 @@ class Config:
     login: LoginConfig = field(default_factory=LoginConfig)
     keys: KeysConfig = field(default_factory=KeysConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     @property
     def insecure_http(self) -> bool:
@@ -285,6 +311,11 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(key, f"must be one of {', '.join(SUPPORTED_ALGS)}")
     if cfg.database.statement_timeout < 0 or cfg.database.pool_overflow < 0:
         raise ConfigError("database", "statement_timeout and pool_overflow must not be negative")
+    for key in ("refresh_tokens_days", "families_days", "sessions_days", "audit_days"):
+        if getattr(cfg.retention, key) < 0:
+            raise ConfigError(f"retention.{key}", "must not be negative")
+    if cfg.retention.janitor_every_seconds < 0:
+        raise ConfigError("retention.janitor_every_seconds", "must not be negative")
     if cfg.server.workers < 0:
         raise ConfigError("server.workers", "must not be negative")
     if cfg.server.trusted_proxies < 0:

@@ -1,7 +1,13 @@
-"""Purges what has expired: deny-list and counter entries, used or expired authorization
-codes, access-token records of families, and retired keys past their last token
-(as Hydra's janitor does). Runs from `idp janitor` and, at most every few minutes, in
-the background of each serving process."""
+"""Purges what has expired and prunes what is kept only for a while (issue 9 item 6):
+deny-list and counter entries, used or expired authorization codes, access-token records
+of families, retired keys past their last token (as Hydra's janitor does), and after
+``[retention]``: expired refresh tokens, dead refresh families, ended browser sessions
+with their back-channel deliveries, and (when configured) audit and security events.
+
+Runs from ``idp janitor`` (a CronJob: deploy/k8s/janitor-cronjob.yaml) and in the
+background of serving processes, once per ``janitor_every_seconds`` in the whole cluster:
+whichever process first takes the lease (a key in the shared state store) runs it.
+Deletes go in batches, so no transaction holds locks the token path needs for long."""
 
 from __future__ import annotations
 
@@ -11,19 +17,86 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import ColumnElement, delete, or_, select, update
 
+from idp.audit.models import AuditEvent, SecurityEvent
 from idp.oauth.models import AuthorizationCode
-from idp.refresh.models import FamilyAccessToken
+from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
+from idp.sessions.models import BackchannelDelivery, BrowserSession, SessionClient
 
 log = logging.getLogger(__name__)
-EVERY_SECONDS = 300.0
 # Used codes are kept a while after expiry so that a late replay still revokes.
 CODE_GRACE = dt.timedelta(hours=1)
+BATCH = 5000
+LEASE = "lease:janitor"
+
+
+def _delete_batches(svc: Any, model: Any, key: Any, condition: ColumnElement[bool]) -> int:
+    """Deletes the rows of ``model`` matching ``condition``, BATCH at a time."""
+    total = 0
+    while True:
+        with svc.db.transaction() as s:
+            ids = list(s.scalars(select(key).where(condition).limit(BATCH)))
+            if not ids:
+                return total
+            s.execute(delete(model).where(key.in_(ids)))
+            total += len(ids)
+        if len(ids) < BATCH:
+            return total
+
+
+def _dead_families(svc: Any, now: dt.datetime) -> int:
+    cutoff = now - dt.timedelta(days=svc.config.retention.families_days)
+    idle = dt.timedelta(seconds=svc.config.tokens.refresh_token_idle_ttl)
+    F = RefreshFamily
+    dead = or_(
+        F.revoked_at < cutoff, F.absolute_expires_at < cutoff, F.last_used_at < cutoff - idle
+    )
+    total = 0
+    while True:
+        with svc.db.transaction() as s:
+            ids = list(s.scalars(select(F.id).where(dead).limit(BATCH)))
+            if not ids:
+                return total
+            s.execute(delete(RefreshToken).where(RefreshToken.family_id.in_(ids)))
+            s.execute(delete(FamilyAccessToken).where(FamilyAccessToken.family_id.in_(ids)))
+            s.execute(delete(F).where(F.id.in_(ids)))
+            total += len(ids)
+        if len(ids) < BATCH:
+            return total
+
+
+def _ended_sessions(svc: Any, now: dt.datetime) -> int:
+    cutoff = now - dt.timedelta(days=svc.config.retention.sessions_days)
+    S = BrowserSession
+    gone = or_(S.ended_at < cutoff, S.expires_at < cutoff)
+    total = 0
+    while True:
+        with svc.db.transaction() as s:
+            ids = list(s.scalars(select(S.id).where(gone).limit(BATCH)))
+            if not ids:
+                return total
+            s.execute(delete(SessionClient).where(SessionClient.session_id.in_(ids)))
+            s.execute(
+                update(RefreshFamily)
+                .where(RefreshFamily.session_id.in_(ids))
+                .values(session_id=None)
+            )
+            s.execute(
+                delete(BackchannelDelivery).where(
+                    BackchannelDelivery.session_id.in_(ids),
+                    BackchannelDelivery.status != "pending",
+                )
+            )
+            s.execute(delete(S).where(S.id.in_(ids)))
+            total += len(ids)
+        if len(ids) < BATCH:
+            return total
 
 
 def purge(svc: Any) -> dict[str, int]:
     now = svc.clock.now()
+    keep = svc.config.retention
     counts = {"state_entries": svc.state.purge_expired(), "revocations": svc.revocations.purge()}
     with svc.db.transaction() as s:
         result: Any = s.execute(
@@ -32,32 +105,53 @@ def purge(svc: Any) -> dict[str, int]:
         counts["authorization_codes"] = int(result.rowcount or 0)
         result = s.execute(delete(FamilyAccessToken).where(FamilyAccessToken.expires_at < now))
         counts["family_access_tokens"] = int(result.rowcount or 0)
+    counts["refresh_tokens"] = _delete_batches(
+        svc,
+        RefreshToken,
+        RefreshToken.id,
+        RefreshToken.expires_at < now - dt.timedelta(days=keep.refresh_tokens_days),
+    )
+    counts["refresh_families"] = _dead_families(svc, now)
+    counts["browser_sessions"] = _ended_sessions(svc, now)
+    if keep.audit_days:
+        cutoff = now - dt.timedelta(days=keep.audit_days)
+        counts["audit_events"] = _delete_batches(
+            svc, AuditEvent, AuditEvent.id, AuditEvent.at < cutoff
+        )
+        counts["security_events"] = _delete_batches(
+            svc, SecurityEvent, SecurityEvent.id, SecurityEvent.at < cutoff
+        )
     svc.keys.purge()
     return counts
 
 
 class Janitor:
-    """Runs :func:`purge` in a background thread, at most every ``EVERY_SECONDS``."""
+    """Runs :func:`purge` in a background thread of a serving process, at most once per
+    ``[retention] janitor_every_seconds`` in the cluster (the lease)."""
 
     def __init__(self, svc: Any) -> None:
         self.svc = svc
+        self.every = svc.config.retention.janitor_every_seconds
         self._last = time.monotonic()
         self._lock = threading.Lock()
 
     def maybe_run(self) -> None:
-        if time.monotonic() - self._last < EVERY_SECONDS:
+        if not self.every or time.monotonic() - self._last < self.every:
             return  # the common case, without taking the lock
         with self._lock:
-            if time.monotonic() - self._last < EVERY_SECONDS:
+            if time.monotonic() - self._last < self.every:
                 return
             self._last = time.monotonic()
         threading.Thread(target=self._run, name="janitor", daemon=True).start()
 
     def _run(self) -> None:
         try:
+            # Back-channel logout deliveries left pending by a restart are retried by
+            # every process; the purge runs in one process of the cluster per interval.
+            self.svc.notifier.kick()
+            if not self.svc.state.add_once(LEASE, self.every):
+                return
             counts = purge(self.svc)
             log.info("janitor purged %s", counts)
-            # Back-channel logout deliveries left pending by a restart are retried too.
-            self.svc.notifier.kick()
         except Exception:  # noqa: BLE001 - a failed purge is retried next round
             log.exception("janitor failed")

@@ -398,3 +398,20 @@ def test_an_unreachable_database_is_one_line_without_its_password(tmp_path):
         "idp: cannot open the database at postgresql+psycopg://idp:***@127.0.0.1:1/idp: "
     )
     assert "s3cret" not in proc.stderr
+
+
+def test_audit_export_resumes_after_its_cursor_without_gaps_or_repeats(run):
+    for name in ("ann", "bob", "cat"):
+        run("users", "create", name, "--password-stdin", stdin="a long password\n")
+    first = [
+        json.loads(line) for line in run("audit", "export", "--limit", "2").stdout.splitlines()
+    ]
+    assert len(first) == 2
+    rest = run("audit", "export", "--after", first[-1]["cursor"]).stdout.splitlines()
+    events = first + [json.loads(line) for line in rest]
+    created = [e["details"]["username"] for e in events if e["action"] == "user.create"]
+    assert created == ["ann", "bob", "cat"]
+    assert len({e["id"] for e in events}) == len(events)
+    assert run("audit", "export", "--after", events[-1]["cursor"]).stdout == ""
+    bad = run("audit", "export", "--after", "garbage", check=False)
+    assert bad.returncode == 2 and "not a cursor" in bad.stderr

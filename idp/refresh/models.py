@@ -57,7 +57,7 @@ class RefreshToken(Base):
     issued_at: Mapped[Timestamp]
     issued_ip: Mapped[str | None] = mapped_column(String(64))
     issued_user_agent: Mapped[str | None] = mapped_column(String(512))
-    expires_at: Mapped[Timestamp]
+    expires_at: Mapped[Timestamp] = mapped_column(index=True)
     used_at: Mapped[Timestamp | None]
     used_ip: Mapped[str | None] = mapped_column(String(64))
     used_user_agent: Mapped[str | None] = mapped_column(String(512))

@@ -43,7 +43,7 @@ class BrowserSession(Base):
     user_agent: Mapped[str] = mapped_column(String(512))
     created_at: Mapped[Timestamp] = mapped_column(index=True)
     last_seen_at: Mapped[Timestamp]
-    expires_at: Mapped[Timestamp]
+    expires_at: Mapped[Timestamp] = mapped_column(index=True)
     ended_at: Mapped[Timestamp | None] = mapped_column(index=True)
     end_reason: Mapped[str | None] = mapped_column(String(200))
 
