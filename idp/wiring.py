@@ -64,6 +64,7 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         t.refresh_token_idle_ttl,
         t.refresh_token_absolute_ttl,
         t.refresh_reuse_grace_seconds,
+        state,
     )
     notifier = Notifier(db, clock, issuer)
     killer = SessionKiller(db, clock, revocations, refresh, notifier, cfg.longest_token_ttl)

@@ -13,11 +13,8 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy.engine import make_url
 
-from idp import create_app
-from tests.conftest import make_config
-from tests.support.proxy import Proxy, proxy_to
+from tests.support.proxy import Proxy, proxied_app
 
 
 def test_readyz_is_ok_while_storage_answers(client: Any, backend: dict[str, Any]) -> None:
@@ -29,24 +26,8 @@ def test_readyz_is_ok_while_storage_answers(client: Any, backend: dict[str, Any]
 
 @pytest.fixture
 def proxied(backend: dict[str, Any], tmp_path: Path) -> Iterator[tuple[Flask, Proxy, Proxy]]:
-    """An app that reaches PostgreSQL and Redis through proxies the test can cut."""
-    if backend["name"] != "postgresql":
-        pytest.skip("SQLite is a file: there is no server to lose")
-    db_url = make_url(backend["database"]["url"])
-    redis_url = make_url(backend["redis"]["url"])
-    with proxy_to(db_url.port or 5432) as db, proxy_to(redis_url.port or 6379) as redis:
-        config = make_config(
-            backend,
-            tmp_path,
-            database={
-                "url": db_url.set(port=db.port).render_as_string(hide_password=False),
-                "connect_timeout": 1,
-            },
-            redis={"url": str(redis_url.set(port=redis.port))},
-        )
-        app = create_app(config)
-        yield app, db, redis
-        app.extensions["idp"].db.dispose()
+    with proxied_app(backend, tmp_path) as found:
+        yield found
 
 
 def test_a_redis_outage_degrades_readiness_and_state_goes_to_the_database(

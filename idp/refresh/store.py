@@ -10,12 +10,18 @@ The hot path is SQLAlchemy Core on one connection; the rare paths (a spent token
 replay or reuse) run afterwards in an ORM transaction that re-reads under the same lock.
 The caller allocates the access token's jti and expiry before, and signs after the
 commit, so no signature is computed while the family row is locked.
+
+A rotation that fails on a database error may still have committed (the answer to the
+COMMIT was lost with the connection). It is remembered for a few minutes in the state
+store, and the client's retry of the same token, even after an outage longer than the
+grace interval, gets the same child back: still the immediate parent only, never a fork.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import secrets
 from typing import Any
 
@@ -23,6 +29,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import ColumnElement, bindparam, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import User
@@ -41,8 +48,14 @@ from idp.refresh.types import (
     TokenState,
     Use,
 )
+from idp.state.store import StateStore
 
+log = logging.getLogger(__name__)
 MAX_TOKEN_LENGTH = 200
+# A rotation that failed on a database error is remembered this long (idp.state): its
+# retry returns the child even past the grace interval (the outage may outlast it).
+UNCONFIRMED = "rotation-unconfirmed:"
+UNCONFIRMED_FOR = dt.timedelta(minutes=10)
 REUSE = "Refresh token reuse detected; the grant is revoked."
 
 
@@ -180,9 +193,18 @@ TOUCH_FAMILY = RawStatement(
 
 class SqlRefreshStore:
     def __init__(
-        self, db: Database, clock: Clock, idle_ttl: int, absolute_ttl: int, grace_seconds: int
+        self,
+        db: Database,
+        clock: Clock,
+        idle_ttl: int,
+        absolute_ttl: int,
+        grace_seconds: int,
+        state: StateStore | None = None,
     ) -> None:
+        """``state``: where rotations whose outcome a database error left unknown are
+        remembered (see :meth:`rotate`); None keeps no such memory."""
         self.db = db
+        self.state = state
         self.clock = clock
         self.idle = dt.timedelta(seconds=idle_ttl)
         self.absolute = dt.timedelta(seconds=absolute_ttl)
@@ -282,6 +304,28 @@ class SqlRefreshStore:
         if not value or len(value) > MAX_TOKEN_LENGTH:
             raise InvalidRefresh("Invalid refresh token.")
         now = self.clock.now()
+        try:
+            return self._rotate(
+                value, client_id, requested_scope, use, access_jti, now, access_expires_at
+            )
+        except DBAPIError:
+            # The commit may have reached the database while its answer did not (a cut
+            # connection, a server that stopped): the client retries this token once the
+            # database is back, maybe after the grace interval. Remember the attempt so
+            # that retry gets the child instead of counting as theft.
+            self._remember_unconfirmed(value, now)
+            raise
+
+    def _rotate(
+        self,
+        value: str,
+        client_id: str,
+        requested_scope: str | None,
+        use: Use,
+        access_jti: str,
+        now: dt.datetime,
+        access_expires_at: dt.datetime,
+    ) -> Rotation:
         with self.db.raw_transaction() as cur:
             row = cur.one_or_none(self._presented_locked, {"hash": token_hash(value)})
             if row is None:
@@ -398,7 +442,7 @@ class SqlRefreshStore:
             self.grace
             and family.revoked_at is None
             and token.used_at is not None
-            and now - token.used_at <= self.grace
+            and (now - token.used_at <= self.grace or self._was_unconfirmed(value))
             and child is not None
             and child.used_at is None
             and token.child_sealed is not None
@@ -407,6 +451,17 @@ class SqlRefreshStore:
             assert child is not None and token.child_sealed is not None
             return open_child(value, token.id, token.child_sealed), child.scope
         return self._revoke(s, RefreshFamily.id == family.id, "refresh token reuse detected")
+
+    def _remember_unconfirmed(self, value: str, now: dt.datetime) -> None:
+        if self.state is None:
+            return
+        try:
+            self.state.deny(UNCONFIRMED + token_hash(value), now + UNCONFIRMED_FOR)
+        except Exception:  # noqa: BLE001 - the state store is down too: the grace applies
+            log.warning("could not remember a rotation left unconfirmed by a database error")
+
+    def _was_unconfirmed(self, value: str) -> bool:
+        return self.state is not None and self.state.is_denied(UNCONFIRMED + token_hash(value))
 
     def _record_reuse(
         self, s: Session, family: RefreshFamily, token: RefreshToken, use: Use, now: dt.datetime

@@ -15,6 +15,11 @@ def header(token: str) -> dict[str, Any]:
     return dict(pyjwt.get_unverified_header(token))
 
 
+def claims_unverified(token: str) -> dict[str, Any]:
+    """The payload, unverified (for tests that need a claim such as ``sid``)."""
+    return dict(pyjwt.decode(token, options={"verify_signature": False}))
+
+
 def verify(
     token: str, jwks: dict[str, Any], audience: str, issuer: str, **options: Unpack[Options]
 ) -> dict[str, Any]:

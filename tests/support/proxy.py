@@ -18,6 +18,12 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy.engine import make_url
 
 MODES = ("pass", "refuse", "hang")
 
@@ -111,3 +117,31 @@ def proxy_to(port: int) -> Iterator[Proxy]:
         yield proxy
     finally:
         proxy.close()
+
+
+@contextmanager
+def proxied_app(backend: dict[str, Any], tmp_path: Path) -> Iterator[tuple[Flask, Proxy, Proxy]]:
+    """An app that reaches PostgreSQL and Redis through proxies the test can cut (skips
+    on SQLite, a file with no server to lose)."""
+    from idp import create_app
+    from tests.conftest import make_config
+
+    if backend["name"] != "postgresql":
+        pytest.skip("SQLite is a file: there is no server to lose")
+    db_url = make_url(backend["database"]["url"])
+    redis_url = make_url(backend["redis"]["url"])
+    with proxy_to(db_url.port or 5432) as db, proxy_to(redis_url.port or 6379) as redis:
+        config = make_config(
+            backend,
+            tmp_path,
+            database={
+                "url": db_url.set(port=db.port).render_as_string(hide_password=False),
+                "connect_timeout": 1,
+            },
+            redis={"url": str(redis_url.set(port=redis.port))},
+        )
+        app = create_app(config)
+        try:
+            yield app, db, redis
+        finally:
+            app.extensions["idp"].db.dispose()
