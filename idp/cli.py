@@ -13,6 +13,7 @@ import click
 from flask import Flask
 
 from idp.config import Config, ConfigError
+from idp.operator import Actor
 
 
 def _app(*, creates_database: bool = False) -> Flask:
@@ -91,6 +92,9 @@ def _shown_url(url: str) -> str:
     if file is not None:
         parsed = parsed.set(database=str(file))
     return parsed.render_as_string(hide_password=True)
+
+
+CLI = Actor("cli")
 
 
 def _audit(s: Any, svc: Any, action: str, **fields: Any) -> None:
@@ -362,12 +366,8 @@ def keys_rotate() -> None:
     """Promote the next key of each algorithm; the old one stays published until its
     tokens expire."""
 
-    app = _app()
-    svc = app.extensions["idp"]
-    svc.keys.ensure(svc.algs_in_use())
-    kids = svc.keys.rotate(svc.algs_in_use() | svc.keys.algs())
-    with svc.db.transaction() as s:
-        _audit(s, svc, "keys.rotate", target=",".join(kids))
+    svc = _app().extensions["idp"]
+    kids = svc.actions.rotate_keys(CLI, "rotated from the command line")
     click.echo(json.dumps({"active": kids}))
 
 
@@ -442,7 +442,7 @@ def sessions_kill(sid: str, reason: str) -> None:
     from idp.sessions.kill import AlreadyEnded
 
     svc = _app().extensions["idp"]
-    result = svc.killer.kill(sid, actor="cli", action="session.kill", reason=reason)
+    result = svc.actions.kill_session(sid, CLI, reason)
     if result is None:
         _fail(f"no session {sid!r}")
     if isinstance(result, AlreadyEnded):
@@ -466,21 +466,9 @@ def tokens() -> None:
 @click.option("--reason", default="all tokens of the user revoked", show_default=True)
 def tokens_revoke_user(username: str, reason: str) -> None:
     """Kill every session and refresh family of a user."""
-    from idp.accounts.services import revoke_user_tokens
-
     svc = _app().extensions["idp"]
     user = _user_or_fail(svc, username)
-    killed = revoke_user_tokens(svc, user.id, actor="cli", reason=reason)
-    with svc.db.transaction() as s:
-        _audit(
-            s,
-            svc,
-            "user.revoke_tokens",
-            target=user.id,
-            reason=reason,
-            username=username,
-            sessions_killed=killed,
-        )
+    killed = svc.actions.revoke_user(user.id, CLI, reason)
     _drain_backchannel(svc)
     click.echo(json.dumps({"user": username, "sessions_killed": killed}))
 
@@ -502,11 +490,9 @@ def users_enable(username: str, reason: str) -> None:
 
 
 def _set_disabled(username: str, disabled: bool, reason: str) -> None:
-    from idp.accounts.services import set_disabled
-
     svc = _app().extensions["idp"]
     user = _user_or_fail(svc, username)
-    set_disabled(svc, user.id, disabled, actor="cli", reason=reason)
+    svc.actions.set_disabled(user.id, disabled, CLI, reason)
     _drain_backchannel(svc)
     click.echo(json.dumps({"user": username, "disabled": disabled}))
 
@@ -552,15 +538,10 @@ def clients_rotate_secret(client_id: str) -> None:
 @click.option("--reason", default="all tokens of the client revoked", show_default=True)
 def clients_revoke_tokens(client_id: str, reason: str) -> None:
     """Revoke every refresh family and live access token of a client."""
-    from idp.clients.services import ClientError, revoke_client_tokens
-
     svc = _app().extensions["idp"]
-    try:
-        families = revoke_client_tokens(svc, client_id)
-    except ClientError as exc:
-        _fail(str(exc))
-    with svc.db.transaction() as s:
-        _audit(s, svc, "client.revoke_tokens", target=client_id, reason=reason, families=families)
+    families = svc.actions.revoke_client(client_id, CLI, reason)
+    if families is None:
+        _fail(f"no client {client_id!r}")
     click.echo(json.dumps({"client_id": client_id, "families_revoked": families}))
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from idp.oauth.access_tokens import AccessTokens
     from idp.oauth.server import IdpAuthorizationServer
     from idp.oauth.tokens import TokenIssuer
+    from idp.operator import OperatorActions
     from idp.refresh.types import RefreshStore
     from idp.revocations.denylist import DenyList
     from idp.revocations.service import Revocations
@@ -56,12 +57,18 @@ class Services:
     refresh: RefreshStore
     notifier: Notifier
     killer: SessionKiller
+    actions: OperatorActions
     oauth: IdpAuthorizationServer
 
     def algs_in_use(self) -> set[str]:
-        t = self.config.tokens
-        # RS256 is always supported for ID tokens (OIDC Core §15.1).
-        return {t.access_token_alg, t.id_token_alg, "RS256"}
+        return algs_in_use(self.config)
+
+
+def algs_in_use(cfg: Config) -> set[str]:
+    """The signing algorithms the configuration uses; RS256 is always supported for ID
+    tokens (OIDC Core §15.1)."""
+    t = cfg.tokens
+    return {t.access_token_alg, t.id_token_alg, "RS256"}
 
 
 def services() -> Services:

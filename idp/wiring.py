@@ -13,7 +13,7 @@ from idp.clock import Clock
 from idp.config import Config
 from idp.db import Database, Limits
 from idp.documents import Documents
-from idp.ext import Services
+from idp.ext import Services, algs_in_use
 from idp.keys import crypto
 from idp.keys.services import KeyService
 from idp.oauth.access_tokens import AccessTokens
@@ -22,6 +22,7 @@ from idp.oauth.discovery import metadata
 from idp.oauth.registry import TokenRegistry
 from idp.oauth.server import IdpAuthorizationServer
 from idp.oauth.tokens import TokenIssuer
+from idp.operator import OperatorActions
 from idp.refresh.store import SqlRefreshStore
 from idp.revocations.denylist import DenyList
 from idp.revocations.service import Revocations
@@ -99,5 +100,16 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         refresh=refresh,
         notifier=notifier,
         killer=killer,
+        actions=OperatorActions(
+            db,
+            clock,
+            revocations,
+            refresh,
+            killer,
+            notifier,
+            keys,
+            cfg.longest_token_ttl,
+            lambda: algs_in_use(cfg),
+        ),
         oauth=oauth,
     )

@@ -9,8 +9,7 @@ import pytest
 import requests
 
 from examples.resource_server import create_api
-from idp.accounts.services import revoke_user_tokens
-from idp.clients.services import revoke_client_tokens
+from idp.operator import Actor
 from idp.verifier import InvalidToken, Verifier
 from tests.support.browserless import code_flow
 from tests.support.jwt import verify as pyjwt_verify
@@ -126,7 +125,7 @@ def test_offline_verifier_honours_revoking_all_tokens_of_a_client(setup):
     )
     verifier.poll()
     assert verifier.verify(tokens["access_token"])
-    assert revoke_client_tokens(live.svc, "shop") == 1
+    assert live.svc.actions.revoke_client("shop", Actor("test"), "leaked") == 1
     entries = verifier_entries(live, api)
     [client_entry] = [e for e in entries if e["type"] == "client"]
     assert client_entry["value"] == "shop" and client_entry["issued_before"] > 0
@@ -142,7 +141,7 @@ def test_offline_verifier_honours_revoking_all_tokens_of_a_user(setup):
     )
     verifier.poll()
     claims = verifier.verify(tokens["access_token"])
-    revoke_user_tokens(live.svc, claims["sub"], actor="test", reason="phished")
+    live.svc.actions.revoke_user(claims["sub"], Actor("test"), "phished")
     verifier.poll()
     with pytest.raises(InvalidToken, match="revoked"):
         verifier.verify(tokens["access_token"])

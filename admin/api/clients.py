@@ -16,6 +16,7 @@ from admin.api.common import (
     admin_token_required,
     bp,
     not_found,
+    operator,
     reason,
     reply,
     validated,
@@ -27,7 +28,6 @@ from idp.clients.services import (
     create_client,
     metadata,
     parse_claims,
-    revoke_client_tokens,
     rotate_secret,
     update_client,
 )
@@ -163,21 +163,9 @@ def new_secret(client_id: str, body: dict[str, Any]) -> Response:
 @validated
 def revoke_tokens(client_id: str, body: dict[str, Any]) -> Response:
     why = reason(body, "all tokens of the client revoked")
-    svc = services()
-    if not _client_exists(client_id):
+    families = services().actions.revoke_client(client_id, operator(), why)
+    if families is None:
         raise not_found("client_id")
-    families = revoke_client_tokens(svc, client_id)
-    with svc.db.transaction() as s:
-        record(
-            s,
-            at=svc.clock.now(),
-            actor=actor(),
-            action="client.revoke_tokens",
-            target=client_id,
-            reason=why,
-            ip=client_ip(),
-            families=families,
-        )
     return reply({"client_id": client_id, "families_revoked": families})
 
 

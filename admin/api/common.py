@@ -23,6 +23,8 @@ from admin.openapi import DOCUMENT
 from idp.clients.models import ADMIN_SCOPE, Client
 from idp.ext import services
 from idp.http import ERROR_CODES
+from idp.operator import Actor
+from idp.web import client_ip
 
 bp = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
@@ -79,6 +81,11 @@ def admin_token_required(view: F) -> F:
 
 def actor() -> str:
     return str(g.api_actor)
+
+
+def operator() -> Actor:
+    """The API caller, as idp.operator's actions name them."""
+    return Actor(actor(), client_ip())
 
 
 # --- inputs -----------------------------------------------------------------------------

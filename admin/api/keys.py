@@ -7,10 +7,8 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from admin import queries
-from admin.api.common import actor, admin_token_required, bp, reason, reply, validated
-from idp.audit.services import record
+from admin.api.common import admin_token_required, bp, operator, reason, reply, validated
 from idp.ext import services
-from idp.web import client_ip
 
 
 @bp.get("/keys")
@@ -26,18 +24,5 @@ def list_keys() -> Response:
 def rotate(body: dict[str, Any]) -> Response:
     why = reason(body, "rotated by operator")
     svc = services()
-    # As `idp keys rotate`: every algorithm in use has a next key to promote, and keys of
-    # algorithms no longer configured rotate too.
-    svc.keys.ensure(svc.algs_in_use())
-    kids = svc.keys.rotate(svc.algs_in_use() | svc.keys.algs())
-    with svc.db.transaction() as s:
-        record(
-            s,
-            at=svc.clock.now(),
-            actor=actor(),
-            action="keys.rotate",
-            target=",".join(kids),
-            reason=why,
-            ip=client_ip(),
-        )
+    kids = svc.actions.rotate_keys(operator(), why)
     return reply({"active": kids, "keys": queries.keys_list(svc)})

@@ -12,10 +12,10 @@ from werkzeug.wrappers import Response
 from admin import queries
 from admin.api.common import (
     Refused,
-    actor,
     admin_token_required,
     bp,
     not_found,
+    operator,
     reason,
     reply,
     validated,
@@ -23,7 +23,6 @@ from admin.api.common import (
 from idp.ext import services
 from idp.sessions.kill import AlreadyEnded
 from idp.sessions.models import BrowserSession
-from idp.web import client_ip
 
 SID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -64,7 +63,7 @@ def kill(sid: str, body: dict[str, Any]) -> Response:
     # Checked first: killing an unknown sid would still put it on the deny list.
     if not _session_exists(sid):
         raise not_found("sid")
-    result = svc.killer.kill(sid, actor=actor(), action="session.kill", reason=why, ip=client_ip())
+    result = svc.actions.kill_session(sid, operator(), why)
     if result is None:
         raise not_found("sid")
     session = result.session

@@ -7,12 +7,9 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from admin import queries
-from admin.api.common import actor, admin_token_required, bp, not_found, reason, reply, validated
+from admin.api.common import admin_token_required, bp, not_found, operator, reason, reply, validated
 from idp.accounts.models import User
-from idp.accounts.services import revoke_user_tokens, set_disabled
-from idp.audit.services import record
 from idp.ext import services
-from idp.web import client_ip
 
 
 @bp.get("/users")
@@ -38,22 +35,9 @@ def get_user(user_id: str) -> Response:
 @validated
 def kill_sessions(user_id: str, body: dict[str, Any]) -> Response:
     why = reason(body, "sessions killed by operator")
-    svc = services()
-    if not _user_exists(user_id):
+    killed = services().actions.revoke_user(user_id, operator(), why)
+    if killed is None:
         raise not_found("user_id")
-    # Each session kill is audited by kill_session; this records the operator's request.
-    killed = revoke_user_tokens(svc, user_id, actor=actor(), reason=why, ip=client_ip())
-    with svc.db.transaction() as s:
-        record(
-            s,
-            at=svc.clock.now(),
-            actor=actor(),
-            action="user.kill_sessions",
-            target=user_id,
-            reason=why,
-            ip=client_ip(),
-            sessions_killed=killed,
-        )
     return reply({"user_id": user_id, "sessions_killed": killed})
 
 
@@ -73,8 +57,8 @@ def enable(user_id: str, body: dict[str, Any]) -> Response:
 
 def _set_disabled(user_id: str, disabled: bool, why: str) -> Response:
     svc = services()
-    # set_disabled audits the change and, when disabling, kills everything the user holds.
-    if set_disabled(svc, user_id, disabled, actor=actor(), reason=why, ip=client_ip()) is None:
+    # Disabling kills everything the user holds.
+    if svc.actions.set_disabled(user_id, disabled, operator(), why) is None:
         raise not_found("user_id")
     detail = queries.user_detail(svc, user_id)
     if detail is None:

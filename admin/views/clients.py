@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 
 from admin import queries
 from admin.auth import admin_required, audit, fresh_auth_required
-from admin.views.common import FormError, field, flag, lines, not_found, page, reason
+from admin.views.common import FormError, field, flag, lines, not_found, operator, page, reason
 from idp.clients.models import Client
 from idp.clients.services import (
     GRANTS,
@@ -22,7 +22,6 @@ from idp.clients.services import (
     create_client,
     metadata,
     parse_claims,
-    revoke_client_tokens,
     rotate_secret,
     update_client,
 )
@@ -186,9 +185,8 @@ def revoke_tokens(client_id: str) -> Response:
     why = _reason(client_id)
     if isinstance(why, Response):
         return why
-    svc = services()
-    families = revoke_client_tokens(svc, client_id)
-    with svc.db.transaction() as s:
-        audit(s, "client.revoke_tokens", target=client_id, reason=why, families=families)
+    families = services().actions.revoke_client(client_id, operator(), why)
+    if families is None:
+        not_found("There is no such client.")
     flash(f"Revoked {families} refresh family(ies) and every live access token.", "ok")
     return redirect(url_for("clients.detail", client_id=client_id), code=303)

@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 
 from admin import charts
 from idp.ext import services
+from idp.operator import Actor
 from idp.web import client_ip
 
 REASON_MAX = 500  # audit_events.reason
@@ -66,6 +67,11 @@ def actor() -> str:
 
 def ip() -> str:
     return client_ip()
+
+
+def operator() -> Actor:
+    """The signed-in operator, as idp.operator's actions name them."""
+    return Actor(actor(), ip())
 
 
 def page(template: str, status: int = 200, **context: Any) -> Response:

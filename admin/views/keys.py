@@ -6,8 +6,8 @@ from flask import Blueprint, flash, redirect, url_for
 from werkzeug.wrappers import Response
 
 from admin import queries
-from admin.auth import admin_required, audit, fresh_auth_required
-from admin.views.common import FormError, page, reason
+from admin.auth import admin_required, fresh_auth_required
+from admin.views.common import FormError, operator, page, reason
 from idp.ext import services
 
 bp = Blueprint("keys", __name__)
@@ -37,13 +37,7 @@ def rotate() -> Response:
         why = reason()
     except FormError as exc:
         return _keys(400, str(exc))
-    svc = services()
-    # As `idp keys rotate`: make sure a published next key exists, so the one promoted was
-    # already in every cached JWKS.
-    svc.keys.ensure(svc.algs_in_use())
-    kids = svc.keys.rotate(svc.algs_in_use() | svc.keys.algs())
-    with svc.db.transaction() as s:
-        audit(s, "keys.rotate", target=",".join(kids), reason=why, active=kids)
+    services().actions.rotate_keys(operator(), why)
     flash(
         "Rotated: the next keys now sign; the old ones stay published until their tokens expire.",
         "ok",

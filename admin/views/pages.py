@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response
 
 from admin import queries
 from admin.auth import admin_required, audit, fresh_auth_required
-from admin.views.common import FormError, actor, arg, ip, not_found, page, reason
+from admin.views.common import FormError, arg, not_found, operator, page, reason
 from idp.ext import services
 
 bp = Blueprint("pages", __name__)
@@ -63,7 +63,7 @@ def session_kill(sid: str) -> Response:
         # A second kill would queue the back-channel logout tokens again.
         flash("That session had already ended; nothing was changed.", "ok")
     else:
-        svc.killer.kill_session(sid, actor=actor(), action="session.kill", reason=why, ip=ip())
+        svc.actions.kill_session(sid, operator(), why)
         flash("Session killed: its refresh tokens are revoked and its access tokens denied.", "ok")
     return redirect(url_for("pages.session_detail", sid=sid), code=303)
 

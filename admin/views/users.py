@@ -7,9 +7,8 @@ from flask import Blueprint, flash, g, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
 from admin import queries
-from admin.auth import admin_required, audit, fresh_auth_required
-from admin.views.common import FormError, actor, arg, ip, not_found, page, reason
-from idp.accounts.services import revoke_user_tokens, set_disabled
+from admin.auth import admin_required, fresh_auth_required
+from admin.views.common import FormError, arg, not_found, operator, page, reason
 from idp.ext import services
 
 bp = Blueprint("users", __name__)
@@ -53,12 +52,9 @@ def kill_sessions(user_id: str) -> Response:
     why = _checked(user_id)
     if isinstance(why, Response):
         return why
-    svc = services()
-    # Every session (each kill audits itself) and every refresh family, even those whose
-    # session already ended: offline_access tokens outlive the browser session.
-    killed = revoke_user_tokens(svc, user_id, actor=actor(), reason=why, ip=ip())
-    with svc.db.transaction() as s:
-        audit(s, "user.kill_sessions", target=user_id, reason=why, sessions=killed)
+    # Every session and every refresh family, even those whose session already ended:
+    # offline_access tokens outlive the browser session.
+    killed = services().actions.revoke_user(user_id, operator(), why)
     flash(f"Killed {killed} session(s) and revoked every refresh token of the user.", "ok")
     return redirect(url_for("users.detail", user_id=user_id), code=303)
 
@@ -72,7 +68,7 @@ def set_state(user_id: str, disabled: bool) -> Response:
         return why
     if disabled and user_id == g.admin_user.id:
         return _user(user_id, 400, "You cannot disable your own account.")
-    # set_disabled audits itself, and disabling kills every session and refresh family.
-    set_disabled(services(), user_id, disabled, actor=actor(), reason=why, ip=ip())
+    # Disabling kills every session and refresh family.
+    services().actions.set_disabled(user_id, disabled, operator(), why)
     flash("User disabled: every session ended." if disabled else "User enabled.", "ok")
     return redirect(url_for("users.detail", user_id=user_id), code=303)

@@ -16,7 +16,7 @@ from idp.db import Database
 from idp.state.store import StateStore
 
 if TYPE_CHECKING:
-    from idp.ext import Services
+    pass
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,149}")
 EMAIL_RE = re.compile(r"[^@\s<>\"'\x00-\x1f]{1,64}@[^@\s<>\"'\x00-\x1f]{1,255}")
@@ -102,52 +102,3 @@ def authenticate(
         return None
     throttle.succeeded(username)
     return found[0]
-
-
-def set_disabled(
-    svc: Services, user_id: str, disabled: bool, *, actor: str, reason: str, ip: str | None = None
-) -> User | None:
-    """Disables (or enables) a user. Disabling kills every session and refresh family of
-    the user at once (ASVS 7.4.2)."""
-    from idp.audit.services import record
-
-    with svc.db.transaction() as s:
-        user = s.get(User, user_id)
-        if user is None:
-            return None
-        user.disabled = disabled
-        record(
-            s,
-            at=svc.clock.now(),
-            actor=actor,
-            action="user.disable" if disabled else "user.enable",
-            target=user.id,
-            reason=reason,
-            ip=ip,
-            username=user.username,
-        )
-    if disabled:
-        revoke_user_tokens(svc, user_id, actor=actor, reason=reason, ip=ip)
-    return user
-
-
-def revoke_user_tokens(
-    svc: Services, user_id: str, *, actor: str, reason: str, ip: str | None = None
-) -> int:
-    """Kills every session and refresh family of a user, and every access token issued
-    to the user until now; returns the sessions killed."""
-    import datetime as dt
-
-    from idp.clock import epoch
-
-    now = svc.clock.now()
-    svc.revocations.revoke_issued_before(
-        "user",
-        user_id,
-        epoch(now) + 1,
-        now + dt.timedelta(seconds=svc.config.longest_token_ttl + 1),
-    )
-    killed = svc.killer.kill_user_sessions(user_id, actor=actor, reason=reason, ip=ip)
-    revoked = svc.refresh.revoke_for_user(user_id, reason)
-    svc.revocations.revoke_all("jti", revoked.access_tokens)
-    return killed

@@ -222,25 +222,3 @@ def update_client(
         client.claims = dict(claims)
     if name is not None:
         client.name = clean_name(name)
-
-
-def revoke_client_tokens(svc: Any, client_id: str) -> int:
-    """Revokes every refresh family and every live access token of a client; returns the
-    number of families revoked."""
-    import datetime as dt
-
-    from idp.clock import epoch
-
-    with svc.db.read() as s:
-        if s.get(Client, client_id) is None:
-            raise ClientError(f"no client {client_id!r}")
-    now = svc.clock.now()
-    svc.revocations.revoke_issued_before(
-        "client",
-        client_id,
-        epoch(now) + 1,
-        now + dt.timedelta(seconds=svc.config.longest_token_ttl + 1),
-    )
-    revoked = svc.refresh.revoke_for_client(client_id, "all tokens of the client revoked")
-    svc.revocations.revoke_all("jti", revoked.access_tokens)
-    return len(revoked.family_ids)

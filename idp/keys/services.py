@@ -89,7 +89,7 @@ class KeyService:
         self._signers: dict[str, Signer] = {}
         self._published: Published | None = None
         self._generations = generations
-        generations.on_change(KEYS, self._forget)
+        generations.on_change(KEYS, self.forget)
 
     # --- lifecycle ------------------------------------------------------------
     def _create(self, s: Session, alg: str, state: str) -> SigningKey:
@@ -139,30 +139,36 @@ class KeyService:
                     self._create(s, alg, ACTIVE)
                 if not self._by_state(s, alg, NEXT):
                     self._create(s, alg, NEXT)
-        self._forget()
+        self.forget()
 
     def rotate(self, algs: Iterable[str]) -> list[str]:
         """Promotes each next key to active, retires the old active one, adds a new next key.
 
         Returns the kids that became active.
         """
+        with self.db.transaction() as s:
+            promoted = self.rotate_in(s, algs)
+        self.forget()
+        return promoted
+
+    def rotate_in(self, s: Session, algs: Iterable[str]) -> list[str]:
+        """:meth:`rotate` inside the caller's transaction (idp.operator); the caller
+        calls :meth:`forget` after its commit."""
         now = self.clock.now()
         promoted = []
-        with self.db.transaction() as s:
-            self._serialise(s)
-            for alg in sorted(set(algs)):
-                for old in self._by_state(s, alg, ACTIVE):
-                    old.state = RETIRED
-                    old.retired_at = now
-                    old.remove_after = now + dt.timedelta(seconds=self.retire_seconds)
-                nxt = self._by_state(s, alg, NEXT)
-                new = nxt[0] if nxt else self._create(s, alg, ACTIVE)
-                new.state, new.activated_at = ACTIVE, now
-                promoted.append(new.kid)
-                s.flush()
-                self._create(s, alg, NEXT)
-            self._purge(s, now)
-        self._forget()
+        self._serialise(s)
+        for alg in sorted(set(algs)):
+            for old in self._by_state(s, alg, ACTIVE):
+                old.state = RETIRED
+                old.retired_at = now
+                old.remove_after = now + dt.timedelta(seconds=self.retire_seconds)
+            nxt = self._by_state(s, alg, NEXT)
+            new = nxt[0] if nxt else self._create(s, alg, ACTIVE)
+            new.state, new.activated_at = ACTIVE, now
+            promoted.append(new.kid)
+            s.flush()
+            self._create(s, alg, NEXT)
+        self._purge(s, now)
         return promoted
 
     def _purge(self, s: Session, now: dt.datetime) -> None:
@@ -175,7 +181,7 @@ class KeyService:
     def purge(self) -> None:
         with self.db.transaction() as s:
             self._purge(s, self.clock.now())
-        self._forget()
+        self.forget()
 
     def algs(self) -> set[str]:
         """Every algorithm that has a key."""
@@ -192,7 +198,7 @@ class KeyService:
         """Drops what this process holds if the keys changed elsewhere (a rotation)."""
         self._generations.check()
 
-    def _forget(self) -> None:
+    def forget(self) -> None:
         with self._lock:
             self._signers = {}
             self._published = None

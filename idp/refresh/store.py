@@ -533,11 +533,11 @@ class SqlRefreshStore:
     def revoke_for_code(self, code_id: str, reason: str) -> Revoked:
         return self._revoke_now(RefreshFamily.code_id == code_id, reason)
 
-    def revoke_for_client(self, client_id: str, reason: str) -> Revoked:
-        return self._revoke_now(RefreshFamily.client_id == client_id, reason)
+    def revoke_for_client(self, s: Session, client_id: str, reason: str) -> Revoked:
+        return self._revoke(s, RefreshFamily.client_id == client_id, reason)
 
-    def revoke_for_user(self, user_id: str, reason: str) -> Revoked:
-        return self._revoke_now(RefreshFamily.user_id == user_id, reason)
+    def revoke_for_user(self, s: Session, user_id: str, reason: str) -> Revoked:
+        return self._revoke(s, RefreshFamily.user_id == user_id, reason)
 
     def revoke_for_session(self, s: Session, session_id: str, reason: str) -> Revoked:
         return self._revoke(s, RefreshFamily.session_id == session_id, reason)

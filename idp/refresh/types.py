@@ -141,12 +141,12 @@ class RefreshStore(Protocol):
         """Revokes the family opened by an authorization code (a replayed code)."""
         ...
 
-    def revoke_for_client(self, client_id: str, reason: str) -> Revoked:
-        """Revokes every live family of a client."""
+    def revoke_for_client(self, s: Session, client_id: str, reason: str) -> Revoked:
+        """Revokes every live family of a client inside the caller's transaction."""
         ...
 
-    def revoke_for_user(self, user_id: str, reason: str) -> Revoked:
-        """Revokes every live family of a user."""
+    def revoke_for_user(self, s: Session, user_id: str, reason: str) -> Revoked:
+        """Revokes every live family of a user inside the caller's transaction."""
         ...
 
     def revoke_for_session(self, s: Session, session_id: str, reason: str) -> Revoked:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from idp.audit.services import record
 from idp.clock import Clock
@@ -27,9 +27,11 @@ from idp.sessions.models import BrowserSession
 
 @dataclass(frozen=True)
 class Killed:
-    """The session was live and this call killed it."""
+    """The session was live and this call killed it; ``logouts_owed``: back-channel
+    logout tokens were queued for its relying apps."""
 
     session: BrowserSession
+    logouts_owed: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,35 +69,51 @@ class SessionKiller:
         reason: str,
         ip: str | None = None,
     ) -> Killed | AlreadyEnded | None:
-        """Kills the session; None when there is no such session. Killing an ended session
-        changes nothing but revoking refresh families still live in it."""
-        now = self.clock.now()
+        """Kills the session in a transaction of its own; None when there is no such
+        session. Killing an ended session changes nothing but revoking refresh families
+        still live in it."""
         with self.db.transaction() as db:
-            live = db.get(BrowserSession, session_id)
-            if live is None:
-                return None
-            ending_now = live.ended_at is None
-            session = sessions.end(db, self.clock, session_id, reason)
-            assert session is not None
-            self.refresh.revoke_for_session(db, session_id, reason)
-            if not ending_now:
-                return AlreadyEnded(session)
-            # The families' access tokens carry this sid: revoking it denies them all.
-            self.revocations.record(db, "sid", session_id, now + self.deny_for)
-            queued = backchannel.enqueue(db, session, now)
-            record(
-                db,
-                at=now,
-                actor=actor,
-                action=action,
-                target=session.id,
-                reason=reason,
-                ip=ip,
-                user=session.user.username,
-            )
-        if queued:
+            result = self.kill_in(db, session_id, actor=actor, action=action, reason=reason, ip=ip)
+        if isinstance(result, Killed) and result.logouts_owed:
             self.notifier.kick()
-        return Killed(session)
+        return result
+
+    def kill_in(
+        self,
+        db: Session,
+        session_id: str,
+        *,
+        actor: str,
+        action: str,
+        reason: str,
+        ip: str | None = None,
+    ) -> Killed | AlreadyEnded | None:
+        """:meth:`kill` inside the caller's transaction (idp.operator); the caller kicks
+        the notifier after its commit."""
+        now = self.clock.now()
+        live = db.get(BrowserSession, session_id)
+        if live is None:
+            return None
+        ending_now = live.ended_at is None
+        session = sessions.end(db, self.clock, session_id, reason)
+        assert session is not None
+        self.refresh.revoke_for_session(db, session_id, reason)
+        if not ending_now:
+            return AlreadyEnded(session)
+        # The families' access tokens carry this sid: revoking it denies them all.
+        self.revocations.record(db, "sid", session_id, now + self.deny_for)
+        queued = backchannel.enqueue(db, session, now)
+        record(
+            db,
+            at=now,
+            actor=actor,
+            action=action,
+            target=session.id,
+            reason=reason,
+            ip=ip,
+            user=session.user.username,
+        )
+        return Killed(session, bool(queued))
 
     def kill_session(
         self,
@@ -110,19 +128,3 @@ class SessionKiller:
         such session)."""
         result = self.kill(session_id, actor=actor, action=action, reason=reason, ip=ip)
         return None if result is None else result.session
-
-    def kill_user_sessions(
-        self, user_id: str, *, actor: str, reason: str, ip: str | None = None
-    ) -> int:
-        """Kills every live session of a user; returns how many."""
-        with self.db.read() as s:
-            ids = list(
-                s.scalars(
-                    select(BrowserSession.id).where(
-                        BrowserSession.user_id == user_id, BrowserSession.ended_at.is_(None)
-                    )
-                )
-            )
-        for sid in ids:
-            self.kill(sid, actor=actor, action="session.kill", reason=reason, ip=ip)
-        return len(ids)

@@ -541,7 +541,7 @@ def test_kill_all_sessions_ends_every_session_and_refresh_token(app, admin, rp, 
     assert laptop.introspect(rp, tokens["access_token"]) == {"active": False}
     assert phone.get("/account").status_code == 303 and bystander.logged_in()
     [summary] = events(svc, kind="user.kill_sessions")
-    assert summary["reason"] == "phished" and summary["details"]["sessions"] == 2
+    assert summary["reason"] == "phished" and summary["details"]["sessions_killed"] == 2
     assert len(events(svc, kind="session.kill")) == 2
 
 

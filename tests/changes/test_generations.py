@@ -15,10 +15,10 @@ import pytest
 from flask import Flask
 
 from idp import create_app
-from idp.accounts.services import set_disabled
 from idp.changes import watch
 from idp.clients.models import Client
 from idp.clients.services import rotate_secret
+from idp.operator import Actor
 from tests.conftest import make_config
 from tests.support.auth import AuthActions, RegisteredClient
 from tests.support.clock import FrozenClock
@@ -101,7 +101,7 @@ def test_a_disabled_user_is_refused_by_the_other_process_at_once(auth, other, sv
     tokens = auth.tokens(rp, scope="openid offline_access")
     bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
     assert other.client.get("/userinfo", headers=bearer).status_code == 200
-    set_disabled(svc, user.id, True, actor="test", reason="left")
+    svc.actions.set_disabled(user.id, True, Actor("test"), "left")
     assert other.client.get("/userinfo", headers=bearer).status_code == 401
     assert introspect(other, rp, tokens["access_token"]) == {"active": False}
 

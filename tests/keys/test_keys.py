@@ -18,9 +18,9 @@ from tests.support.jwt import header, verify
 def fresh_keys(svc):
     with svc.db.transaction() as s:
         s.execute(delete(SigningKey))
-    svc.keys._forget()
+    svc.keys.forget()
     yield svc.keys
-    svc.keys._forget()
+    svc.keys.forget()
 
 
 def states(svc, alg):

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from idp.accounts.models import User
-from idp.accounts.services import set_disabled
+from idp.operator import Actor
 from tests.conftest import ISSUER
 from tests.support.auth import csrf_from
 
@@ -94,15 +94,16 @@ def test_logout_turns_introspection_inactive(chain):
 
 def test_disabled_user_turns_introspection_inactive(chain, svc):
     [user_id] = [u.id for u in users(svc)]
-    set_disabled(svc, user_id, True, actor="test", reason="left")
+    svc.actions.set_disabled(user_id, True, Actor("test"), "left")
     assert chain.introspect(chain.first["access_token"]) == {"active": False}
     assert chain.introspect(chain.first["refresh_token"], client=chain.rp) == {"active": False}
     assert chain.refresh(chain.first["refresh_token"]).status_code == 400
 
 
 def test_a_user_disabled_behind_idps_back_is_inactive_too(chain, svc):
-    """An edit of the user row that skips set_disabled (no kill, no revocation) still
-    reaches every process: the users generation moves with any change to a user."""
+    """An edit of the user row that skips OperatorActions.set_disabled (no kill, no
+    revocation) still reaches every process: the users generation moves with any change
+    to a user."""
     with svc.db.transaction() as s:
         for user in s.scalars(select(User)):
             user.disabled = True

@@ -13,7 +13,6 @@ points idp at a proxy instead and cuts it:
 from __future__ import annotations
 
 import contextlib
-import select
 import socket
 import threading
 from collections.abc import Iterator
@@ -83,31 +82,27 @@ class Proxy:
                     continue
                 upstream.settimeout(None)
                 self._track(client, upstream)
-                threading.Thread(
-                    target=self._pipe, args=(client, upstream), daemon=True, name="proxy-pipe"
-                ).start()
+                # One thread per direction, blocking: select() cannot watch descriptors
+                # above 1024, which a long test run reaches.
+                for src, dst in ((client, upstream), (upstream, client)):
+                    threading.Thread(
+                        target=self._copy, args=(src, dst), daemon=True, name="proxy-copy"
+                    ).start()
 
-    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
-        peers = {a: b, b: a}
+    def _copy(self, src: socket.socket, dst: socket.socket) -> None:
         try:
-            while True:
-                ready, _, _ = select.select([a, b], [], [], 1.0)
-                if self._stop.is_set():
-                    return
-                for sock in ready:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    peers[sock].sendall(data)
-        except (OSError, ValueError):
-            return
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
         finally:
-            for sock in (a, b):
+            for sock in (src, dst):
                 with contextlib.suppress(OSError):
-                    sock.close()
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
             with self._lock:
-                self._open.discard(a)
-                self._open.discard(b)
+                self._open.discard(src)
+                self._open.discard(dst)
 
 
 @contextmanager

@@ -1,0 +1,188 @@
+"""What an operator does, one way for the CLI, the dashboard and the admin API (issue 9
+item 2, SPEC §6 "Operator").
+
+Each action commits, in one transaction, its state change, the revocations that deny
+what it ends (the revocation log: every process's deny list and the feed), the
+back-channel logouts it owes (the outbox the notifier delivers from) and its audit
+record. A crash leaves all of it or none of it: never an action without its audit record,
+never a killed session whose ``sid`` did not reach the feed.
+
+The callers check their own input (a reason, a fresh login) and show the result; none of
+them writes an audit record or a revocation of its own for these actions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.accounts.models import User
+from idp.audit.services import record
+from idp.clients.models import Client
+from idp.clock import Clock, epoch
+from idp.db import Database
+from idp.keys.services import KeyService
+from idp.refresh.types import RefreshStore, Revoked
+from idp.revocations.service import Revocations
+from idp.sessions.backchannel import Notifier
+from idp.sessions.kill import AlreadyEnded, Killed, SessionKiller
+from idp.sessions.models import BrowserSession
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, as the audit trail names them (``cli``, ``admin:alice``,
+    ``client:ops``), and from where."""
+
+    name: str
+    ip: str | None = None
+
+
+class OperatorActions:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        revocations: Revocations,
+        refresh: RefreshStore,
+        killer: SessionKiller,
+        notifier: Notifier,
+        keys: KeyService,
+        longest_token_ttl: int,
+        algs_in_use: Callable[[], set[str]],
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.revocations = revocations
+        self.refresh = refresh
+        self.killer = killer
+        self.notifier = notifier
+        self.keys = keys
+        # "Every token of X issued before now" is kept until the last of them expired.
+        self.deny_for = dt.timedelta(seconds=longest_token_ttl + 1)
+        self.algs_in_use = algs_in_use
+
+    # --- sessions -----------------------------------------------------------------
+    def kill_session(self, sid: str, by: Actor, reason: str) -> Killed | AlreadyEnded | None:
+        """Kills one browser session; None when there is none."""
+        return self.killer.kill(sid, actor=by.name, action="session.kill", reason=reason, ip=by.ip)
+
+    # --- users --------------------------------------------------------------------
+    def revoke_user(self, user_id: str, by: Actor, reason: str) -> int | None:
+        """Kills every session and refresh family of a user and denies every access
+        token issued to them until now; returns the sessions killed (None: no user)."""
+        with self.db.transaction() as s:
+            user = s.get(User, user_id)
+            if user is None:
+                return None
+            killed, owed = self._revoke_user(s, user, by, reason)
+            record(
+                s,
+                at=self.clock.now(),
+                actor=by.name,
+                action="user.kill_sessions",
+                target=user.id,
+                reason=reason,
+                ip=by.ip,
+                username=user.username,
+                sessions_killed=killed,
+            )
+        if owed:
+            self.notifier.kick()
+        return killed
+
+    def set_disabled(self, user_id: str, disabled: bool, by: Actor, reason: str) -> User | None:
+        """Disables (or enables) a user. Disabling kills every session and refresh family
+        of the user at once (ASVS 7.4.2). None when there is no such user."""
+        with self.db.transaction() as s:
+            user = s.get(User, user_id)
+            if user is None:
+                return None
+            user.disabled = disabled
+            record(
+                s,
+                at=self.clock.now(),
+                actor=by.name,
+                action="user.disable" if disabled else "user.enable",
+                target=user.id,
+                reason=reason,
+                ip=by.ip,
+                username=user.username,
+            )
+            owed = disabled and self._revoke_user(s, user, by, reason)[1]
+        if owed:
+            self.notifier.kick()
+        return user
+
+    def _revoke_user(self, s: Session, user: User, by: Actor, reason: str) -> tuple[int, bool]:
+        """(sessions killed, whether back-channel logouts were queued)"""
+        now = self.clock.now()
+        self.revocations.record(s, "user", user.id, now + self.deny_for, epoch(now) + 1)
+        sids = s.scalars(
+            select(BrowserSession.id).where(
+                BrowserSession.user_id == user.id, BrowserSession.ended_at.is_(None)
+            )
+        ).all()
+        killed, owed = 0, False
+        for sid in sids:
+            result = self.killer.kill_in(
+                s, sid, actor=by.name, action="session.kill", reason=reason, ip=by.ip
+            )
+            if isinstance(result, Killed):
+                killed += 1
+                owed = owed or result.logouts_owed
+        # Families whose session had already ended too: offline_access outlives it.
+        self._deny(s, self.refresh.revoke_for_user(s, user.id, reason))
+        return killed, owed
+
+    # --- clients ------------------------------------------------------------------
+    def revoke_client(self, client_id: str, by: Actor, reason: str) -> int | None:
+        """Revokes every refresh family and every live access token of a client;
+        returns the families revoked (None: no client)."""
+        now = self.clock.now()
+        with self.db.transaction() as s:
+            if s.get(Client, client_id) is None:
+                return None
+            self.revocations.record(s, "client", client_id, now + self.deny_for, epoch(now) + 1)
+            revoked = self.refresh.revoke_for_client(s, client_id, reason)
+            self._deny(s, revoked)
+            record(
+                s,
+                at=now,
+                actor=by.name,
+                action="client.revoke_tokens",
+                target=client_id,
+                reason=reason,
+                ip=by.ip,
+                families=len(revoked.family_ids),
+            )
+        return len(revoked.family_ids)
+
+    # --- keys ---------------------------------------------------------------------
+    def rotate_keys(self, by: Actor, reason: str) -> list[str]:
+        """Promotes the next key of every algorithm in use (and of every algorithm that
+        still has keys); returns the kids now active. The next keys were published
+        already, so every cached JWKS knows them."""
+        self.keys.ensure(self.algs_in_use())
+        with self.db.transaction() as s:
+            kids = self.keys.rotate_in(s, self.algs_in_use() | self.keys.algs())
+            record(
+                s,
+                at=self.clock.now(),
+                actor=by.name,
+                action="keys.rotate",
+                target=",".join(kids),
+                reason=reason,
+                ip=by.ip,
+                active=kids,
+            )
+        self.keys.forget()
+        return kids
+
+    def _deny(self, s: Session, revoked: Revoked) -> None:
+        for jti, expires_at in revoked.access_tokens:
+            self.revocations.record(s, "jti", jti, expires_at)
