@@ -111,9 +111,18 @@ def reauth() -> Response | str:
     if request.method == "GET":
         return render_template("reauth.html", back=back, error=None)
     svc = services()
-    user_id = accounts.authenticate(
-        svc.db, svc.throttle, session.user.username, form_text("password", 2000), client_ip()
-    )
+    try:
+        user_id = accounts.authenticate(
+            svc.db, svc.throttle, session.user.username, form_text("password", 2000), client_ip()
+        )
+    except accounts.TooManyAttempts as locked:
+        resp = Response(
+            render_template("reauth.html", back=back, error=locked.message),
+            status=429,
+            mimetype="text/html",
+        )
+        resp.headers["Retry-After"] = str(locked.retry_after)
+        return resp
     if user_id != session.user_id:
         return Response(
             render_template("reauth.html", back=back, error="Wrong password."),

@@ -87,7 +87,7 @@ def sessions_page(
     now = svc.clock.now()
     stmt = select(BrowserSession)
     if live_only:
-        stmt = stmt.where(BrowserSession.ended_at.is_(None), BrowserSession.expires_at > now)
+        stmt = stmt.where(BrowserSession.live(now, svc.config.sessions.idle_timeout))
     if user:
         stmt = stmt.where(
             BrowserSession.user_id == select(User.id).where(User.username == user).scalar_subquery()
@@ -266,7 +266,7 @@ def overview(svc: Any) -> dict[str, Any]:
         live_sessions = s.scalar(
             select(func.count())
             .select_from(BrowserSession)
-            .where(BrowserSession.ended_at.is_(None), BrowserSession.expires_at > now)
+            .where(BrowserSession.live(now, svc.config.sessions.idle_timeout))
         )
         live_families = s.scalar(
             select(func.count())
@@ -690,8 +690,7 @@ def users_page(svc: Any, q: str = "") -> list[dict[str, Any]]:
                     select(BrowserSession.user_id, func.count())
                     .where(
                         BrowserSession.user_id.in_(ids),
-                        BrowserSession.ended_at.is_(None),
-                        BrowserSession.expires_at > now,
+                        BrowserSession.live(now, svc.config.sessions.idle_timeout),
                     )
                     .group_by(BrowserSession.user_id)
                 )

@@ -416,7 +416,7 @@ def sessions_list(username: str | None, include_ended: bool, limit: int) -> None
         if user is not None:
             stmt = stmt.where(BrowserSession.user_id == user.id)
         if not include_ended:
-            stmt = stmt.where(BrowserSession.ended_at.is_(None), BrowserSession.expires_at > now)
+            stmt = stmt.where(BrowserSession.live(now, svc.config.sessions.idle_timeout))
         for row in s.scalars(stmt):
             click.echo(
                 json.dumps(

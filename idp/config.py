@@ -269,6 +269,15 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("server.issuer", "must not have a query or fragment")
     if issuer.scheme == "http" and issuer.hostname not in LOOPBACK_HOSTS:
         raise ConfigError("server.issuer", "plain http is allowed only on loopback")
+    if issuer.hostname not in LOOPBACK_HOSTS:
+        # A public issuer never runs on the generated development secrets (issue 10).
+        if not cfg.keys.kek:
+            raise ConfigError("keys.kek", "required for a non-loopback issuer (set IDP_KEK)")
+        if not cfg.server.secret_key:
+            raise ConfigError(
+                "server.secret_key",
+                "required for a non-loopback issuer (set IDP_SERVER__SECRET_KEY)",
+            )
     positive = {
         "server.port": cfg.server.port,
         "server.threads": cfg.server.threads,

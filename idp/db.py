@@ -16,6 +16,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from idp.outage import DATABASE
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -103,7 +105,13 @@ def make_engine(
     limits = limits or Limits()
     if url.startswith("sqlite"):
         pool = limits.pool() if ":memory:" not in url and url.rstrip("/") != "sqlite:" else {}
-        engine = create_engine(url, echo=echo, connect_args={"timeout": BUSY_TIMEOUT}, **pool)
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"timeout": BUSY_TIMEOUT},
+            hide_parameters=True,  # errors and logs never show values (tokens, hashes)
+            **pool,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -150,6 +158,7 @@ def make_engine(
         url,
         echo=echo,
         pool_pre_ping=True,
+        hide_parameters=True,  # errors and logs never show values (tokens, hashes)
         connect_args=limits.postgresql(),
         **limits.pool(),
     )
@@ -170,6 +179,8 @@ class Database:
         self.writers = threading.Lock()
         self.limits = limits or Limits()
         self.engine = make_engine(url, echo, self.writers, self.limits)
+        # A connection handed out (pinged first on PostgreSQL) ends a logged outage.
+        event.listen(self.engine, "checkout", DATABASE.ok)
         self._sqlite = self.engine.dialect.name == "sqlite"
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self.read_engine = self.engine.execution_options(idp_read_only=True)
@@ -202,9 +213,14 @@ class Database:
         """One write transaction on the DBAPI connection, for the few statements of a hot
         path (:class:`RawStatement`). Committed on success, rolled back on error; DBAPI
         errors come out as SQLAlchemy's (OperationalError and so on), as elsewhere."""
-        conn = self.engine.raw_connection()
-        locked = self._sqlite and self.writers.acquire(timeout=BUSY_TIMEOUT)
         dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            # The pool hands out connections without wrapping DBAPI errors (unlike
+            # engine.connect()): a database that is down must look the same here.
+            conn = self.engine.raw_connection()
+        except dbapi_error as exc:
+            raise DBAPIError.instance(None, None, exc, dbapi_error) from exc
+        locked = self._sqlite and self.writers.acquire(timeout=BUSY_TIMEOUT)
         try:
             cursor = conn.cursor()
             if self._sqlite:

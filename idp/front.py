@@ -33,6 +33,7 @@ from idp.http import (
     refusal,
 )
 from idp.oauth import handlers
+from idp.outage import DATABASE
 
 log = logging.getLogger(__name__)
 
@@ -146,14 +147,14 @@ class Front:
 
     def _handle(self, handler: Handler, req: ProtocolRequest) -> ProtocolResponse:
         try:
-            return handler(self.svc, req)
+            resp = handler(self.svc, req)
         except DataError as exc:
             # A value the database refuses (too long, bad encoding): bad input, not a fault.
             log.info("database refused a value: %s", exc.__class__.__name__)
             return error(400, "invalid_request", "A parameter has an invalid value.")
         except OperationalError as exc:
             # Fail closed: without the store we cannot tell a live token from a killed one.
-            log.error("database unavailable: %s", exc)
+            DATABASE.failed(exc)
             return error(503, "temporarily_unavailable", "Storage is unavailable.")
         except Exception as exc:
             import redis
@@ -163,6 +164,7 @@ class Front:
                 return error(503, "temporarily_unavailable", "Storage is unavailable.")
             log.exception("unhandled error on %s", req.path)
             return error(500, "server_error", "Something went wrong on our side.")
+        return resp
 
     def _https(self, environ: dict[str, Any]) -> bool:
         return self.https or environ.get("wsgi.url_scheme") == "https"

@@ -74,7 +74,7 @@ def metrics() -> Response:
         live = s.scalar(
             select(func.count())
             .select_from(BrowserSession)
-            .where(BrowserSession.ended_at.is_(None), BrowserSession.expires_at > svc.clock.now())
+            .where(BrowserSession.live(svc.clock.now(), svc.config.sessions.idle_timeout))
         )
     lines = [
         "# HELP idp_live_sessions Browser sessions not ended or expired.",

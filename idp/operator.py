@@ -122,6 +122,8 @@ class OperatorActions:
         """(sessions killed, whether back-channel logouts were queued)"""
         now = self.clock.now()
         self.revocations.record(s, "user", user.id, now + self.deny_for, epoch(now) + 1)
+        # Every session not ended yet, idle ones included (not only BrowserSession.live):
+        # their sid may still be in a token, and ending them costs nothing.
         sids = s.scalars(
             select(BrowserSession.id).where(
                 BrowserSession.user_id == user.id, BrowserSession.ended_at.is_(None)

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from idp.http import ERROR_CODES, ProtocolRequest, refusal
+from idp.outage import DATABASE
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def install(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def _db_down(exc: OperationalError) -> Response:
         # Fail closed: without the store we cannot tell a live session from a killed one.
-        log.error("database unavailable: %s", exc, exc_info=exc)
+        DATABASE.failed(exc)
         return error_response(503, "temporarily_unavailable", "Storage is unavailable.")
 
     @app.errorhandler(Exception)

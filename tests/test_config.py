@@ -174,3 +174,17 @@ def test_config_file_is_idp_config_else_config_toml_in_the_working_directory(tmp
     (tmp_path / "config.toml").write_text("")
     assert config.config_file(env={}) == tmp_path.resolve() / "config.toml"
     assert config.config_file(env={"IDP_CONFIG": "/etc/idp.toml"}) == Path("/etc/idp.toml")
+
+
+def test_a_public_issuer_refuses_to_start_on_development_secrets():
+    public = {"server": {"issuer": "https://login.example.com"}}
+    with pytest.raises(config.ConfigError) as err:
+        config.from_mapping(public, {})
+    assert err.value.key == "keys.kek"
+    with pytest.raises(config.ConfigError) as err:
+        config.from_mapping(public, {"IDP_KEYS__KEK": "k" * 43})
+    assert err.value.key == "server.secret_key"
+    both = {"IDP_KEYS__KEK": "k" * 43, "IDP_SERVER__SECRET_KEY": "s" * 32}
+    assert config.from_mapping(public, both).server.issuer == "https://login.example.com"
+    # Loopback development keeps its generated secrets.
+    assert config.from_mapping({"server": {"issuer": "https://127.0.0.1:8443"}}, {})

@@ -24,6 +24,7 @@ from idp.clients.models import ADMIN_SCOPE, Client
 from idp.ext import services
 from idp.http import ERROR_CODES
 from idp.operator import Actor
+from idp.outage import DATABASE
 from idp.web import client_ip
 
 bp = Blueprint("api", __name__)
@@ -246,7 +247,10 @@ def _error(exc: Exception) -> Response:
         # A value the database refused, which input checking should have caught first.
         log.warning("database refused a value on %s %s", request.method, request.path)
         return api_error(400, "invalid_request", "A value is not valid.")
-    if isinstance(exc, OperationalError | redis.RedisError):
+    if isinstance(exc, OperationalError):
+        DATABASE.failed(exc)
+        return api_error(503, "temporarily_unavailable", "Storage is unavailable.")
+    if isinstance(exc, redis.RedisError):
         # Fail closed, as idp.web does: without storage nothing can be checked or changed.
         log.error("storage unavailable: %s", exc.__class__.__name__)
         return api_error(503, "temporarily_unavailable", "Storage is unavailable.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -62,43 +63,84 @@ def create_user(
     return user
 
 
+class TooManyAttempts(Exception):
+    """The account (the username as typed, whether or not it exists) or the network is
+    locked for up to ``retry_after`` seconds. Answered 429 without checking the password
+    (no argon2 work for a locked login); the same for every username, so it tells
+    nothing about which accounts exist."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many attempts; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+    @property
+    def message(self) -> str:
+        minutes = max(1, -(-self.retry_after // 60))
+        return f"Too many attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
+
+
+def network_of(ip: str) -> str:
+    """What one client controls: an IPv4 address, or the /64 of an IPv6 one (a single
+    host is routinely given a whole /64, so counting full addresses counts nothing)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip[:64]
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 @dataclass(frozen=True)
 class Throttle:
-    """Counts failed logins per account and per IP in the short-lived state store."""
+    """Counts login attempts per account and failures per network in the short-lived
+    state store (issue 10 item 1).
+
+    An attempt is counted against the account *before* its password is checked (one
+    atomic increment), so parallel guesses get no more checks than the limit; only the
+    right password resets the count. Accounts are keyed by the exact username, as they
+    are unique (``alice`` and ``Alice`` are two accounts: a login as one never resets the
+    other). Networks are IPv4 addresses or IPv6 /64s.
+    """
 
     store: StateStore
     per_account: int
     per_ip: int
     window: int
 
-    def blocked(self, username: str, ip: str) -> bool:
-        return (
-            self.store.count(f"login:u:{username.lower()}") >= self.per_account
-            or self.store.count(f"login:ip:{ip}") >= self.per_ip
-        )
+    def attempt(self, username: str, ip: str) -> bool:
+        """Counts one attempt; False when the account or the network is locked."""
+        if self.store.count(f"login:ip:{network_of(ip)}") >= self.per_ip:
+            return False
+        return self.store.hit(f"login:u:{username}", self.window) <= self.per_account
 
-    def failed(self, username: str, ip: str) -> None:
-        self.store.hit(f"login:u:{username.lower()}", self.window)
-        self.store.hit(f"login:ip:{ip}", self.window)
+    def failed(self, ip: str) -> None:
+        self.store.hit(f"login:ip:{network_of(ip)}", self.window)
 
     def succeeded(self, username: str) -> None:
-        self.store.reset(f"login:u:{username.lower()}")
+        self.store.reset(f"login:u:{username}")
+
+    def signup_allowed(self, ip: str) -> bool:
+        """Sign-ups per network are limited like failed logins (they tell which
+        usernames are taken)."""
+        return self.store.hit(f"signup:ip:{network_of(ip)}", self.window) <= self.per_ip
 
 
 def authenticate(
     db: Database, throttle: Throttle, username: str, password: str, ip: str
 ) -> str | None:
     """The user's id when the credentials are right; None otherwise, in comparable time
-    whether the account exists, is disabled, locked, or the password is wrong."""
-    if throttle.blocked(username, ip):
-        passwords.verify(None, password)
-        return None
+    whether the account exists, is disabled, or the password is wrong. Raises
+    TooManyAttempts while the username or the network is locked."""
+    if not throttle.attempt(username, ip):
+        throttle.failed(ip)
+        raise TooManyAttempts(throttle.window)
     with db.read() as s:
         user = by_username(s, username) if len(username) <= 150 else None
         found = (user.id, user.password_hash, user.disabled) if user else None
     ok = passwords.verify(found[1] if found else None, password)
     if not ok or found is None or found[2]:
-        throttle.failed(username, ip)
+        throttle.failed(ip)
         return None
     throttle.succeeded(username)
     return found[0]

@@ -83,7 +83,15 @@ def login() -> Response | str:
         )
     username = form_text("username", 200)
     password = form_text("password", 2000)
-    user_id = accounts.authenticate(svc.db, svc.throttle, username, password, client_ip())
+    try:
+        user_id = accounts.authenticate(svc.db, svc.throttle, username, password, client_ip())
+    except accounts.TooManyAttempts as locked:
+        body = render_template(
+            "login.html", next=next_url, error=locked.message, username=username, signup=signup_on
+        )
+        resp = Response(body, status=429, mimetype="text/html")
+        resp.headers["Retry-After"] = str(locked.retry_after)
+        return resp
     if user_id is None:
         body = render_template(
             "login.html",
@@ -107,6 +115,15 @@ def signup() -> Response | str:
     username = form_text("username", 200)
     email = form_text("email", 400) or None
     password = form_text("password", 2000)
+    if not svc.throttle.signup_allowed(client_ip()):
+        body = render_template(
+            "signup.html",
+            next=next_url,
+            error="Too many sign-ups from your network; try again later.",
+            username=username,
+            email=email or "",
+        )
+        return Response(body, status=429, mimetype="text/html")
     try:
         with svc.db.transaction() as s:
             user = accounts.create_user(s, svc.clock, username, password, email=email)
@@ -139,14 +156,12 @@ def account() -> Response | str:
                 select(BrowserSession)
                 .where(
                     BrowserSession.user_id == current.user_id,
-                    BrowserSession.ended_at.is_(None),
-                    BrowserSession.expires_at > now,
+                    BrowserSession.live(now, svc.config.sessions.idle_timeout),
                 )
                 .order_by(BrowserSession.last_seen_at.desc())
             )
         )
-        live = [x for x in own if x.is_live(now, svc.config.sessions.idle_timeout)]
-    devices = [(x, *describe_agent(x.user_agent)) for x in live]
+    devices = [(x, *describe_agent(x.user_agent)) for x in own]
     return render_template("account.html", user=current.user, session=current, devices=devices)
 
 

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from idp.changes.models import NAMES, Generation
 from idp.db import Database
+from idp.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,9 @@ class RedisSignal:
     def __init__(self, client: Any, key: str) -> None:
         self._redis = client
         self._key = key
+        self._outage = Outage(
+            "Redis (change signals)", f"other processes see changes within {MAX_AGE}s"
+        )
 
     def read(self) -> object:
         try:
@@ -123,10 +127,10 @@ class RedisSignal:
     def touch(self) -> None:
         try:
             self._redis.incr(self._key)
-        except Exception:  # noqa: BLE001 - readers fall back to MAX_AGE
-            log.warning(
-                "could not signal a change through Redis; others see it within %ss", MAX_AGE
-            )
+        except Exception as exc:  # noqa: BLE001 - readers fall back to MAX_AGE
+            self._outage.failed(exc)
+        else:
+            self._outage.ok()
 
 
 def bump(s: Session, name: str) -> None:

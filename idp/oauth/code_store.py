@@ -96,7 +96,11 @@ class SqlCodeStore:
                 .values(issued={"jti": jti, "exp": int(expires_at.timestamp())})
             )
         if self.state.is_denied(f"code:{code.id}"):
+            # A replay raced this exchange: it flagged the code, then found nothing to
+            # revoke because the family did not exist yet. Revoke what this exchange made.
             self.revocations.revoke("jti", jti, expires_at)
+            revoked = self.refresh.revoke_for_code(code.id, "authorization code replayed")
+            self.revocations.revoke_all("jti", revoked.access_tokens)
 
     def user_for(self, code: AuthorizationCode) -> User | None:
         now = self.clock.now()

@@ -9,6 +9,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import request as flask_request
+from sqlalchemy.orm import Session
 
 from idp.changes.cache import ViewCache
 from idp.clients.cache import ClientView
@@ -26,9 +27,9 @@ from idp.oauth.grants.pkce import S256CodeChallenge
 from idp.oauth.grants.refresh_token import RefreshTokenGrant
 from idp.oauth.registry import TokenRegistry
 from idp.oauth.tokens import TokenIssuer
-from idp.refresh.types import RefreshStore, Revoked, Use
+from idp.refresh.types import RefreshStore, ReuseDetected, Revoked, Use
 from idp.revocations.service import Revocations
-from idp.sessions.kill import SessionKiller
+from idp.sessions.kill import Killed, SessionKiller
 from idp.sessions.services import remember_client
 
 
@@ -92,6 +93,9 @@ class IdpOAuth2Request(OAuth2Request):
     @property
     def form(self) -> Any:
         return self.protocol.form
+
+
+REUSE_REASON = "refresh token reuse detected"
 
 
 class IdpAuthorizationServer(AuthorizationServer):
@@ -167,14 +171,29 @@ class IdpAuthorizationServer(AuthorizationServer):
                 with self.db.transaction() as s:
                     remember_client(s, self.clock, code.session_id, code.client_id)
 
-    def after_reuse(self, revoked: Revoked) -> None:
-        """Refresh-token reuse: deny the family's access tokens, kill its session."""
-        self.revocations.revoke_all("jti", revoked.access_tokens)
+    def reuse_in(self, s: Session, revoked: Revoked) -> bool:
+        """Refresh-token reuse, inside the transaction that revokes the family: deny the
+        family's access tokens, kill its sessions (``reuse_kills_session``). True when
+        back-channel logouts were queued."""
+        for jti, expires_at in revoked.access_tokens:
+            self.revocations.record(s, "jti", jti, expires_at)
+        owed = False
         if self.config.tokens.reuse_kills_session:
             for sid in revoked.session_ids:
-                self.killer.kill_session(
-                    sid, actor="idp", action="session.kill", reason="refresh token reuse detected"
+                result = self.killer.kill_in(
+                    s,
+                    sid,
+                    actor="idp",
+                    action="session.kill",
+                    reason="refresh token reuse detected",
                 )
+                owed = owed or (isinstance(result, Killed) and result.logouts_owed)
+        return owed
+
+    def after_reuse(self, err: ReuseDetected) -> None:
+        """After the reuse's commit: deliver the back-channel logouts it queued."""
+        if err.logouts_owed:
+            self.killer.notifier.kick()
 
     def install(self) -> None:
         """Registers idp's grants, endpoints and extensions."""

@@ -41,6 +41,7 @@ from idp.refresh.types import (
     FamilyInfo,
     Holder,
     InvalidRefresh,
+    OnReuse,
     ReuseDetected,
     Revoked,
     Rotation,
@@ -299,6 +300,7 @@ class SqlRefreshStore:
         use: Use,
         access_jti: str,
         access_expires_at: dt.datetime,
+        on_reuse: OnReuse | None = None,
     ) -> Rotation:
         """See idp.refresh.types.RefreshStore.rotate."""
         if not value or len(value) > MAX_TOKEN_LENGTH:
@@ -306,7 +308,7 @@ class SqlRefreshStore:
         now = self.clock.now()
         try:
             return self._rotate(
-                value, client_id, requested_scope, use, access_jti, now, access_expires_at
+                value, client_id, requested_scope, use, access_jti, now, access_expires_at, on_reuse
             )
         except DBAPIError:
             # The commit may have reached the database while its answer did not (a cut
@@ -325,6 +327,7 @@ class SqlRefreshStore:
         access_jti: str,
         now: dt.datetime,
         access_expires_at: dt.datetime,
+        on_reuse: OnReuse | None,
     ) -> Rotation:
         with self.db.raw_transaction() as cur:
             row = cur.one_or_none(self._presented_locked, {"hash": token_hash(value)})
@@ -345,7 +348,7 @@ class SqlRefreshStore:
                     )
                     return Rotation(child_value, _info_of(row), _holder_of(row), scope, False)
         # A spent token: the grace replay of its child, or reuse (theft).
-        return self._spent_again(value, row.id, use, now, access_jti, access_expires_at)
+        return self._spent_again(value, row.id, use, now, access_jti, access_expires_at, on_reuse)
 
     @staticmethod
     def _check(row: Any, client_id: str, now: dt.datetime) -> None:
@@ -405,6 +408,7 @@ class SqlRefreshStore:
         now: dt.datetime,
         access_jti: str,
         access_expires_at: dt.datetime,
+        on_reuse: OnReuse | None,
     ) -> Rotation:
         with self.db.transaction() as s:
             token = s.get(RefreshToken, token_id)
@@ -423,8 +427,9 @@ class SqlRefreshStore:
                 )
                 return Rotation(child_value, _info(family), _holder(user), scope, True)
             self._record_reuse(s, family, token, use, now)
+            owed = on_reuse(s, replay) if on_reuse is not None else False
         # The revocation is committed above, before the refusal.
-        raise ReuseDetected(REUSE, replay)
+        raise ReuseDetected(REUSE, replay, owed)
 
     def _lock_family(self, s: Session, family_id: str) -> RefreshFamily:
         stmt = select(RefreshFamily).where(RefreshFamily.id == family_id)

@@ -5,6 +5,7 @@ these; idp.refresh.store implements them in SQL."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -85,12 +86,19 @@ class ScopeWidened(RefreshError):
 
 
 class ReuseDetected(RefreshError):
-    """A spent token came back outside the grace interval: the family is revoked, and
-    ``revoked`` says what the caller must still deny."""
+    """A spent token came back outside the grace interval: the family is revoked (and
+    whatever ``on_reuse`` did, in the same transaction); ``logouts_owed`` is what
+    ``on_reuse`` returned: back-channel logouts were queued."""
 
-    def __init__(self, description: str, revoked: Revoked) -> None:
+    def __init__(self, description: str, revoked: Revoked, logouts_owed: bool = False) -> None:
         super().__init__(description)
         self.revoked = revoked
+        self.logouts_owed = logouts_owed
+
+
+# Called inside the transaction that revokes a family for reuse: denies what the family
+# issued and kills its sessions (idp.oauth.server); True when logouts were queued.
+OnReuse = Callable[[Session, Revoked], bool]
 
 
 class RefreshStore(Protocol):
@@ -121,12 +129,14 @@ class RefreshStore(Protocol):
         use: Use,
         access_jti: str,
         access_expires_at: dt.datetime,
+        on_reuse: OnReuse | None = None,
     ) -> Rotation:
         """Atomically spends ``value`` and returns its child, recording the access token
         the caller will sign (``access_jti``) with the family. Exactly one of any number
         of concurrent callers with the same value succeeds. Within the grace interval the
         same child comes back; otherwise a spent token raises ReuseDetected after the
-        family was revoked. Raises InvalidRefresh or ScopeWidened."""
+        family was revoked, with ``on_reuse`` run in that same transaction. Raises
+        InvalidRefresh or ScopeWidened."""
         ...
 
     def lookup(self, value: str) -> TokenState | None:

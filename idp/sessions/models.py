@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, and_, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.accounts.models import User
@@ -49,7 +49,18 @@ class BrowserSession(Base):
 
     user: Mapped[User] = relationship(lazy="joined")
 
+    @classmethod
+    def live(cls, now: dt.datetime, idle_timeout: int) -> ColumnElement[bool]:
+        """The one definition of a live session, as SQL: not ended, not past its absolute
+        lifetime, seen within the idle timeout (:meth:`is_live` is the same in Python)."""
+        return and_(
+            cls.ended_at.is_(None),
+            cls.expires_at > now,
+            cls.last_seen_at > now - dt.timedelta(seconds=idle_timeout),
+        )
+
     def is_live(self, now: dt.datetime, idle_timeout: int) -> bool:
+        """:meth:`live` for a loaded row."""
         return (
             self.ended_at is None
             and now < self.expires_at

@@ -27,7 +27,13 @@ def verify_id_token_hint(hint: str) -> dict[str, Any] | None:
     except (JoseError, ValueError, TypeError, KeyError):
         return None
     claims = dict(token.claims)
-    if claims.get("iss") != svc.config.server.issuer or token.header.get("typ") == "at+jwt":
+    # Only an ID token: not an access token (at+jwt) nor a logout token (logout+jwt,
+    # with its "events"), which the same keys sign.
+    if (
+        claims.get("iss") != svc.config.server.issuer
+        or token.header.get("typ", "JWT") != "JWT"
+        or "events" in claims
+    ):
         return None
     return claims
 
@@ -38,7 +44,12 @@ def _logout_target(params: Any, claims: dict[str, Any] | None) -> tuple[str | No
     uri = params.get("post_logout_redirect_uri")
     if not uri:
         return None, None
-    client_id = params.get("client_id") or (claims or {}).get("aud")
+    audience = (claims or {}).get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    if params.get("client_id") and claims is not None and params["client_id"] not in audiences:
+        # RP-Initiated Logout 1.0 §2: the client_id must be the one the hint was issued to.
+        return None, "client_id does not match the id_token_hint."
+    client_id = params.get("client_id") or audience
     if isinstance(client_id, list):
         client_id = client_id[0] if len(client_id) == 1 else None
     client = None

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from idp.accounts import passwords
 from idp.audit.models import AuditEvent
+from idp.clients.models import Client
 from idp.sessions.models import BrowserSession
 from tests.support.auth import PASSWORD, csrf_from
 
@@ -86,7 +87,17 @@ def test_login_is_throttled_per_account(auth, svc):
     for _ in range(svc.config.login.max_failures_per_account):
         auth.login(password="wrong password!")
     locked = auth.login()
-    assert locked.status_code == 401, "even the right password is refused while locked"
+    assert locked.status_code == 429, "even the right password is refused while locked"
+    assert "Too many attempts. Try again in 15 minutes." in locked.get_data(as_text=True)
+    assert locked.headers["Retry-After"] == "900"
+    # The same answer for a username that does not exist: it tells nothing.
+    for _ in range(svc.config.login.max_failures_per_account):
+        auth.login("nobody-at-all", password="wrong password!")
+    nobody = auth.login("nobody-at-all", password="wrong password!")
+    assert nobody.status_code == 429
+    assert nobody.get_data(as_text=True).replace("nobody-at-all", "alice") == locked.get_data(
+        as_text=True
+    )
 
 
 @pytest.mark.parametrize("config_overrides", [{"sessions": {"idle_timeout": 600}}])
@@ -210,6 +221,47 @@ def test_logout_refuses_unregistered_post_logout_redirect(auth, svc):
         query_string={
             "id_token_hint": tokens["id_token"],
             "post_logout_redirect_uri": "https://evil.example/",
+        },
+    )
+    assert resp.status_code == 400
+    assert len(live_sessions(svc)) == 1
+
+
+def test_a_logout_token_is_not_an_id_token_hint(auth, svc):
+    """A logout token (typ logout+jwt) is signed by the same keys; it must not log a
+    user out without confirmation, nor pick a redirect (issue 10 item 9)."""
+    auth.user()
+    rp = auth.oauth_client(post_logout_redirect_uris=["https://rp.example.test/bye"])
+    auth.login()
+    with svc.db.read() as s:
+        client = s.get(Client, rp.client_id)
+        [session] = live_sessions(svc)
+    token = svc.notifier.logout_token(client, session.id, session.user_id)
+    resp = auth.client.get(
+        "/logout",
+        query_string={
+            "id_token_hint": token,
+            "post_logout_redirect_uri": "https://rp.example.test/bye",
+        },
+    )
+    assert resp.status_code == 400  # no valid hint names the client
+    resp = auth.client.get("/logout", query_string={"id_token_hint": token})
+    assert resp.status_code == 200 and "confirm" in resp.get_data(as_text=True)
+    assert len(live_sessions(svc)) == 1
+
+
+def test_a_hint_for_one_client_cannot_redirect_to_another(auth, svc):
+    auth.user()
+    rp = auth.oauth_client(post_logout_redirect_uris=["https://rp.example.test/bye"])
+    auth.oauth_client("other", post_logout_redirect_uris=["https://other.example.test/bye"])
+    auth.login()
+    tokens = auth.tokens(rp)
+    resp = auth.client.get(
+        "/logout",
+        query_string={
+            "id_token_hint": tokens["id_token"],
+            "client_id": "other",
+            "post_logout_redirect_uri": "https://other.example.test/bye",
         },
     )
     assert resp.status_code == 400

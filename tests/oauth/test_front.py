@@ -100,5 +100,6 @@ def test_every_issuer_idp_accepts_passes_authlibs_transport_check(issuer):
 
     from idp import config
 
-    config.from_mapping({"server": {"issuer": issuer}})
+    secrets = {"IDP_KEYS__KEK": "k" * 43, "IDP_SERVER__SECRET_KEY": "s" * 32}
+    config.from_mapping({"server": {"issuer": issuer}}, secrets)
     assert is_secure_transport(issuer + "/token")

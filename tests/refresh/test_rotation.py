@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select
 
@@ -72,6 +74,31 @@ def test_reused_refresh_token_revokes_whole_family(chain, svc, generations):
     assert event.details["reuse"]["user_agent"] == "thief/9"
     assert event.details["first_use"]["user_agent"] == "app/1.0"
     assert session.ended_at is not None, "reuse kills the browser session"
+
+
+def test_reuse_is_one_transaction_with_its_session_kill(chain, svc, monkeypatch):
+    """A crash while killing the session rolls the reuse back whole (nothing revoked, no
+    security event, the session alive); the next replay is detected with all of it."""
+    from idp.sessions import kill
+
+    ok(chain.refresh(chain.first["refresh_token"]))
+
+    def crash(*_, **__):
+        raise RuntimeError("crash before the commit")
+
+    with monkeypatch.context() as m:
+        m.setattr(kill, "record", crash)
+        assert chain.refresh(chain.first["refresh_token"]).status_code == 500
+    [family] = families(svc)
+    with svc.db.read() as s:
+        assert family.revoked_at is None and not s.scalars(select(SecurityEvent)).all()
+        assert s.get(BrowserSession, family.session_id).ended_at is None
+    assert chain.refresh(chain.first["refresh_token"]).status_code == 400
+    [family] = families(svc)
+    with svc.db.read() as s:
+        assert family.revoked_at is not None and len(s.scalars(select(SecurityEvent)).all()) == 1
+        assert s.get(BrowserSession, family.session_id).ended_at is not None
+    assert chain.introspect(chain.first["access_token"]) == {"active": False}
 
 
 @pytest.mark.parametrize("config_overrides", [{"tokens": {"reuse_kills_session": False}}])
@@ -207,3 +234,33 @@ def test_code_replay_revokes_the_refresh_family(auth, svc):
     )
     assert refreshed.status_code == 400
     assert families(svc)[0].revoked_reason == "authorization code replayed"
+
+
+def test_a_code_replay_racing_its_exchange_still_revokes_the_family(auth, svc):
+    """The replay flags the code and revokes what exists; the exchange it raced creates
+    the family just after. The exchange sees the flag and revokes its own family."""
+    auth.user()
+    rp = auth.oauth_client(scope="openid offline_access")
+    auth.login()
+    code, verifier, _ = auth.code_for(rp, scope="openid offline_access")
+    with svc.db.read() as s:
+        from idp.oauth.models import AuthorizationCode
+
+        [row] = s.scalars(select(AuthorizationCode)).all()
+    # What the racing replay did before this exchange's family existed (code_store).
+    svc.state.deny(f"code:{row.id}", svc.clock.now() + dt.timedelta(hours=1))
+    first = auth.exchange(rp, code, verifier).get_json()
+    assert families(svc)[0].revoked_reason == "authorization code replayed"
+    assert chain_refresh(auth, rp, first["refresh_token"]).status_code == 400
+    intro = auth.client.post(
+        "/introspect", data={"token": first["access_token"]}, headers=rp.basic()
+    )
+    assert intro.get_json() == {"active": False}
+
+
+def chain_refresh(auth, rp, value):
+    return auth.client.post(
+        "/token",
+        headers=rp.basic(),
+        data={"grant_type": "refresh_token", "refresh_token": value},
+    )

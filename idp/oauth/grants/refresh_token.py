@@ -57,9 +57,10 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):
                 self.server.current_use(self.request),
                 planned.jti,
                 planned.expires_at,
+                self.server.reuse_in,
             )
         except ReuseDetected as err:
-            self.server.after_reuse(err.revoked)
+            self.server.after_reuse(err)
             raise InvalidGrantError(str(err)) from None
         except ScopeWidened as err:
             raise InvalidScopeError(str(err)) from None
