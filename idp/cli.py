@@ -329,6 +329,7 @@ def clients_create(
             s,
             svc.clock,
             client_id,
+            allow_loopback=svc.config.outbound.allow_loopback,
             redirect_uris=list(redirect_uris),
             public=public,
             grant_types=list(grants) or None,

@@ -171,6 +171,13 @@ class AdminConfig:
 
 
 @dataclass(frozen=True)
+class OutboundConfig:
+    allow_loopback: bool = doc(
+        "Let idp call loopback URLs (back-channel logout): tests and development only.", False
+    )
+
+
+@dataclass(frozen=True)
 class RetentionConfig:
     refresh_tokens_days: int = doc(
         "Refresh tokens are deleted this many days after they expired (an expired one "
@@ -207,6 +214,7 @@ class Config:
     keys: KeysConfig = field(default_factory=KeysConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
 
     @property
     def insecure_http(self) -> bool:

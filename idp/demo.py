@@ -57,13 +57,18 @@ def seed(app: Flask) -> dict[str, str]:
                 grant_types=["authorization_code", "refresh_token"],
                 scope="openid profile email offline_access",
                 backchannel_logout_uri=BACKCHANNEL_URI,
+                allow_loopback=svc.config.outbound.allow_loopback,
             )
             fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 json.dump({"client_id": "demo-app", "client_secret": secret}, f)
         elif demo.backchannel_logout_uri != BACKCHANNEL_URI:
             # An instance/ from an older `make run`, whose demo-app predates back-channel logout.
-            update_client(demo, backchannel_logout_uri=BACKCHANNEL_URI)
+            update_client(
+                demo,
+                backchannel_logout_uri=BACKCHANNEL_URI,
+                allow_loopback=svc.config.outbound.allow_loopback,
+            )
     return dict(json.loads(secret_file.read_text()))
 
 
@@ -71,6 +76,8 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # The demo relying app takes back-channel logouts on 127.0.0.1 (development only).
+    os.environ.setdefault("IDP_OUTBOUND__ALLOW_LOOPBACK", "true")
     app = create_app()
     svc = app.extensions["idp"]
     warn_insecure(svc.config)

@@ -7,9 +7,11 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 from werkzeug.wrappers import Response
 
 from idp.ext import services
+from idp.outage import DATABASE
 
 bp = Blueprint("health", __name__)
 
@@ -70,16 +72,29 @@ def metrics() -> Response:
     from idp.sessions.models import BrowserSession
 
     svc = services()
-    with svc.db.read() as s:
-        live = s.scalar(
-            select(func.count())
-            .select_from(BrowserSession)
-            .where(BrowserSession.live(svc.clock.now(), svc.config.sessions.idle_timeout))
-        )
-    lines = [
-        "# HELP idp_live_sessions Browser sessions not ended or expired.",
-        "# TYPE idp_live_sessions gauge",
-        f"idp_live_sessions {live}",
+    lines = []
+    try:
+        with svc.db.read() as s:
+            live = s.scalar(
+                select(func.count())
+                .select_from(BrowserSession)
+                .where(BrowserSession.live(svc.clock.now(), svc.config.sessions.idle_timeout))
+            )
+        lines += [
+            "# HELP idp_live_sessions Browser sessions not ended or expired.",
+            "# TYPE idp_live_sessions gauge",
+            f"idp_live_sessions {live}",
+        ]
+    except OperationalError as exc:  # the other metrics say why; they must still be read
+        DATABASE.failed(exc)
+    lines += [
+        "# HELP idp_redis_degraded 1 while Redis is unreachable and short-lived state is kept "
+        "in the database (this process).",
+        "# TYPE idp_redis_degraded gauge",
+        f"idp_redis_degraded {int(bool(getattr(svc.state, 'degraded', False)))}",
+        "# HELP idp_database_outage 1 while this process sees the database down.",
+        "# TYPE idp_database_outage gauge",
+        f"idp_database_outage {int(DATABASE.ongoing)}",
         "# HELP idp_feed_polls_waiting Long polls of /revocations this process holds open.",
         "# TYPE idp_feed_polls_waiting gauge",
         f"idp_feed_polls_waiting {svc.feed_waits.waiting}",

@@ -23,6 +23,7 @@ from idp.oauth.registry import TokenRegistry
 from idp.oauth.server import IdpAuthorizationServer
 from idp.oauth.tokens import TokenIssuer
 from idp.operator import OperatorActions
+from idp.outbound import Outbound
 from idp.refresh.store import SqlRefreshStore
 from idp.revocations.denylist import DenyList
 from idp.revocations.service import Revocations
@@ -67,7 +68,7 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         t.refresh_reuse_grace_seconds,
         state,
     )
-    notifier = Notifier(db, clock, issuer)
+    notifier = Notifier(db, clock, issuer, Outbound(cfg.outbound.allow_loopback))
     killer = SessionKiller(db, clock, revocations, refresh, notifier, cfg.longest_token_ttl)
     registry = TokenRegistry(access_tokens, users, revocations, refresh)
     codes = SqlCodeStore(db, clock, state, revocations, refresh, t.authorization_code_ttl)

@@ -98,6 +98,8 @@ def make_config(
         # Reuse is shown by replaying a parent at once; the shipped grace interval (10 s,
         # which returns the same child instead) has tests of its own that set it.
         "tokens": {"refresh_reuse_grace_seconds": 0},
+        # Tests run the relying apps that receive back-channel logouts on 127.0.0.1.
+        "outbound": {"allow_loopback": True},
     }
     for name, values in sections.items():
         config.setdefault(name, {}).update(values)

@@ -47,6 +47,7 @@ def test_a_redis_outage_degrades_readiness_and_state_goes_to_the_database(
         # Throttling still counts, in the database, and says so once, not per request.
         assert [state.hit("login:u:chaos", 60) for _ in range(3)] == [1, 2, 3]
         assert state.count("login:u:chaos") == 3
+        assert "\nidp_redis_degraded 1\n" in client.get("/metrics").get_data(as_text=True)
     outage_lines = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
     assert len(outage_lines) == 1
 
@@ -64,6 +65,7 @@ def test_readiness_returns_when_redis_answers_again(
     redis.set("pass")
     resp = client.get("/readyz")
     assert resp.status_code == 200 and resp.get_json()["status"] == "ok"
+    assert "\nidp_redis_degraded 0\n" in client.get("/metrics").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("mode", ["refuse", "hang"])
@@ -77,5 +79,8 @@ def test_readyz_fails_without_the_database_and_does_not_hang(
     assert resp.status_code == 503
     assert resp.get_json()["status"] == "unavailable"
     assert resp.get_json()["checks"]["database"] == "unavailable"
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200, "metrics are still read during an outage"
+    assert "\nidp_database_outage 1\n" in metrics.get_data(as_text=True)
     db.set("pass")
     assert client.get("/readyz").status_code == 200

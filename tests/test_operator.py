@@ -17,6 +17,8 @@ from idp.revocations.models import RevocationEntry
 from idp.sessions.models import BackchannelDelivery, BrowserSession
 from tests.support.auth import AuthActions
 
+pytestmark = pytest.mark.usefixtures("no_background_worker")
+
 OPS = Actor("ops", "192.0.2.7")
 
 

@@ -77,7 +77,13 @@ def create(body: dict[str, Any]) -> Response:
     args["backchannel_logout_uri"] = args.get("backchannel_logout_uri") or None
     try:
         with svc.db.transaction() as s:
-            client, secret = create_client(s, svc.clock, body["client_id"], **args)
+            client, secret = create_client(
+                s,
+                svc.clock,
+                body["client_id"],
+                allow_loopback=svc.config.outbound.allow_loopback,
+                **args,
+            )
             record(
                 s,
                 at=svc.clock.now(),
@@ -117,7 +123,7 @@ def update(client_id: str, body: dict[str, Any]) -> Response:
             client = s.get(Client, client_id)
             if client is None:
                 raise not_found("client_id")
-            update_client(client, **changes)
+            update_client(client, allow_loopback=svc.config.outbound.allow_loopback, **changes)
             record(
                 s,
                 at=svc.clock.now(),

@@ -91,7 +91,9 @@ def create() -> Response:
         values = _registration()
         with svc.db.transaction() as s:
             cid = values.pop("client_id")
-            client, secret = create_client(s, svc.clock, cid, **values)
+            client, secret = create_client(
+                s, svc.clock, cid, allow_loopback=svc.config.outbound.allow_loopback, **values
+            )
             audit(s, "client.create", target=cid, metadata=metadata(client))
     except (FormError, ClientError) as exc:
         return _form(form=_sticky(), form_error=str(exc))
@@ -142,7 +144,7 @@ def update(client_id: str) -> Response:
             if client is None:
                 not_found("There is no such client.")
             before = metadata(client)
-            update_client(client, **edits)
+            update_client(client, allow_loopback=svc.config.outbound.allow_loopback, **edits)
             after = metadata(client)
             changed = {k: after[k] for k in after if after[k] != before[k]}
             audit(s, "client.update", target=client_id, changed=changed)

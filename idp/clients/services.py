@@ -13,6 +13,7 @@ from idp.clients.models import ADMIN_SCOPE, Client
 from idp.clients.redirects import problem as redirect_problem
 from idp.clock import Clock
 from idp.config import SUPPORTED_ALGS
+from idp.outbound import Outbound
 
 GRANTS = ("authorization_code", "refresh_token", "client_credentials")
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
@@ -68,10 +69,8 @@ def parse_claims(pairs: list[str]) -> dict[str, str]:
     return claims
 
 
-def _check_backchannel_uri(uri: str) -> None:
-    why = redirect_problem(uri)
-    if why is None and not uri.startswith(("https://", "http://")):
-        why = "must be an https (or loopback http) URL"
+def _check_backchannel_uri(uri: str, allow_loopback: bool) -> None:
+    why = Outbound(allow_loopback).problem(uri, resolve=False) or redirect_problem(uri)
     if why:
         raise ClientError(f"backchannel logout URI: {why}")
 
@@ -107,7 +106,9 @@ def create_client(
     id_token_alg: str | None = None,
     backchannel_logout_uri: str | None = None,
     post_logout_redirect_uris: list[str] | None = None,
+    allow_loopback: bool = False,
 ) -> tuple[Client, str | None]:
+    """``allow_loopback``: ``[outbound] allow_loopback`` (a loopback back-channel URI)."""
     if not CLIENT_ID_RE.fullmatch(client_id):
         raise ClientError("client_id may use letters, digits and . _ : - (at most 100)")
     if db.get(Client, client_id) is not None:
@@ -125,7 +126,7 @@ def create_client(
         if why := redirect_problem(uri):
             raise ClientError(f"redirect URI {uri!r}: {why}")
     if backchannel_logout_uri:
-        _check_backchannel_uri(backchannel_logout_uri)
+        _check_backchannel_uri(backchannel_logout_uri, allow_loopback)
     for token in scope.split():
         if not SCOPE_TOKEN_RE.fullmatch(token):
             raise ClientError(f"scope {token!r} is not valid")
@@ -199,6 +200,7 @@ def update_client(
     name: str | None = None,
     post_logout_redirect_uris: list[str] | None = None,
     backchannel_logout_uri: str | None = None,
+    allow_loopback: bool = False,
 ) -> None:
     """Edits what an operator may change; validates like registration."""
     if redirect_uris is not None:
@@ -215,7 +217,7 @@ def update_client(
         client.post_logout_redirect_uris = list(post_logout_redirect_uris)
     if backchannel_logout_uri is not None:
         if backchannel_logout_uri:
-            _check_backchannel_uri(backchannel_logout_uri)
+            _check_backchannel_uri(backchannel_logout_uri, allow_loopback)
         client.backchannel_logout_uri = backchannel_logout_uri or None
     if claims is not None:
         validate_claims(claims)

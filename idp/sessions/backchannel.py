@@ -13,9 +13,6 @@ import datetime as dt
 import logging
 import secrets
 import threading
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -25,6 +22,7 @@ from idp.clients.models import Client
 from idp.clock import Clock, epoch
 from idp.db import Database
 from idp.oauth.tokens import TokenIssuer
+from idp.outbound import Outbound
 from idp.sessions.models import BackchannelDelivery, BrowserSession, SessionClient
 
 log = logging.getLogger(__name__)
@@ -33,14 +31,6 @@ EVENT = "http://schemas.openid.net/event/backchannel-logout"
 BACKOFF = (0, 5, 30, 120, 600)  # seconds before attempt n+1
 TIMEOUT = 5
 LEASE = 3 * TIMEOUT
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # §2.5: a logout token is never sent anywhere but the registered URI
-
-
-_opener = urllib.request.build_opener(_NoRedirect)
 
 
 def enqueue(db: Session, session: BrowserSession, now: dt.datetime) -> int:
@@ -69,10 +59,11 @@ def enqueue(db: Session, session: BrowserSession, now: dt.datetime) -> int:
 class Notifier:
     """Sends pending deliveries from a background thread (one per process)."""
 
-    def __init__(self, db: Database, clock: Clock, issuer: TokenIssuer) -> None:
+    def __init__(self, db: Database, clock: Clock, issuer: TokenIssuer, outbound: Outbound) -> None:
         self.db = db
         self.clock = clock
         self.issuer = issuer
+        self.outbound = outbound
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -170,24 +161,9 @@ class Notifier:
 
     def _attempt(self, delivery: BackchannelDelivery, client: Client) -> None:
         token = self.logout_token(client, delivery.session_id, delivery.user_id)
-        body = urllib.parse.urlencode({"logout_token": token}).encode()
-        if urllib.parse.urlsplit(delivery.uri).scheme not in ("https", "http"):
-            raise ValueError("back-channel logout URIs are http(s)")
-        req = urllib.request.Request(  # noqa: S310 - scheme checked above
-            delivery.uri,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
-        code: int | None = None
-        error: str | None = None
-        try:
-            with _opener.open(req, timeout=TIMEOUT) as resp:  # noqa: S310 - registered URI
-                code = resp.status
-        except urllib.error.HTTPError as exc:
-            code, error = exc.code, f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            error = str(getattr(exc, "reason", exc))[:500]
+        # §2.5: sent only to the registered URI (no redirects), through idp.outbound.
+        sent = self.outbound.post_form(delivery.uri, {"logout_token": token})
+        code, error = sent.status, sent.error
         now = self.clock.now()
         with self.db.transaction() as s:
             row = s.get(BackchannelDelivery, delivery.id)

@@ -82,7 +82,13 @@ class AuthActions:
         kw.setdefault("first_party", True)
         with self.app.app_context(), self.svc.db.transaction() as s:
             _, secret = create_client(
-                s, self.svc.clock, client_id, redirect_uris=[redirect_uri], public=public, **kw
+                s,
+                self.svc.clock,
+                client_id,
+                redirect_uris=[redirect_uri],
+                public=public,
+                allow_loopback=self.svc.config.outbound.allow_loopback,
+                **kw,
             )
         return RegisteredClient(client_id, secret, redirect_uri)
 
