@@ -45,4 +45,8 @@ def create_app(idp_app: Flask) -> Flask:
     auth.install(app)
     views.register(app, csrf)
     web.install(app)
+    if svc.config.admin.port:
+        from idp.health import metrics_bp
+
+        app.register_blueprint(metrics_bp)  # on the internal port only (SPEC §5)
     return app

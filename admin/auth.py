@@ -13,7 +13,7 @@ from flask import Flask, abort, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from idp.accounts import services as accounts
-from idp.audit.services import record
+from idp.audit.services import record, security_event
 from idp.ext import services
 from idp.sessions import cookie
 from idp.sessions.models import BrowserSession
@@ -124,6 +124,15 @@ def reauth() -> Response | str:
         resp.headers["Retry-After"] = str(locked.retry_after)
         return resp
     if user_id != session.user_id:
+        # Someone at an operator's session without the operator's password (issue 10).
+        security_event(
+            svc.db,
+            svc.clock,
+            "admin_reauth_failed",
+            user_id=session.user_id,
+            session_id=session.id,
+            ip=client_ip(),
+        )
         return Response(
             render_template("reauth.html", back=back, error="Wrong password."),
             status=401,

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, tuple_
 
 from idp.accounts.models import Consent, User
+from idp.accounts.services import username_key
 from idp.audit.models import AuditEvent, SecurityEvent
 from idp.refresh.models import RefreshFamily, RefreshToken
 from idp.sessions.agents import describe_agent
@@ -90,7 +91,8 @@ def sessions_page(
         stmt = stmt.where(BrowserSession.live(now, svc.config.sessions.idle_timeout))
     if user:
         stmt = stmt.where(
-            BrowserSession.user_id == select(User.id).where(User.username == user).scalar_subquery()
+            BrowserSession.user_id
+            == select(User.id).where(User.username_key == username_key(user)).scalar_subquery()
         )
     if ip:
         stmt = stmt.where(BrowserSession.ip == ip)

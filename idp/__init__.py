@@ -88,7 +88,10 @@ def create_app(
         health.bp,
     ):
         app.register_blueprint(bp)
+    if not cfg.admin.port:
+        app.register_blueprint(health.metrics_bp)
     for view in (
+        oauth_views.authorize,  # checks the CSRF token of consent decisions itself
         oauth_views.token,
         oauth_views.userinfo,
         oauth_views.revoke,

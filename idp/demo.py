@@ -15,6 +15,7 @@ from werkzeug.serving import make_server
 
 from idp import create_app, migrate
 from idp.config import warn_insecure
+from idp.serve import quiet_handler
 
 DEMO_USER, DEMO_PASSWORD = "admin", "demo-password"
 RP_PORT = 5001
@@ -91,7 +92,9 @@ def main() -> None:
         client_secret=creds["client_secret"],
         port=RP_PORT,
     )
-    rp_server = make_server("127.0.0.1", RP_PORT, rp, threaded=True)
+    rp_server = make_server(
+        "127.0.0.1", RP_PORT, rp, threaded=True, request_handler=quiet_handler()
+    )
     threading.Thread(target=rp_server.serve_forever, daemon=True).start()
     host, port = svc.config.server.host, svc.config.server.port
     print(
@@ -109,7 +112,7 @@ def main() -> None:
 """,
         flush=True,
     )
-    make_server(host, port, app, threaded=True).serve_forever()
+    make_server(host, port, app, threaded=True, request_handler=quiet_handler()).serve_forever()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ from idp.ext import services
 from idp.outage import DATABASE
 
 bp = Blueprint("health", __name__)
+# /metrics is served where the dashboard is (SPEC §5): on the public app while the
+# dashboard is mounted under /admin there, only on the admin port once [admin] port is set.
+metrics_bp = Blueprint("metrics", __name__)
 
 
 @bp.route("/healthz")
@@ -67,7 +70,7 @@ def database_answers(svc: Any) -> bool:
     return answered == [True]
 
 
-@bp.route("/metrics")
+@metrics_bp.route("/metrics")
 def metrics() -> Response:
     from idp.sessions.models import BrowserSession
 

@@ -77,6 +77,21 @@ def production(cfg: Config, host: str, port: int, workers: int, threads: int) ->
             admin.join(GRACEFUL_SECONDS)
 
 
+def quiet_handler() -> type:
+    """Werkzeug's request handler, logging the path without its query string: queries
+    carry id_token_hint, codes, state and login hints, which must not reach a log."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    class Handler(WSGIRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            path = getattr(self, "path", "")
+            if "?" in path:
+                self.path = path.split("?", 1)[0] + "?…"
+            super().log_request(code, size)
+
+    return Handler
+
+
 def development(cfg: Config, host: str, port: int) -> None:
     """One process, Werkzeug's server, reloaded when the code changes."""
     from werkzeug.serving import run_simple
@@ -91,6 +106,12 @@ def development(cfg: Config, host: str, port: int) -> None:
 
         import admin
 
-        admin_server = make_server(host, cfg.admin.port, admin.create_app(app), threaded=True)
+        admin_server = make_server(
+            host,
+            cfg.admin.port,
+            admin.create_app(app),
+            threaded=True,
+            request_handler=quiet_handler(),
+        )
         threading.Thread(target=admin_server.serve_forever, daemon=True).start()
-    run_simple(host, port, app, use_reloader=True, threaded=True)
+    run_simple(host, port, app, use_reloader=True, threaded=True, request_handler=quiet_handler())

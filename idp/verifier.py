@@ -11,6 +11,11 @@ within about a second, without an introspection call per request::
     verifier.start()                       # follows /revocations in a background thread
     claims = verifier.verify(bearer_token)  # raises InvalidToken
 
+Once it follows the feed it fails closed: when no poll has succeeded for
+``max_feed_age`` seconds (idp unreachable), every token is refused, since a revocation
+may have been missed. A token with an unknown ``kid`` makes it fetch the JWKS again at
+most once per ``kid_refetch_seconds``, so forged tokens cannot make it hammer idp.
+
 Only the standard library and joserfc are used, so it can be vendored.
 """
 
@@ -58,14 +63,21 @@ class Verifier:
         client_secret: str,
         jwks_refresh_seconds: float = 300.0,
         leeway: int = 0,
+        max_feed_age: float = 60.0,
+        kid_refetch_seconds: float = 60.0,
     ) -> None:
         self.issuer = issuer.rstrip("/") if issuer.endswith("/") else issuer
         self.audience = audience
         self._auth = "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
         self.jwks_refresh_seconds = jwks_refresh_seconds
         self.leeway = leeway
+        self.max_feed_age = max_feed_age
+        self.kid_refetch_seconds = kid_refetch_seconds
         self._keys: KeySet | None = None
         self._keys_at = 0.0
+        self._refetched_at = float("-inf")
+        self._following = False
+        self._fed_at = float("-inf")  # monotonic time of the last successful poll
         self._revoked: dict[tuple[str, str], int] = {}  # ("sid"/"jti", value) -> exp
         # ("client"/"user", value) -> (issued_before, exp): older tokens of it are revoked
         self._not_before: dict[tuple[str, str], tuple[int, int]] = {}
@@ -108,13 +120,16 @@ class Verifier:
                 else:
                     self._revoked[key] = max(exp, self._revoked.get(key, 0))
             self._cursor = int(data["cursor"])
+            self._fed_at = time.monotonic()
             self._revoked = {k: exp for k, exp in self._revoked.items() if exp > now}
             self._not_before = {k: v for k, v in self._not_before.items() if v[1] > now}
         return len(data["revocations"])
 
     def start(self, wait: float = 25) -> None:
-        """Follows the feed in a daemon thread (long polling) until :meth:`stop`."""
+        """Follows the feed in a daemon thread (long polling) until :meth:`stop`; from
+        then on, tokens are refused while the feed is older than ``max_feed_age``."""
         self.poll()
+        self._following = True
 
         def follow() -> None:
             while not self._stop.is_set():
@@ -157,9 +172,13 @@ class Verifier:
                 with eddsa_allowed():
                     decoded = jwt.decode(token, self._keyset(), algorithms=ALGORITHMS)
             except (JoseError, ValueError) as first:
-                # An unknown kid may be a key published since our copy: refetch once.
+                # An unknown kid may be a key published since our copy: refetch, at most
+                # once per kid_refetch_seconds whatever tokens arrive.
                 if "kid" not in str(first).lower() and "key" not in str(first).lower():
                     raise
+                if time.monotonic() - self._refetched_at < self.kid_refetch_seconds:
+                    raise
+                self._refetched_at = time.monotonic()
                 with eddsa_allowed():
                     decoded = jwt.decode(token, self._keyset(force=True), algorithms=ALGORITHMS)
         except (JoseError, ValueError, KeyError, TypeError) as exc:
@@ -178,6 +197,8 @@ class Verifier:
             raise InvalidToken("expired")
         if int(claims.get("nbf", 0)) > now + self.leeway:
             raise InvalidToken("not yet valid")
+        if self._following and time.monotonic() - self._fed_at > self.max_feed_age:
+            raise InvalidToken("revocation feed unavailable")
         if self.is_revoked(claims):
             raise InvalidToken("revoked")
         return claims

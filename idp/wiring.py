@@ -91,6 +91,7 @@ def build_services(cfg: Config, clock: Clock) -> Services:
             cfg.login.max_failures_per_account,
             cfg.login.max_failures_per_ip,
             cfg.login.window_seconds,
+            clock,
         ),
         session_policy=SessionPolicy(cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout),
         revocations=revocations,

@@ -3,6 +3,8 @@ verify JWTs offline (SPEC §6 "Revocation feed")."""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 
 import pytest
@@ -65,7 +67,17 @@ def test_feed_lists_a_killed_session_with_a_cursor(setup):
     assert again["revocations"] == [] and again["cursor"] == after["cursor"]
 
 
-@pytest.mark.parametrize("params", [{"after": "x"}, {"wait": "99"}, {"after": "-1"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"after": "x"},
+        {"wait": "99"},
+        {"after": "-1"},
+        {"after": str(2**63)},  # past any database integer (was a 500 on SQLite)
+        {"after": "9" * 400},
+        {"wait": "nan"},
+    ],
+)
 def test_feed_refuses_bad_parameters(setup, params):
     live, api, *_ = setup
     resp = requests.get(
@@ -170,3 +182,51 @@ def test_example_resource_server_rejects_a_killed_session(setup):
     verifier.poll()
     resp = client.get("/api/me", headers=bearer)
     assert resp.status_code == 401 and resp.get_json()["error_description"] == "revoked"
+
+
+def test_the_verifier_fails_closed_when_the_feed_is_stale(setup):
+    """Issue 10 item 10: following the feed, a verifier that has not heard from idp for
+    max_feed_age seconds refuses every token (a revocation may have been missed)."""
+    live, api, tokens, _ = setup
+    verifier = Verifier(
+        live.url, audience="shop", client_id=api.client_id, client_secret=api.secret
+    )
+    verifier.start(wait=1)
+    try:
+        assert verifier.verify(tokens["access_token"])
+        verifier._fed_at -= verifier.max_feed_age + 1  # as if idp went unreachable
+        with pytest.raises(InvalidToken, match="feed unavailable"):
+            verifier.verify(tokens["access_token"])
+        verifier.poll()  # idp answers again
+        assert verifier.verify(tokens["access_token"])
+    finally:
+        verifier.stop()
+
+
+def test_forged_kids_cannot_make_the_verifier_hammer_the_jwks(setup):
+    live, api, tokens, _ = setup
+    verifier = Verifier(
+        live.url, audience="shop", client_id=api.client_id, client_secret=api.secret
+    )
+    fetched: list[str] = []
+    real_get = verifier._get
+
+    def counting_get(url, *args, **kwargs):
+        fetched.append(url)
+        return real_get(url, *args, **kwargs)
+
+    verifier._get = counting_get  # type: ignore[method-assign]
+    verifier.verify(tokens["access_token"])
+    header, payload, signature = tokens["access_token"].split(".")
+    for i in range(20):
+        forged_header = (
+            base64.urlsafe_b64encode(
+                json.dumps({"alg": "ES256", "typ": "at+jwt", "kid": f"forged-{i}"}).encode()
+            )
+            .rstrip(b"=")
+            .decode()
+        )
+        with pytest.raises(InvalidToken):
+            verifier.verify(f"{forged_header}.{payload}.{signature}")
+    jwks_fetches = [u for u in fetched if u.endswith("/jwks.json")]
+    assert len(jwks_fetches) <= 2  # the first load, then at most one refetch a minute

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,17 +13,9 @@ import requests
 
 from tests.conftest import make_config
 from tests.support.live import free_port
-from tests.support.server import idp_serve
+from tests.support.server import idp_serve, workers_of
 
 pytestmark = pytest.mark.slow
-
-
-def workers_of(pid: int) -> set[int]:
-    children: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        children |= {int(c) for c in text}
-    return children
 
 
 def wait_for(what: Any, timeout: float = 20.0) -> Any:
@@ -69,6 +60,10 @@ def test_with_an_admin_port_the_dashboard_is_only_there(backend, tmp_path):
         # Not signed in: the dashboard sends people to the public login page.
         assert dashboard.status_code == 303
         assert dashboard.headers["Location"] == served.url + "/login"
+        # Metrics are where the dashboard is, and only there.
+        assert requests.get(served.url + "/metrics", timeout=10).status_code == 404
+        metrics = requests.get(f"http://127.0.0.1:{admin_port}/metrics", timeout=10)
+        assert metrics.status_code == 200 and "idp_live_sessions" in metrics.text
 
 
 def get_retrying(url: str, tries: int = 5) -> requests.Response:

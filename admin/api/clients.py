@@ -92,7 +92,8 @@ def create(body: dict[str, Any]) -> Response:
                 target=client.client_id,
                 ip=client_ip(),
                 admin_client=client.is_admin_client,
-                grant_types=client.grant_types,
+                # Everything registered, as the dashboard records it (issue 10 item 8).
+                metadata=metadata(client),
             )
             out = metadata(client)
     except ClientError as exc:
@@ -123,7 +124,9 @@ def update(client_id: str, body: dict[str, Any]) -> Response:
             client = s.get(Client, client_id)
             if client is None:
                 raise not_found("client_id")
+            before = metadata(client)
             update_client(client, allow_loopback=svc.config.outbound.allow_loopback, **changes)
+            after = metadata(client)
             record(
                 s,
                 at=svc.clock.now(),
@@ -131,7 +134,10 @@ def update(client_id: str, body: dict[str, Any]) -> Response:
                 action="client.update",
                 target=client_id,
                 ip=client_ip(),
-                fields=sorted(body),
+                # The values, before and after, not only the field names (issue 10 item 8).
+                changed={
+                    k: {"from": before[k], "to": after[k]} for k in after if after[k] != before[k]
+                },
             )
     except ClientError as exc:
         raise _refused(exc) from None

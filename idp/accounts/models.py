@@ -13,6 +13,9 @@ class User(Base):
 
     id: Mapped[Id]
     username: Mapped[str] = mapped_column(String(150), unique=True)
+    # The username normalised once (NFKC + casefold): what is unique and looked up, so
+    # "Alice" and "alice" are one account (idp.accounts.services.username_key).
+    username_key: Mapped[str] = mapped_column(String(150), unique=True)
     email: Mapped[str | None] = mapped_column(String(320))
     email_verified: Mapped[bool] = mapped_column(default=False)
     name: Mapped[str | None] = mapped_column(String(200))

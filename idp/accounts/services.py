@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from idp.accounts import passwords
 from idp.accounts.models import User
-from idp.clock import Clock
+from idp.clock import Clock, SystemClock
 from idp.db import Database
 from idp.state.store import StateStore
 
@@ -27,8 +28,13 @@ class AccountError(ValueError):
     pass
 
 
+def username_key(username: str) -> str:
+    """The one normal form of a username: NFKC, then case folded (issue 10)."""
+    return unicodedata.normalize("NFKC", username).casefold()[:150]
+
+
 def by_username(db: Session, username: str) -> User | None:
-    return db.scalar(select(User).where(User.username == username))
+    return db.scalar(select(User).where(User.username_key == username_key(username)))
 
 
 def create_user(
@@ -51,6 +57,7 @@ def create_user(
         raise AccountError("That username is taken.")
     user = User(
         username=username,
+        username_key=username_key(username),
         email=email,
         name=name,
         is_admin=admin,
@@ -98,27 +105,32 @@ class Throttle:
 
     An attempt is counted against the account *before* its password is checked (one
     atomic increment), so parallel guesses get no more checks than the limit; only the
-    right password resets the count. Accounts are keyed by the exact username, as they
-    are unique (``alice`` and ``Alice`` are two accounts: a login as one never resets the
-    other). Networks are IPv4 addresses or IPv6 /64s.
+    right password resets the count. Accounts are keyed by their normalised username
+    (the unique one: ``Alice`` and ``alice`` are one account, and a sign-up cannot make
+    a second). Networks are IPv4 addresses or IPv6 /64s.
     """
 
     store: StateStore
     per_account: int
     per_ip: int
     window: int
+    clock: Clock = field(default_factory=SystemClock)  # for the lockout's security event
 
-    def attempt(self, username: str, ip: str) -> bool:
-        """Counts one attempt; False when the account or the network is locked."""
+    def attempt(self, username: str, ip: str) -> int:
+        """Counts one attempt: 0 when it may go on; else 1 on the attempt that finds the
+        lock (the one to record), 2 on later ones."""
         if self.store.count(f"login:ip:{network_of(ip)}") >= self.per_ip:
-            return False
-        return self.store.hit(f"login:u:{username}", self.window) <= self.per_account
+            return 2
+        count = self.store.hit(f"login:u:{username_key(username)}", self.window)
+        if count <= self.per_account:
+            return 0
+        return 1 if count == self.per_account + 1 else 2
 
     def failed(self, ip: str) -> None:
         self.store.hit(f"login:ip:{network_of(ip)}", self.window)
 
     def succeeded(self, username: str) -> None:
-        self.store.reset(f"login:u:{username}")
+        self.store.reset(f"login:u:{username_key(username)}")
 
     def signup_allowed(self, ip: str) -> bool:
         """Sign-ups per network are limited like failed logins (they tell which
@@ -132,8 +144,13 @@ def authenticate(
     """The user's id when the credentials are right; None otherwise, in comparable time
     whether the account exists, is disabled, or the password is wrong. Raises
     TooManyAttempts while the username or the network is locked."""
-    if not throttle.attempt(username, ip):
+    locked = throttle.attempt(username, ip)
+    if locked:
         throttle.failed(ip)
+        if locked == 1:  # once per lock, not once per refused attempt
+            from idp.audit.services import security_event
+
+            security_event(db, throttle.clock, "login_locked", username=username[:150], ip=ip[:64])
         raise TooManyAttempts(throttle.window)
     with db.read() as s:
         user = by_username(s, username) if len(username) <= 150 else None

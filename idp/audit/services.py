@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from idp.audit.models import AuditEvent
+if TYPE_CHECKING:
+    from idp.clock import Clock
+    from idp.db import Database
+
+from idp.audit.models import AuditEvent, SecurityEvent
 
 
 def record(
@@ -33,6 +37,31 @@ def record(
     )
     db.add(event)
     return event
+
+
+def security_event(
+    db: Database,
+    clock: Clock,
+    kind: str,
+    *,
+    user_id: str | None = None,
+    client_id: str | None = None,
+    session_id: str | None = None,
+    **details: Any,
+) -> None:
+    """Records something an attacker did or tried (the dashboard's security events),
+    in a transaction of its own."""
+    with db.transaction() as s:
+        s.add(
+            SecurityEvent(
+                at=clock.now(),
+                kind=kind,
+                user_id=user_id,
+                client_id=client_id,
+                session_id=session_id,
+                details=details,
+            )
+        )
 
 
 def export(db: Session, after: str | None, limit: int) -> list[dict[str, Any]]:

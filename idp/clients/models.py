@@ -43,10 +43,20 @@ class ClientRules:
         return " ".join(s for s in scope.split() if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        # Exact string match (RFC 9700 §4.1.3); the port of a loopback URI may vary.
+        # Exact string match (RFC 9700 §4.1.3); the port of a loopback URI may vary for
+        # native apps only (public clients, RFC 8252 §7.3), never for confidential ones.
         from idp.clients.redirects import matches
 
-        return any(matches(registered, redirect_uri) for registered in self.redirect_uris)
+        return any(
+            matches(registered, redirect_uri, port_may_vary=self.is_public)
+            for registered in self.redirect_uris
+        )
+
+    def identity_unproven(self, redirect_uri: str) -> bool:
+        """RFC 8252 §8.6: a public client whose redirect URI is not https (loopback or a
+        private-use scheme) may be any local program, so an earlier consent proves
+        nothing: such requests always ask the user."""
+        return self.is_public and not redirect_uri.startswith("https://")
 
     def check_client_secret(self, client_secret: str) -> bool:
         if self.secret_hash is None:

@@ -5,12 +5,16 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 LOOPBACK_IPS = {"127.0.0.1", "::1"}
+UNSAFE = set('"<>\\^`{|}')
 
 
-def matches(registered: str, presented: str) -> bool:
-    """Exact string match; only the port of a loopback IP redirect URI may differ."""
+def matches(registered: str, presented: str, *, port_may_vary: bool = False) -> bool:
+    """Exact string match; with ``port_may_vary`` (native apps), the port of a loopback
+    IP redirect URI may differ."""
     if registered == presented:
         return True
+    if not port_may_vary:
+        return False
     try:
         reg, pre = urlsplit(registered), urlsplit(presented)
         reg_port, pre_port = reg.port, pre.port
@@ -23,7 +27,7 @@ def matches(registered: str, presented: str) -> bool:
         (reg.scheme, reg.hostname, reg.path, reg.query)
         == (pre.scheme, pre.hostname, pre.path, pre.query)
         and not pre.fragment
-        and not pre.username
+        and "@" not in pre.netloc  # no user information, not even a password alone
     )
 
 
@@ -33,6 +37,11 @@ def problem(uri: str) -> str | None:
         return "is longer than 2000 characters"
     if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in uri):
         return "must not contain spaces or control characters"
+    if any(c in UNSAFE for c in uri):
+        # RFC 3986 never allows these unencoded; in a page they open markup (issue 10).
+        return 'must not contain any of " < > \\ ^ ` { | }'
+    if "@" in uri.split("?", 1)[0].split("#", 1)[0].split("//", 1)[-1].split("/", 1)[0]:
+        return "must not contain user information"
     try:
         parts = urlsplit(uri)
         parts.port  # noqa: B018 - raises on a bad port

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from idp.accounts.models import User
+from idp.audit.services import security_event
 from idp.clock import Clock
 from idp.db import Database
 from idp.oauth.models import AuthorizationCode
@@ -87,6 +88,15 @@ class SqlCodeStore:
         # family born of it included, and the family's access tokens with it.
         revoked = self.refresh.revoke_for_code(row.id, "authorization code replayed")
         self.revocations.revoke_all("jti", revoked.access_tokens)
+        security_event(
+            self.db,
+            self.clock,
+            "authorization_code_replay",
+            user_id=row.user_id,
+            client_id=row.client_id,
+            session_id=row.session_id,
+            families_revoked=len(revoked.family_ids),
+        )
 
     def record_issued(self, code: AuthorizationCode, jti: str, expires_at: dt.datetime) -> None:
         with self.db.transaction() as s:

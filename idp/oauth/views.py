@@ -10,10 +10,12 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
-from flask import Blueprint, g, redirect, render_template, request
+from flask import Blueprint, abort, g, redirect, render_template, request
+from flask_wtf.csrf import validate_csrf
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
+from wtforms.validators import ValidationError
 
 from idp.accounts.models import Consent, User
 from idp.audit.services import record
@@ -32,6 +34,16 @@ SCOPE_DESCRIPTIONS = {
     "email": "See your email address",
     "offline_access": "Stay signed in to the app (refresh tokens)",
 }
+
+
+class RequestNotSupportedError(OAuth2Error):
+    error = "request_not_supported"
+    description = "Request objects are not supported."
+
+
+class RequestUriNotSupportedError(OAuth2Error):
+    error = "request_uri_not_supported"
+    description = "request_uri is not supported."
 
 
 def _error(err: OAuth2Error) -> Response:
@@ -84,9 +96,14 @@ def _save_consent(user: User, client_id: str, scope: str) -> None:
         )
 
 
+CONSENT_FORM_FIELDS = {"prompt", "decision", "csrf_token"}
+
+
 def _login_redirect(args: Any, prompts: set[str]) -> Response:
-    # Come back without prompt=login, or the login would be asked for forever.
-    params = [(k, v) for k, v in args.items(multi=True) if k != "prompt"]
+    # Come back without prompt=login, or the login would be asked for forever; and
+    # without the consent form's own fields (a consent posted after the session went
+    # stale must not carry its decision or CSRF token into a URL).
+    params = [(k, v) for k, v in args.items(multi=True) if k not in CONSENT_FORM_FIELDS]
     rest = " ".join(sorted(prompts - {"login"}))
     if rest:
         params.append(("prompt", rest))
@@ -107,6 +124,14 @@ def authorize() -> Response | str:
 
 
 def _authorize() -> Response | str:
+    # A POST is either an authorization request sent as a form (OIDC Core §3.1.2.1: no
+    # CSRF token, it only starts a flow) or the user's consent decision, which must
+    # carry the consent page's CSRF token (this view is exempt from the blanket check).
+    if request.method == "POST" and "decision" in request.form:
+        try:
+            validate_csrf(request.form.get("csrf_token"))
+        except ValidationError:
+            abort(400, "The CSRF token is missing or invalid.")
     svc = services()
     server = svc.oauth
     current = cookie.current()
@@ -127,6 +152,13 @@ def _authorize() -> Response | str:
         return fail(InvalidRequestError, f"Parameter {repeated} is repeated.")
     if len(payload.data.get("nonce") or "") > MAX_NONCE:
         return fail(InvalidRequestError, f"nonce is longer than {MAX_NONCE} characters.")
+    # OIDC Core §6: without request object support, say so instead of ignoring them.
+    if payload.data.get("request") is not None:
+        return fail(RequestNotSupportedError)
+    if payload.data.get("request_uri") is not None:
+        return fail(RequestUriNotSupportedError)
+    if payload.data.get("response_mode") not in (None, "query"):
+        return fail(InvalidRequestError, "Only response_mode=query is supported.")
     prompts = set((payload.data.get("prompt") or "").split())
     if prompts - {"none", "login", "consent", "select_account"}:
         return fail(InvalidRequestError, "Unknown prompt value.")
@@ -147,14 +179,26 @@ def _authorize() -> Response | str:
     scope = grant.request.scope or ""
     decided = request.method == "POST" and request.form.get("decision") in {"allow", "deny"}
     needs_consent = not client.first_party and (
-        "consent" in prompts or not _has_consent(user, client.client_id, scope)
+        "consent" in prompts
+        or client.identity_unproven(redirect_uri or "")
+        or not _has_consent(user, client.client_id, scope)
     )
     if needs_consent and not decided:
         if "none" in prompts:
             return fail(ConsentRequiredError)
         scopes = [(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in scope.split()]
+        # The decision comes back to the same authorization request: its query, or for a
+        # form-posted request, its parameters (the form's own fields aside).
+        action = (
+            request.full_path
+            if request.method == "GET"
+            else "/authorize?"
+            + urlencode(
+                [(k, v) for k, v in payload.data.items() if k not in {"decision", "csrf_token"}]
+            )
+        )
         return render_template(
-            "consent.html", client=client, scopes=scopes, user=user, action=request.full_path
+            "consent.html", client=client, scopes=scopes, user=user, action=action
         )
     g.idp_session = current
     resp: Response

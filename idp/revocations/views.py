@@ -52,7 +52,7 @@ def feed() -> Response:
     try:
         after = int(request.args.get("after", "0") or 0)
         wait = float(request.args.get("wait", "0") or 0)
-        if after < 0 or not 0 <= wait <= MAX_WAIT:
+        if not 0 <= after < 2**63 or not 0 <= wait <= MAX_WAIT:
             raise ValueError
     except ValueError:
         return error_response(

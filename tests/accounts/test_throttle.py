@@ -12,20 +12,31 @@ from typing import Any
 import pytest
 
 from idp.accounts import passwords
-from idp.accounts.services import Throttle, TooManyAttempts, authenticate, network_of
+from idp.accounts.services import (
+    AccountError,
+    Throttle,
+    TooManyAttempts,
+    authenticate,
+    create_user,
+    network_of,
+)
 from tests.support.auth import PASSWORD, AuthActions, csrf_from
 
 LIMITS = {"login": {"max_failures_per_account": 3, "max_failures_per_ip": 100}}
 
 
 @pytest.mark.parametrize("config_overrides", [LIMITS])
-def test_logging_in_as_a_case_variant_never_unlocks_the_victim(auth: AuthActions, svc: Any) -> None:
+def test_case_variants_are_one_account_and_one_counter(auth: AuthActions, svc: Any) -> None:
+    """Usernames are unique once normalised (NFKC + casefold): nobody can sign up as
+    'Alice' beside 'alice' to reset her counter with their own logins, and guesses at
+    'ALICE' count against alice."""
     auth.user("alice")
-    auth.user("Alice", password="attacker's own pw")
-    for _ in range(5):  # guesses at alice, each followed by a good login as Alice
-        auth.login("alice", password="a wrong guess!")
-        assert auth.login("Alice", password="attacker's own pw").status_code == 303
-    assert auth.login("alice").status_code == 429, "alice stays locked"
+    with svc.db.transaction() as s, pytest.raises(AccountError, match="taken"):
+        create_user(s, svc.clock, "Alice", "attacker's own pw")
+    for variant in ("ALICE", "Alice", "aLiCe"):
+        assert auth.login(variant, password="a wrong guess!").status_code == 401
+    assert auth.login("alice").status_code == 429, "alice is locked"
+    assert auth.login("ALICE").status_code == 429
 
 
 def test_parallel_guesses_get_no_more_checks_than_the_limit(

@@ -504,6 +504,12 @@ def test_creating_a_client_shows_its_secret_once(api, auth):
     assert "client_secret" not in shown and shown["client_name"] == "Billing"
     [event] = audit(api, action="client.create")
     assert event["target"] == "billing" and event["actor"] == "client:ops"
+    # Everything registered is in the record (issue 10 item 8).
+    registered = event["details"]["metadata"]
+    assert registered["redirect_uris"] == ["https://billing.example.test/cb"]
+    assert registered["backchannel_logout_uri"] == "https://billing.example.test/bcl"
+    assert registered["first_party"] is False
+    assert "client_secret" not in registered
 
 
 def test_a_public_client_has_no_secret(api):
@@ -594,10 +600,14 @@ def test_patching_a_client_changes_only_the_given_fields(api, auth, rp):
     cleared = api.ok("PATCH", "/clients/app", {"backchannel_logout_uri": None})
     assert cleared["backchannel_logout_uri"] is None and cleared["client_name"] == "The App"
     events = audit(api, action="client.update")
-    assert sorted(e["details"]["fields"] for e in events) == [
+    # The audit trail holds the values, before and after (issue 10 item 8).
+    assert sorted(sorted(e["details"]["changed"]) for e in events) == [
         ["backchannel_logout_uri"],
-        ["backchannel_logout_uri", "claims", "name", "redirect_uris"],
+        ["backchannel_logout_uri", "claims", "client_name", "redirect_uris"],
     ]
+    edit = next(e for e in events if "redirect_uris" in e["details"]["changed"])
+    assert edit["details"]["changed"]["redirect_uris"]["to"] == ["https://rp.example.test/new"]
+    assert edit["details"]["changed"]["claims"] == {"from": {}, "to": {"tier": "gold"}}
     assert auth.authorize(rp).status_code == 400  # the old redirect URI is gone
 
 

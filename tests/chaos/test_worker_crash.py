@@ -24,19 +24,12 @@ from tests.chaos.chains import REDIRECT, Chain, false_alarms
 from tests.conftest import make_config
 from tests.support.auth import AuthActions
 from tests.support.browserless import code_flow
-from tests.support.server import idp_serve
+from tests.support.server import idp_serve, workers_of
 
 pytestmark = pytest.mark.slow
 
 CHAINS = 6
 KILLS = 3
-
-
-def workers_of(pid: int) -> set[int]:
-    children: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children |= {int(c) for c in (task / "children").read_text().split()}
-    return children
 
 
 def test_killed_workers_lose_no_chain_and_raise_no_false_alarm(

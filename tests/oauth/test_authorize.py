@@ -3,6 +3,7 @@ RFC 9700, OIDC Core §3.1.2)."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 import pytest
@@ -69,11 +70,41 @@ def test_bad_client_or_redirect_uri_never_redirects(logged_in, svc, change):
 
 
 def test_loopback_redirect_may_vary_only_in_port(logged_in):
-    rp = logged_in.oauth_client(redirect_uri="http://127.0.0.1/cb")
-    ok = logged_in.authorize(rp, redirect_uri="http://127.0.0.1:53117/cb")
+    native = logged_in.oauth_client("native", public=True, redirect_uri="http://127.0.0.1/cb")
+    ok = logged_in.authorize(native, redirect_uri="http://127.0.0.1:53117/cb")
     assert ok.status_code == 302 and ok.headers["Location"].startswith("http://127.0.0.1:53117/cb?")
-    bad = logged_in.authorize(rp, redirect_uri="http://127.0.0.1:53117/other")
+    bad = logged_in.authorize(native, redirect_uri="http://127.0.0.1:53117/other")
     assert bad.status_code == 400
+
+
+def test_only_native_apps_may_vary_the_loopback_port(logged_in):
+    """RFC 8252 §7.3 is for native apps (public clients); a confidential client's
+    redirect URI matches exactly (issue 10 item 5)."""
+    rp = logged_in.oauth_client(redirect_uri="http://127.0.0.1/cb")
+    assert logged_in.authorize(rp, redirect_uri="http://127.0.0.1:53117/cb").status_code == 400
+    assert logged_in.authorize(rp, redirect_uri="http://127.0.0.1/cb").status_code == 302
+
+
+def test_a_native_app_is_asked_again_whatever_was_consented(logged_in):
+    """RFC 8252 §8.6: on a loopback redirect any local program can claim a public
+    client's id, so remembered consent is not honoured: prompt=none gets
+    consent_required, and without it the user sees the consent page."""
+    native = logged_in.oauth_client(
+        "native", public=True, first_party=False, redirect_uri="http://127.0.0.1/cb"
+    )
+    page = logged_in.authorize(native)
+    assert page.status_code == 200 and "decision" in page.get_data(as_text=True)
+    params = logged_in.authorize_params(native)
+    allowed = logged_in.client.post(
+        "/authorize?" + urlencode(params),
+        data={"decision": "allow", "csrf_token": csrf_from(page.get_data(as_text=True))},
+    )
+    assert allowed.status_code == 303
+    silent = logged_in.authorize(native, prompt="none")
+    assert silent.status_code == 302
+    assert query_of(silent.headers["Location"])["error"] == "consent_required"
+    again = logged_in.authorize(native)
+    assert again.status_code == 200 and "decision" in again.get_data(as_text=True)
 
 
 @pytest.mark.parametrize(
@@ -88,6 +119,10 @@ def test_loopback_redirect_may_vary_only_in_port(logged_in):
         ({"prompt": "none login"}, "invalid_request"),
         ({"prompt": "bogus"}, "invalid_request"),
         ({"max_age": "-1"}, "invalid_request"),
+        # OIDC Core §6: unsupported request objects are an error, not ignored (issue 10).
+        ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
+        ({"request_uri": "https://rp.example.test/req"}, "request_uri_not_supported"),
+        ({"response_mode": "form_post"}, "invalid_request"),
     ],
 )
 def test_invalid_requests_are_reported_to_the_validated_redirect_uri(logged_in, svc, change, error):
@@ -143,6 +178,24 @@ def test_max_age_exceeded_asks_for_login_again(logged_in, clock):
     assert "code" in query_of(logged_in.authorize(rp, max_age="600").headers["Location"])
 
 
+def test_a_consent_posted_after_max_age_keeps_its_fields_out_of_next(logged_in, clock):
+    """Issue 10: the login redirect of a stale consent POST carries the authorization
+    request, not the form's decision or CSRF token."""
+    rp = logged_in.oauth_client(first_party=False)
+    params = logged_in.authorize_params(rp, max_age="60")
+    page = logged_in.client.get("/authorize?" + urlencode(params))
+    assert page.status_code == 200
+    token = csrf_from(page.get_data(as_text=True))
+    clock.advance(120)
+    resp = logged_in.client.post(
+        "/authorize?" + urlencode(params), data={"decision": "allow", "csrf_token": token}
+    )
+    assert resp.status_code == 302 and resp.headers["Location"].startswith("/login?")
+    next_url = query_of(resp.headers["Location"])["next"]
+    assert "csrf_token" not in next_url and "decision" not in next_url and token not in next_url
+    assert "client_id=" in next_url and "max_age=60" in next_url
+
+
 def test_third_party_client_asks_for_consent_and_remembers_it(logged_in, svc):
     rp = logged_in.oauth_client(first_party=False, name="Photo <b>Printer</b>")
     params = logged_in.authorize_params(rp)
@@ -175,6 +228,26 @@ def test_denied_consent_returns_access_denied(logged_in, svc):
     q = query_of(resp.headers["Location"])
     assert q["error"] == "access_denied" and q["iss"] == ISSUER
     assert codes(svc) == 0
+
+
+def test_an_authorization_request_may_be_posted_as_a_form(logged_in):
+    """OIDC Core §3.1.2.1: POST with the parameters form-encoded, no CSRF token (it only
+    starts a flow); a consent page then posts the decision back to the same request."""
+    first = logged_in.oauth_client()
+    resp = logged_in.client.post("/authorize", data=logged_in.authorize_params(first))
+    assert resp.status_code == 303 and "code" in query_of(resp.headers["Location"])
+    third = logged_in.oauth_client("third", first_party=False)
+    page = logged_in.client.post("/authorize", data=logged_in.authorize_params(third))
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    found = re.search(r'<form method="post" action="([^"]+)"', html)
+    assert found is not None
+    action = found[1].replace("&amp;", "&")
+    assert "client_id=third" in action and "csrf_token" not in action
+    decided = logged_in.client.post(
+        action, data={"decision": "allow", "csrf_token": csrf_from(html)}
+    )
+    assert decided.status_code == 303 and "code" in query_of(decided.headers["Location"])
 
 
 def test_consent_post_needs_csrf_token(logged_in, svc):

@@ -33,6 +33,19 @@ def env_for(config: dict[str, Any], url: str) -> dict[str, str]:
     return env
 
 
+def workers_of(pid: int) -> set[int]:
+    """The child processes of ``pid`` (``idp serve``'s workers), from /proc. A thread of
+    the server may end while its tasks are listed: its entry is then gone, and skipped."""
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "children").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        children |= {int(c) for c in text.split()}
+    return children
+
+
 @dataclass
 class Served:
     url: str
