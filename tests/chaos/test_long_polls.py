@@ -134,27 +134,30 @@ def test_a_hundred_open_polls_leave_the_token_endpoint_answering(
 
 
 def test_polls_beyond_the_caps_are_refused_with_retry_after(
-    backend: dict[str, Any], tmp_path: Any, auth: AuthActions
+    backend: dict[str, Any], tmp_path: Any, auth: AuthActions, app: Any
 ) -> None:
     first, second = api_client(auth, "first"), api_client(auth, "second")
     config = make_config(backend, tmp_path, server={"feed_waits": 3, "feed_waits_per_client": 2})
     with idp_serve(config, workers=1, threads=2) as served:
+        cursor = requests.get(served.url + "/revocations", auth=basic(first), timeout=30).json()[
+            "cursor"
+        ]
         answers: list[requests.Response] = []
 
         def poll(reader: RegisteredClient) -> None:
             answers.append(
                 requests.get(
                     served.url + "/revocations",
-                    params={"wait": 3, "after": 10**9},
+                    params={"wait": 30, "after": cursor},
                     auth=basic(reader),
-                    timeout=30,
+                    timeout=60,
                 )
             )
 
         holders = [threading.Thread(target=poll, args=(first,)) for _ in range(2)]
         for t in holders:
             t.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while waiting(served.url) < 2:
             assert time.monotonic() < deadline
             time.sleep(0.05)
@@ -182,7 +185,9 @@ def test_polls_beyond_the_caps_are_refused_with_retry_after(
         # A poll that does not wait needs no slot.
         now = requests.get(served.url + "/revocations", auth=basic(second), timeout=10)
         assert now.status_code == 200
+        svc = app.extensions["idp"]  # wake the held polls
+        svc.revocations.revoke("jti", "caps-jti", svc.clock.now() + dt.timedelta(hours=1))
         for t in [*holders, third]:
-            t.join(30)
+            t.join(60)
         assert [a.status_code for a in answers] == [200, 200, 200]
         assert waiting(served.url) == 0
