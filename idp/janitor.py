@@ -15,9 +15,11 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy.orm import Session
 
 from idp.audit.models import AuditEvent, SecurityEvent
 from idp.oauth.models import AuthorizationCode
@@ -31,15 +33,22 @@ BATCH = 5000
 LEASE = "lease:janitor"
 
 
-def _delete_batches(svc: Any, model: Any, key: Any, condition: ColumnElement[bool]) -> int:
-    """Deletes the rows of ``model`` matching ``condition``, BATCH at a time."""
+def _delete_batches(
+    svc: Any,
+    key: Any,
+    condition: ColumnElement[bool],
+    dependents: Callable[[Session, list[str]], None] = lambda _s, _ids: None,
+) -> int:
+    """Deletes the rows whose ``key`` column matches ``condition``, BATCH at a time, each
+    batch in its own short transaction after ``dependents`` cleared what refers to it."""
     total = 0
     while True:
         with svc.db.transaction() as s:
             ids = list(s.scalars(select(key).where(condition).limit(BATCH)))
             if not ids:
                 return total
-            s.execute(delete(model).where(key.in_(ids)))
+            dependents(s, ids)
+            s.execute(delete(key.class_).where(key.in_(ids)))
             total += len(ids)
         if len(ids) < BATCH:
             return total
@@ -49,49 +58,34 @@ def _dead_families(svc: Any, now: dt.datetime) -> int:
     cutoff = now - dt.timedelta(days=svc.config.retention.families_days)
     idle = dt.timedelta(seconds=svc.config.tokens.refresh_token_idle_ttl)
     F = RefreshFamily
+
+    def tokens(s: Session, ids: list[str]) -> None:
+        s.execute(delete(RefreshToken).where(RefreshToken.family_id.in_(ids)))
+        s.execute(delete(FamilyAccessToken).where(FamilyAccessToken.family_id.in_(ids)))
+
     dead = or_(
         F.revoked_at < cutoff, F.absolute_expires_at < cutoff, F.last_used_at < cutoff - idle
     )
-    total = 0
-    while True:
-        with svc.db.transaction() as s:
-            ids = list(s.scalars(select(F.id).where(dead).limit(BATCH)))
-            if not ids:
-                return total
-            s.execute(delete(RefreshToken).where(RefreshToken.family_id.in_(ids)))
-            s.execute(delete(FamilyAccessToken).where(FamilyAccessToken.family_id.in_(ids)))
-            s.execute(delete(F).where(F.id.in_(ids)))
-            total += len(ids)
-        if len(ids) < BATCH:
-            return total
+    return _delete_batches(svc, F.id, dead, tokens)
 
 
 def _ended_sessions(svc: Any, now: dt.datetime) -> int:
     cutoff = now - dt.timedelta(days=svc.config.retention.sessions_days)
     S = BrowserSession
-    gone = or_(S.ended_at < cutoff, S.expires_at < cutoff)
-    total = 0
-    while True:
-        with svc.db.transaction() as s:
-            ids = list(s.scalars(select(S.id).where(gone).limit(BATCH)))
-            if not ids:
-                return total
-            s.execute(delete(SessionClient).where(SessionClient.session_id.in_(ids)))
-            s.execute(
-                update(RefreshFamily)
-                .where(RefreshFamily.session_id.in_(ids))
-                .values(session_id=None)
+
+    def links(s: Session, ids: list[str]) -> None:
+        s.execute(delete(SessionClient).where(SessionClient.session_id.in_(ids)))
+        s.execute(
+            update(RefreshFamily).where(RefreshFamily.session_id.in_(ids)).values(session_id=None)
+        )
+        s.execute(
+            delete(BackchannelDelivery).where(
+                BackchannelDelivery.session_id.in_(ids),
+                BackchannelDelivery.status != "pending",
             )
-            s.execute(
-                delete(BackchannelDelivery).where(
-                    BackchannelDelivery.session_id.in_(ids),
-                    BackchannelDelivery.status != "pending",
-                )
-            )
-            s.execute(delete(S).where(S.id.in_(ids)))
-            total += len(ids)
-        if len(ids) < BATCH:
-            return total
+        )
+
+    return _delete_batches(svc, S.id, or_(S.ended_at < cutoff, S.expires_at < cutoff), links)
 
 
 def purge(svc: Any) -> dict[str, int]:
@@ -107,7 +101,6 @@ def purge(svc: Any) -> dict[str, int]:
         counts["family_access_tokens"] = int(result.rowcount or 0)
     counts["refresh_tokens"] = _delete_batches(
         svc,
-        RefreshToken,
         RefreshToken.id,
         RefreshToken.expires_at < now - dt.timedelta(days=keep.refresh_tokens_days),
     )
@@ -115,11 +108,9 @@ def purge(svc: Any) -> dict[str, int]:
     counts["browser_sessions"] = _ended_sessions(svc, now)
     if keep.audit_days:
         cutoff = now - dt.timedelta(days=keep.audit_days)
-        counts["audit_events"] = _delete_batches(
-            svc, AuditEvent, AuditEvent.id, AuditEvent.at < cutoff
-        )
+        counts["audit_events"] = _delete_batches(svc, AuditEvent.id, AuditEvent.at < cutoff)
         counts["security_events"] = _delete_batches(
-            svc, SecurityEvent, SecurityEvent.id, SecurityEvent.at < cutoff
+            svc, SecurityEvent.id, SecurityEvent.at < cutoff
         )
     svc.keys.purge()
     return counts
