@@ -85,7 +85,7 @@ class ServerConfig:
         "Flask secret for CSRF tokens; generated into instance_path if empty.", ""
     )
     max_body_bytes: int = doc("Largest request body accepted, in bytes.", 65536)
-    signup_enabled: bool = doc("Whether /signup lets anyone create an account.", True)
+    signup_enabled: bool = doc("Whether /signup lets anyone create an account.", False)
     trusted_proxies: int = doc("How many reverse proxies set X-Forwarded-For in front of idp.", 0)
 
 
@@ -149,8 +149,20 @@ class SessionsConfig:
 
 @dataclass(frozen=True)
 class LoginConfig:
-    max_failures_per_account: int = doc("Failed logins per account per window before a lock.", 10)
+    max_failures_per_account: int = doc(
+        "Logins per account from anywhere per window before the delays begin.", 10
+    )
+    max_failures_per_account_network: int = doc(
+        "Logins per account from one network (IPv4 address or IPv6 /64) per window before"
+        " the delays begin.",
+        5,
+    )
     max_failures_per_ip: int = doc("Failed logins per client IP per window before a lock.", 50)
+    first_delay_seconds: int = doc(
+        "Past a limit, an account opens for one attempt after this delay, doubled each time"
+        " (up to the window).",
+        30,
+    )
     window_seconds: int = doc("Length of the login throttling window.", 900)
 
 
@@ -304,7 +316,9 @@ def _validate(cfg: Config) -> None:
         "database.pool_size": cfg.database.pool_size,
         "database.pool_timeout": cfg.database.pool_timeout,
         "login.max_failures_per_account": cfg.login.max_failures_per_account,
+        "login.max_failures_per_account_network": cfg.login.max_failures_per_account_network,
         "login.max_failures_per_ip": cfg.login.max_failures_per_ip,
+        "login.first_delay_seconds": cfg.login.first_delay_seconds,
         "login.window_seconds": cfg.login.window_seconds,
         "keys.jwks_max_age": cfg.keys.jwks_max_age,
         "admin.reauth_seconds": cfg.admin.reauth_seconds,

@@ -35,6 +35,7 @@ AUTHORIZE_PARAMS = (
     "prompt",
     "max_age",
     "login_hint",
+    "id_token_hint",
 )
 TOKEN_PARAMS = (
     "grant_type",

@@ -92,6 +92,8 @@ def build_services(cfg: Config, clock: Clock) -> Services:
             cfg.login.max_failures_per_ip,
             cfg.login.window_seconds,
             clock,
+            cfg.login.max_failures_per_account_network,
+            cfg.login.first_delay_seconds,
         ),
         session_policy=SessionPolicy(cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout),
         revocations=revocations,

@@ -100,14 +100,21 @@ def network_of(ip: str) -> str:
 
 @dataclass(frozen=True)
 class Throttle:
-    """Counts login attempts per account and failures per network in the short-lived
-    state store (issue 10 item 1).
+    """Login throttling keyed three ways (issue 10 item 1), in the short-lived state
+    store:
 
-    An attempt is counted against the account *before* its password is checked (one
-    atomic increment), so parallel guesses get no more checks than the limit; only the
-    right password resets the count. Accounts are keyed by their normalised username
-    (the unique one: ``Alice`` and ``alice`` are one account, and a sign-up cannot make
-    a second). Networks are IPv4 addresses or IPv6 /64s.
+    - **(account)**: every attempt at a username, from anywhere, is counted *before* its
+      password is checked (one atomic increment), so parallel guesses get no more checks
+      than the limit. Accounts are keyed by their normalised username (``Alice`` and
+      ``alice`` are one account, whether or not it exists).
+    - **(account, network)**: the same, with a lower limit, so one network guessing at
+      an account is slowed long before the account as a whole is.
+    - **(network)**: failed logins from an IPv4 address or an IPv6 /64, any username.
+
+    Past its limit an account key does not lock for the whole window: it opens for one
+    attempt after a delay that doubles each time (``first_delay``, 2x, 4x... up to the
+    window), so a person who mistyped waits seconds and a guesser waits ever longer.
+    Only the account's right password resets its counters.
     """
 
     store: StateStore
@@ -115,22 +122,51 @@ class Throttle:
     per_ip: int
     window: int
     clock: Clock = field(default_factory=SystemClock)  # for the lockout's security event
+    per_account_network: int = 5
+    first_delay: int = 30
+
+    def _keys(self, username: str, ip: str) -> tuple[tuple[str, int], ...]:
+        """The (account, network) key first: a guesser from one network is stopped there
+        and does not use up the openings of the account's own key."""
+        account = f"login:u:{username_key(username)}"
+        return (
+            (f"{account}|{network_of(ip)}", self.per_account_network),
+            (account, self.per_account),
+        )
+
+    def _gate(self, key: str, limit: int) -> int:
+        """Counts one attempt at ``key``: 0 when it may go on, else the seconds until the
+        key may open again. The attempt that reaches the limit closes the gate for
+        ``first_delay``; past the limit, the first attempt after each closing gets
+        through (an atomic add-once claims it) and closes it for twice as long."""
+        count = self.store.hit(key, self.window)
+        if count < limit:
+            return 0
+        closings = self.store.count(f"{key}:gates")
+        if not self.store.add_once(f"{key}:gate", self._delay(closings)):
+            return self._delay(closings - 1)  # at most this long: the current closing
+        self.store.hit(f"{key}:gates", self.window)
+        return 0
+
+    def _delay(self, closings: int) -> int:
+        return min(self.window, self.first_delay << max(0, min(closings, 16)))
 
     def attempt(self, username: str, ip: str) -> int:
-        """Counts one attempt: 0 when it may go on; else 1 on the attempt that finds the
-        lock (the one to record), 2 on later ones."""
+        """Counts one attempt: 0 when it may go on, else the seconds to wait."""
         if self.store.count(f"login:ip:{network_of(ip)}") >= self.per_ip:
-            return 2
-        count = self.store.hit(f"login:u:{username_key(username)}", self.window)
-        if count <= self.per_account:
-            return 0
-        return 1 if count == self.per_account + 1 else 2
+            return self.window
+        for key, limit in self._keys(username, ip):
+            if wait := self._gate(key, limit):
+                return wait
+        return 0
 
     def failed(self, ip: str) -> None:
         self.store.hit(f"login:ip:{network_of(ip)}", self.window)
 
-    def succeeded(self, username: str) -> None:
-        self.store.reset(f"login:u:{username_key(username)}")
+    def succeeded(self, username: str, ip: str) -> None:
+        for key, _ in self._keys(username, ip):
+            for suffix in ("", ":gate", ":gates"):
+                self.store.reset(key + suffix)
 
     def signup_allowed(self, ip: str) -> bool:
         """Sign-ups per network are limited like failed logins (they tell which
@@ -144,14 +180,14 @@ def authenticate(
     """The user's id when the credentials are right; None otherwise, in comparable time
     whether the account exists, is disabled, or the password is wrong. Raises
     TooManyAttempts while the username or the network is locked."""
-    locked = throttle.attempt(username, ip)
-    if locked:
+    wait = throttle.attempt(username, ip)
+    if wait:
         throttle.failed(ip)
-        if locked == 1:  # once per lock, not once per refused attempt
-            from idp.audit.services import security_event
+        if throttle.store.add_once(f"login:locked:{username_key(username)}", wait):
+            from idp.audit.services import security_event  # once per lock, not per refusal
 
             security_event(db, throttle.clock, "login_locked", username=username[:150], ip=ip[:64])
-        raise TooManyAttempts(throttle.window)
+        raise TooManyAttempts(wait)
     with db.read() as s:
         user = by_username(s, username) if len(username) <= 150 else None
         found = (user.id, user.password_hash, user.disabled) if user else None
@@ -159,5 +195,5 @@ def authenticate(
     if not ok or found is None or found[2]:
         throttle.failed(ip)
         return None
-    throttle.succeeded(username)
+    throttle.succeeded(username, ip)
     return found[0]

@@ -22,6 +22,7 @@ from idp.audit.services import record
 from idp.ext import services
 from idp.http import AUTHORIZE_PARAMS, ProtocolRequest
 from idp.oauth import handlers
+from idp.oauth.id_token_hint import verify_id_token_hint
 from idp.sessions import cookie
 from idp.web import client_ip
 
@@ -169,7 +170,15 @@ def _authorize() -> Response | str:
         stale = current is not None and (svc.clock.now() - current.auth_time).total_seconds() > int(
             max_age
         )
-    if current is None or "login" in prompts or stale:
+    # OIDC Core §3.1.2.1: a hint names the user the client expects. Another user's
+    # session does not answer for them (prompt=none: login_required; else log in).
+    other_user = False
+    if (hint := payload.data.get("id_token_hint")) is not None:
+        hinted = verify_id_token_hint(hint)
+        if hinted is None:
+            return fail(InvalidRequestError, "id_token_hint is not an ID token issued here.")
+        other_user = current is not None and current.user_id != hinted["sub"]
+    if current is None or "login" in prompts or stale or other_user:
         if "none" in prompts:
             return fail(LoginRequiredError)
         return _login_redirect(request.args if request.method == "GET" else payload.data, prompts)

@@ -6,36 +6,15 @@ from typing import Any
 
 from authlib.common.urls import add_params_to_uri
 from flask import Blueprint, redirect, render_template, request
-from joserfc.errors import JoseError
 from werkzeug.wrappers import Response
 
 from idp.clients.models import Client
 from idp.ext import services
+from idp.oauth.id_token_hint import verify_id_token_hint
 from idp.sessions import cookie
 from idp.web import client_ip
 
 bp = Blueprint("logout", __name__)
-
-
-def verify_id_token_hint(hint: str) -> dict[str, Any] | None:
-    """Claims of an ID token idp signed (expired ones are accepted, as the spec allows)."""
-    if not hint or len(hint) > 8000:
-        return None
-    svc = services()
-    try:
-        token = svc.keys.verify(hint)
-    except (JoseError, ValueError, TypeError, KeyError):
-        return None
-    claims = dict(token.claims)
-    # Only an ID token: not an access token (at+jwt) nor a logout token (logout+jwt,
-    # with its "events"), which the same keys sign.
-    if (
-        claims.get("iss") != svc.config.server.issuer
-        or token.header.get("typ", "JWT") != "JWT"
-        or "events" in claims
-    ):
-        return None
-    return claims
 
 
 def _logout_target(params: Any, claims: dict[str, Any] | None) -> tuple[str | None, str | None]:

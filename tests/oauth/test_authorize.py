@@ -274,3 +274,53 @@ def test_authorize_sends_no_cors_headers(logged_in):
     resp = logged_in.authorize(rp)
     assert resp.status_code == 302 and "code" in query_of(resp.headers["Location"])
     assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+# --- id_token_hint (OIDC Core §3.1.2.1) --------------------------------------------
+
+
+def test_id_token_hint_of_the_signed_in_user_answers_prompt_none(logged_in, clock):
+    rp = logged_in.oauth_client()
+    hint = logged_in.tokens(rp)["id_token"]
+    clock.advance(7200)  # an expired ID token is still a hint
+    logged_in.client.get("/account")  # the session stays alive
+    resp = logged_in.authorize(rp, prompt="none", id_token_hint=hint)
+    assert "code" in query_of(resp.headers["Location"]), resp.headers["Location"]
+
+
+def test_id_token_hint_of_another_user_is_not_answered_by_this_session(logged_in):
+    rp = logged_in.oauth_client()
+    hint_for_alice = logged_in.tokens(rp)["id_token"]
+    logged_in.user("bob")
+    logged_in.login("bob")
+    q = error_redirect(
+        logged_in.authorize(rp, prompt="none", id_token_hint=hint_for_alice, state="s"), rp
+    )
+    assert q["error"] == "login_required" and q["state"] == "s"
+    resp = logged_in.authorize(rp, id_token_hint=hint_for_alice)
+    assert resp.status_code == 302 and resp.headers["Location"].startswith("/login?")
+    next_url = query_of(resp.headers["Location"])["next"]
+    logged_in.login("alice", next=next_url)
+    assert "code" in query_of(logged_in.client.get(next_url).headers["Location"])
+
+
+@pytest.mark.parametrize("kind", ["access_token", "garbage", "foreign"])
+def test_id_token_hint_that_is_not_our_id_token_is_invalid_request(logged_in, kind):
+    from joserfc import jwt
+    from joserfc.jwk import ECKey
+
+    rp = logged_in.oauth_client()
+    issued = logged_in.tokens(rp)
+    hint = {
+        "access_token": issued["access_token"],
+        "garbage": "not.a.jwt",
+        "foreign": jwt.encode(
+            {"alg": "ES256"},
+            {"iss": ISSUER, "sub": "x", "aud": "rp"},
+            ECKey.generate_key("P-256"),
+        ),
+    }[kind]
+    before = codes(logged_in.svc)
+    q = error_redirect(logged_in.authorize(rp, id_token_hint=hint, state="s"), rp)
+    assert q["error"] == "invalid_request" and "id_token_hint" in q["error_description"]
+    assert codes(logged_in.svc) == before
