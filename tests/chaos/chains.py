@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import requests
@@ -12,6 +14,7 @@ from sqlalchemy import func, select
 
 from idp.audit.models import SecurityEvent
 from idp.refresh.models import RefreshFamily
+from tests.support.browserless import code_flow
 
 REDIRECT = "http://127.0.0.1/cb"
 
@@ -46,6 +49,26 @@ class Chain:
                 return
             self.counts["ok"] += 1
             self.token = resp.json()["refresh_token"]
+
+
+@contextmanager
+def following(url: str, secret: str, count: int, counts: Counter[str]) -> Iterator[list[Chain]]:
+    """``count`` chains of client "rp", each started by a code flow against ``url`` and
+    followed in its own thread until the block ends."""
+    chains = [
+        Chain(url, secret, code_flow(url, "rp", secret, REDIRECT)["refresh_token"], counts)
+        for _ in range(count)
+    ]
+    stop = threading.Event()
+    threads = [threading.Thread(target=c.follow, args=(stop,)) for c in chains]
+    for t in threads:
+        t.start()
+    try:
+        yield chains
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
 
 
 def false_alarms(svc: Any) -> tuple[int, int]:

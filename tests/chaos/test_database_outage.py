@@ -12,20 +12,17 @@ is the machine's shared server).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import make_url
 
-from tests.chaos.chains import REDIRECT, Chain, false_alarms
+from tests.chaos.chains import REDIRECT, false_alarms, following
 from tests.conftest import make_config
 from tests.support.auth import AuthActions
-from tests.support.browserless import code_flow
-from tests.support.proxy import proxy_to
+from tests.support.proxy import database_port, database_through, needs_a_server, proxy_to
 from tests.support.server import idp_serve
 
 pytestmark = pytest.mark.slow
@@ -37,49 +34,29 @@ OUTAGE_SECONDS = 10
 def test_a_database_outage_loses_no_chain(
     backend: dict[str, Any], tmp_path: Path, auth: AuthActions, app: Any
 ) -> None:
-    if backend["name"] != "postgresql":
-        pytest.skip("SQLite is a file: there is no server to lose")
+    needs_a_server(backend)
     auth.user()
     rp = auth.oauth_client("rp", scope="openid offline_access", redirect_uri=REDIRECT)
     assert rp.secret
-    url = make_url(backend["database"]["url"])
     counts: Counter[str] = Counter()
     log = tmp_path / "serve.log"
-    with proxy_to(url.port or 5432) as db:
+    with proxy_to(database_port(backend)) as db:
         config = make_config(
             backend,
             tmp_path,
-            database={
-                "url": url.set(port=db.port).render_as_string(hide_password=False),
-                "connect_timeout": 1,
-            },
+            database=database_through(backend, db),
             tokens={"refresh_reuse_grace_seconds": 10},
         )
-        with idp_serve(config, workers=2, threads=4, log=log) as served:
-            chains = [
-                Chain(
-                    served.url,
-                    rp.secret,
-                    code_flow(served.url, "rp", rp.secret, REDIRECT)["refresh_token"],
-                    counts,
-                )
-                for _ in range(CHAINS)
-            ]
-            stop = threading.Event()
-            threads = [threading.Thread(target=c.follow, args=(stop,)) for c in chains]
-            for t in threads:
-                t.start()
-            try:
-                time.sleep(1.5)
-                db.set("refuse")
-                time.sleep(OUTAGE_SECONDS)
-                during = dict(counts)
-                db.set("pass")
-                time.sleep(3)
-            finally:
-                stop.set()
-                for t in threads:
-                    t.join(30)
+        with (
+            idp_serve(config, workers=2, threads=4, log=log) as served,
+            following(served.url, rp.secret, CHAINS, counts) as chains,
+        ):
+            time.sleep(1.5)
+            db.set("refuse")
+            time.sleep(OUTAGE_SECONDS)
+            during = dict(counts)
+            db.set("pass")
+            time.sleep(3)
     reuse, revoked = false_alarms(app.extensions["idp"])
     lost = [c.lost for c in chains if c.lost]
     text = log.read_text()

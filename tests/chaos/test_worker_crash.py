@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,10 +19,9 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.chains import REDIRECT, Chain, false_alarms
+from tests.chaos.chains import REDIRECT, false_alarms, following
 from tests.conftest import make_config
 from tests.support.auth import AuthActions
-from tests.support.browserless import code_flow
 from tests.support.server import idp_serve, workers_of
 
 pytestmark = pytest.mark.slow
@@ -40,37 +38,22 @@ def test_killed_workers_lose_no_chain_and_raise_no_false_alarm(
     assert rp.secret
     config = make_config(backend, tmp_path, tokens={"refresh_reuse_grace_seconds": 10})
     counts: Counter[str] = Counter()
-    with idp_serve(config, workers=2, threads=4) as served:
-        chains = [
-            Chain(
-                served.url,
-                rp.secret,
-                code_flow(served.url, "rp", rp.secret, REDIRECT)["refresh_token"],
-                counts,
-            )
-            for _ in range(CHAINS)
-        ]
-        stop = threading.Event()
-        threads = [threading.Thread(target=c.follow, args=(stop,)) for c in chains]
-        for t in threads:
-            t.start()
-        killed = 0
-        try:
-            for _ in range(KILLS):
-                time.sleep(1.5)
-                workers = workers_of(served.process.pid)
-                if workers:
-                    os.kill(min(workers), signal.SIGKILL)
-                    killed += 1
-                deadline = time.monotonic() + 30  # until the worker is replaced
-                while len(workers_of(served.process.pid) - workers) < 1:
-                    assert time.monotonic() < deadline, "worker not replaced"
-                    time.sleep(0.1)
+    killed = 0
+    with (
+        idp_serve(config, workers=2, threads=4) as served,
+        following(served.url, rp.secret, CHAINS, counts) as chains,
+    ):
+        for _ in range(KILLS):
             time.sleep(1.5)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(30)
+            workers = workers_of(served.process.pid)
+            if workers:
+                os.kill(min(workers), signal.SIGKILL)
+                killed += 1
+            deadline = time.monotonic() + 30  # until the worker is replaced
+            while len(workers_of(served.process.pid) - workers) < 1:
+                assert time.monotonic() < deadline, "worker not replaced"
+                time.sleep(0.1)
+        time.sleep(1.5)
     reuse, revoked = false_alarms(app.extensions["idp"])
     lost = [c.lost for c in chains if c.lost]
     print(

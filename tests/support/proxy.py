@@ -114,6 +114,22 @@ def proxy_to(port: int) -> Iterator[Proxy]:
         proxy.close()
 
 
+def needs_a_server(backend: dict[str, Any]) -> None:
+    if backend["name"] != "postgresql":
+        pytest.skip("SQLite is a file: there is no server to lose")
+
+
+def database_port(backend: dict[str, Any]) -> int:
+    return make_url(backend["database"]["url"]).port or 5432
+
+
+def database_through(backend: dict[str, Any], proxy: Proxy) -> dict[str, Any]:
+    """The ``[database]`` section of a config that reaches PostgreSQL through ``proxy``
+    and gives up connecting after a second."""
+    url = make_url(backend["database"]["url"]).set(port=proxy.port)
+    return {"url": url.render_as_string(hide_password=False), "connect_timeout": 1}
+
+
 @contextmanager
 def proxied_app(backend: dict[str, Any], tmp_path: Path) -> Iterator[tuple[Flask, Proxy, Proxy]]:
     """An app that reaches PostgreSQL and Redis through proxies the test can cut (skips
@@ -121,18 +137,13 @@ def proxied_app(backend: dict[str, Any], tmp_path: Path) -> Iterator[tuple[Flask
     from idp import create_app
     from tests.conftest import make_config
 
-    if backend["name"] != "postgresql":
-        pytest.skip("SQLite is a file: there is no server to lose")
-    db_url = make_url(backend["database"]["url"])
+    needs_a_server(backend)
     redis_url = make_url(backend["redis"]["url"])
-    with proxy_to(db_url.port or 5432) as db, proxy_to(redis_url.port or 6379) as redis:
+    with proxy_to(database_port(backend)) as db, proxy_to(redis_url.port or 6379) as redis:
         config = make_config(
             backend,
             tmp_path,
-            database={
-                "url": db_url.set(port=db.port).render_as_string(hide_password=False),
-                "connect_timeout": 1,
-            },
+            database=database_through(backend, db),
             redis={"url": str(redis_url.set(port=redis.port))},
         )
         app = create_app(config)
