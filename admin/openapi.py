@@ -99,6 +99,11 @@ CLAIMS: dict[str, Any] = {
 }
 BACKCHANNEL_URI = {"type": "string", "maxLength": 2000, "pattern": URI}
 CLIENT_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": SOME_LINE}
+DPOP_BOUND = {
+    "type": "boolean",
+    "default": False,
+    "description": "Every token request must carry a DPoP proof (RFC 9449 section 5.2.1).",
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -172,6 +177,7 @@ SCHEMAS: dict[str, Any] = {
                 "enum": list(SUPPORTED_ALGS),
                 "description": "id_token_signed_response_alg; RS256 when absent.",
             },
+            "dpop_bound_access_tokens": DPOP_BOUND,
         },
     },
     "ClientPatch": {
@@ -190,6 +196,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "claims": CLAIMS,
             "name": CLIENT_NAME,
+            "dpop_bound_access_tokens": DPOP_BOUND,
         },
     },
     # --- responses ----------------------------------------------------------------------
@@ -292,6 +299,7 @@ SCHEMAS: dict[str, Any] = {
         id_token_signed_response_alg=STRING,
         backchannel_logout_uri=MAYBE_STRING,
         post_logout_redirect_uris=_list_of(STRING),
+        dpop_bound_access_tokens=BOOLEAN,
     ),
     "Client": {
         "allOf": [

@@ -2,12 +2,14 @@
 
 It verifies JWTs offline with idp's cached JWKS (idp.verifier) and follows idp's
 revocation feed, so a session an operator kills stops working here within about a
-second. Run it beside `make run`:
+second. A DPoP-bound token (RFC 9449) works only with a proof of its key. Run it beside
+`make run`:
 
     idp clients create orders-api --grant client_credentials --scope orders
     python -m examples.resource_server --audience demo-app \
         --client-id orders-api --client-secret SECRET
     curl -H "Authorization: Bearer $ACCESS_TOKEN" http://127.0.0.1:5002/api/me
+    curl -H "Authorization: DPoP $ACCESS_TOKEN" -H "DPoP: $PROOF" http://127.0.0.1:5002/api/me
 """
 
 from __future__ import annotations
@@ -25,16 +27,27 @@ def create_api(verifier: Verifier) -> Flask:
 
     @app.route("/api/me")
     def me() -> Any:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
-            return jsonify(error="invalid_request"), 401, {"WWW-Authenticate": "Bearer"}
+        if "Authorization" not in request.headers:
+            return (
+                jsonify(error="invalid_request"),
+                401,
+                [
+                    ("WWW-Authenticate", "Bearer"),
+                    ("WWW-Authenticate", 'DPoP algs="ES256 PS256 EdDSA"'),
+                ],
+            )
         try:
-            claims = verifier.verify(token.strip())
+            claims = verifier.verify_request(
+                request.headers["Authorization"],
+                request.headers.get("DPoP"),
+                request.method,
+                request.base_url,
+            )
         except InvalidToken as exc:
             return (
-                jsonify(error="invalid_token", error_description=str(exc)),
+                jsonify(error=exc.error, error_description=str(exc)),
                 401,
-                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                {"WWW-Authenticate": exc.challenge},
             )
         return jsonify(sub=claims["sub"], scope=claims.get("scope"), sid=claims.get("sid"))
 

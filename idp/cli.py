@@ -307,6 +307,9 @@ def clients() -> None:
 @click.option("--first-party", is_flag=True, help="Skip the consent screen.")
 @click.option("--admin-client", is_flag=True, help="May obtain the idp:admin scope.")
 @click.option("--id-token-alg", default=None, type=click.Choice(["RS256", "ES256", "EdDSA"]))
+@click.option(
+    "--dpop-bound", is_flag=True, help="Every token request must carry a DPoP proof (RFC 9449)."
+)
 def clients_create(
     client_id: str,
     redirect_uris: tuple[str, ...],
@@ -320,6 +323,7 @@ def clients_create(
     first_party: bool,
     admin_client: bool,
     id_token_alg: str | None,
+    dpop_bound: bool,
 ) -> None:
     """Register a client; prints one JSON object with its secret (shown once)."""
     from idp.clients.services import ClientError, create_client, metadata, parse_claims
@@ -341,6 +345,7 @@ def clients_create(
             id_token_alg=id_token_alg,
             backchannel_logout_uri=backchannel_logout_uri,
             post_logout_redirect_uris=list(post_logout),
+            dpop_bound_access_tokens=dpop_bound,
         )
         _audit(s, svc, "client.create", target=client_id)
         out = metadata(client)

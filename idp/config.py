@@ -138,6 +138,11 @@ class OAuthConfig:
     pkce_required: bool = doc(
         "Require PKCE (S256) from confidential clients too; public clients always need it.", True
     )
+    dpop_nonce: bool = doc(
+        "Require a server-provided nonce in DPoP proofs (RFC 9449 section 8): a proof without"
+        " a fresh one gets use_dpop_nonce and a DPoP-Nonce header.",
+        False,
+    )
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from idp.documents import Documents
     from idp.keys.services import KeyService
     from idp.oauth.access_tokens import AccessTokens
+    from idp.oauth.dpop import DPoP
     from idp.oauth.server import IdpAuthorizationServer
     from idp.oauth.tokens import TokenIssuer
     from idp.operator import OperatorActions
@@ -53,6 +54,7 @@ class Services:
     deny: DenyList
     feed_waits: FeedWaits
     access_tokens: AccessTokens
+    dpop: DPoP
     issuer: TokenIssuer
     refresh: RefreshStore
     notifier: Notifier

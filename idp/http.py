@@ -36,6 +36,7 @@ AUTHORIZE_PARAMS = (
     "max_age",
     "login_hint",
     "id_token_hint",
+    "dpop_jkt",
 )
 TOKEN_PARAMS = (
     "grant_type",
@@ -92,6 +93,7 @@ class ProtocolRequest:
     query_bytes: int = 0
     mimetype: str = FORM
     user_agent: str = field(default="")
+    dpop: Any = None  # the request's checked DPoP proof (idp.oauth.dpop.Proof), if any
 
     @classmethod
     def from_flask(cls, request: Any) -> ProtocolRequest:

@@ -9,14 +9,21 @@ within about a second, without an introspection call per request::
     verifier = Verifier("https://login.example.com", audience="shop",
                         client_id="shop-api", client_secret="...")
     verifier.start()                       # follows /revocations in a background thread
-    claims = verifier.verify(bearer_token)  # raises InvalidToken
+    claims = verifier.verify_request(      # raises InvalidToken
+        request.headers["Authorization"], request.headers.get("DPoP"),
+        request.method, request.url)
+
+A DPoP-bound token (``cnf.jkt``, RFC 9449) passes only with the ``DPoP`` scheme and a
+proof signed by its key for this very request (method, URL, the token's hash, a fresh
+``jti``): a stolen token is useless without the client's private key. As a bearer
+token it is refused.
 
 Once it follows the feed it fails closed: when no poll has succeeded for
 ``max_feed_age`` seconds (idp unreachable), every token is refused, since a revocation
 may have been missed. A token with an unknown ``kid`` makes it fetch the JWKS again at
 most once per ``kid_refetch_seconds``, so forged tokens cannot make it hammer idp.
 
-Only the standard library and joserfc are used, so it can be vendored.
+Only the standard library, joserfc and idp.oauth.dpop are used, so it can be vendored.
 """
 
 from __future__ import annotations
@@ -36,13 +43,32 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from idp.keys.services import eddsa_allowed
+from idp.oauth.dpop import DPoP, DPoPError, MemoryReplays, bound_jkt
 
 log = logging.getLogger(__name__)
 ALGORITHMS = ["ES256", "RS256", "EdDSA"]
 
 
 class InvalidToken(Exception):
-    """The token must not be accepted; ``str()`` says why."""
+    """The token must not be accepted; ``str()`` says why. ``error`` is the RFC 6750 /
+    RFC 9449 error code and ``scheme`` the challenge to answer with."""
+
+    def __init__(self, why: str, error: str = "invalid_token", scheme: str = "Bearer") -> None:
+        super().__init__(why)
+        self.error = error
+        self.scheme = scheme
+
+    @property
+    def challenge(self) -> str:
+        """The WWW-Authenticate value of a 401 for this refusal."""
+        return f'{self.scheme} error="{self.error}"'
+
+
+class _SystemClock:
+    def now(self) -> Any:
+        import datetime as dt
+
+        return dt.datetime.now(dt.UTC)
 
 
 def _retry_after(value: str | None) -> float:
@@ -85,6 +111,8 @@ class Verifier:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Proofs are single use per resource server (RFC 9449 §11.1); no server nonces.
+        self._dpop = DPoP(self.issuer, MemoryReplays(), _SystemClock(), b"")
 
     # --- keys -------------------------------------------------------------------------
     def _get(self, url: str, headers: dict[str, str] | None = None, timeout: float = 10) -> Any:
@@ -163,8 +191,43 @@ class Verifier:
             return any(iat < self._not_before.get(owner, (0, 0))[0] for owner in owners)
 
     # --- verification -------------------------------------------------------------------
-    def verify(self, token: str) -> dict[str, Any]:
-        """The claims of a valid, unrevoked access token for this audience."""
+    def verify_request(
+        self, authorization: str, dpop: str | None, method: str, url: str
+    ) -> dict[str, Any]:
+        """The claims of the access token of an HTTP request: its ``Authorization``
+        header (``Bearer`` or ``DPoP`` scheme), its ``DPoP`` header, method and URL."""
+        scheme, _, token = (authorization or "").partition(" ")
+        scheme = scheme.lower()
+        if scheme == "bearer":
+            return self.verify(token.strip())
+        if scheme == "dpop":
+            if not dpop:
+                raise InvalidToken("a DPoP proof is required", "invalid_dpop_proof", "DPoP")
+            return self.verify(token.strip(), dpop=dpop, method=method, url=url)
+        raise InvalidToken("an access token is required", "invalid_request")
+
+    def verify(
+        self, token: str, *, dpop: str | None = None, method: str = "", url: str = ""
+    ) -> dict[str, Any]:
+        """The claims of a valid, unrevoked access token for this audience. A DPoP-bound
+        token needs ``dpop``, the request's proof, with its ``method`` and ``url``."""
+        claims = self._verify_jwt(token)
+        jkt = bound_jkt(claims)
+        if jkt is None:
+            if dpop is not None:
+                raise InvalidToken("not a DPoP-bound token", scheme="DPoP")
+            return claims
+        if dpop is None:
+            raise InvalidToken("a DPoP-bound token needs the DPoP scheme", scheme="DPoP")
+        try:
+            proof = self._dpop.verify(dpop, method, url, access_token=token)
+        except DPoPError as exc:
+            raise InvalidToken(f"DPoP: {exc.description}", exc.error, "DPoP") from None
+        if proof.jkt != jkt:
+            raise InvalidToken("the proof is not by the token's key", "invalid_dpop_proof", "DPoP")
+        return claims
+
+    def _verify_jwt(self, token: str) -> dict[str, Any]:
         if not token or len(token) > 8000:
             raise InvalidToken("malformed token")
         try:

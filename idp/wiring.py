@@ -19,6 +19,7 @@ from idp.keys.services import KeyService
 from idp.oauth.access_tokens import AccessTokens
 from idp.oauth.code_store import SqlCodeStore
 from idp.oauth.discovery import metadata
+from idp.oauth.dpop import DPoP
 from idp.oauth.registry import TokenRegistry
 from idp.oauth.server import IdpAuthorizationServer
 from idp.oauth.tokens import TokenIssuer
@@ -59,6 +60,7 @@ def build_services(cfg: Config, clock: Clock) -> Services:
     revocations = Revocations(db, clock)
     deny = DenyList(db, clock, generations)
     access_tokens = AccessTokens(keys, cfg.server.issuer, clock, deny, generations)
+    dpop = DPoP(cfg.server.issuer, state, clock, kek, require_nonce=cfg.oauth.dpop_nonce)
     issuer = TokenIssuer(cfg.server.issuer, keys, clock, t)
     refresh = SqlRefreshStore(
         db,
@@ -100,6 +102,7 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         deny=deny,
         feed_waits=FeedWaits(deny.latest, cfg.server.feed_waits, cfg.server.feed_waits_per_client),
         access_tokens=access_tokens,
+        dpop=dpop,
         issuer=issuer,
         refresh=refresh,
         notifier=notifier,

@@ -183,12 +183,18 @@ def auth(app: Flask, client: Any) -> AuthActions:
 
 
 @pytest.fixture
-def live(backend: dict[str, Any], tmp_path: Path, app: Flask) -> Iterator[Any]:
-    """idp over real HTTP on 127.0.0.1, sharing the ``app`` fixture's (emptied) storage.
+def live(
+    backend: dict[str, Any],
+    tmp_path: Path,
+    app: Flask,
+    config_overrides: dict[str, dict[str, Any]],
+) -> Iterator[Any]:
+    """idp over real HTTP on 127.0.0.1, sharing the ``app`` fixture's (emptied) storage
+    and its ``config_overrides``.
 
     Its clock is the system clock: HTTP clients check ``exp``/``iat`` against real time.
     """
     from tests.support.live import live_server
 
-    with live_server(make_config(backend, tmp_path)) as server:
+    with live_server(make_config(backend, tmp_path, **config_overrides)) as server:
         yield server

@@ -100,6 +100,23 @@ def test_users_create_reads_password_from_stdin(run):
     assert dup.returncode == 1 and "taken" in dup.stderr
 
 
+def test_clients_create_dpop_bound(run):
+    """RFC 9449 §5.2.1: a client whose every token request must carry a proof."""
+    out = run(
+        "clients",
+        "create",
+        "svc",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "api",
+        "--dpop-bound",
+    ).stdout
+    assert json.loads(out)["dpop_bound_access_tokens"] is True
+    plain = run("clients", "create", "other", "--grant", "client_credentials").stdout
+    assert json.loads(plain)["dpop_bound_access_tokens"] is False
+
+
 def test_clients_create_prints_one_json_object(run):
     out = run(
         "clients",

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from examples.relying_app import (
     validate_logout_token,
 )
 from idp.clients.models import Client
+from idp.clock import SystemClock
 from tests.support.auth import PASSWORD, AuthActions
 from tests.support.live import LiveServer
 
@@ -273,3 +275,30 @@ def test_backchannel_logout_refuses_a_token_for_another_client(
     assert resp.status_code == 400
     assert "aud" in resp.get_json()["error_description"]
     assert relying_app.extensions["logins"].get(key) is not None
+
+
+# --- examples/dpop_proof.py ------------------------------------------------------------
+
+
+def test_dpop_proof_prints_proofs_idp_accepts(tmp_path: Path, svc: Any) -> None:
+    """The README's DPoP walk-through signs its proofs with this script."""
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "examples.dpop_proof", "--key", str(tmp_path / "k.jwk"), *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    url = svc.config.server.issuer + "/token"
+    proof = run("POST", url)
+    assert (tmp_path / "k.jwk").stat().st_mode & 0o777 == 0o600
+    jkt = run("--thumbprint")
+    svc.dpop.clock = SystemClock()  # the script signs with the real time
+    assert svc.dpop.verify(proof, "POST", url).jkt == jkt
+    with_token = run("GET", url + "?q=1", "--token", "an access token")
+    assert svc.dpop.verify(with_token, "GET", url, access_token="an access token").jkt == jkt

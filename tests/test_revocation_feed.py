@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 
 import pytest
 import requests
@@ -14,6 +15,7 @@ from examples.resource_server import create_api
 from idp.operator import Actor
 from idp.verifier import InvalidToken, Verifier
 from tests.support.browserless import code_flow
+from tests.support.dpop import DPoPKey
 from tests.support.jwt import verify as pyjwt_verify
 
 pytestmark = pytest.mark.slow
@@ -230,3 +232,42 @@ def test_forged_kids_cannot_make_the_verifier_hammer_the_jwks(setup):
             verifier.verify(f"{forged_header}.{payload}.{signature}")
     jwks_fetches = [u for u in fetched if u.endswith("/jwks.json")]
     assert len(jwks_fetches) <= 2  # the first load, then at most one refetch a minute
+
+
+def test_example_resource_server_needs_the_key_of_a_dpop_bound_token(setup):
+    """RFC 9449 §7 at a resource server (idp.verifier): a bound token works only with the
+    DPoP scheme and a fresh proof of its key for this request."""
+    live, api, _, _ = setup
+    key = DPoPKey()
+    issued = requests.post(
+        live.url + "/token",
+        data={"grant_type": "client_credentials", "scope": "orders"},
+        auth=(api.client_id, api.secret),
+        headers={"DPoP": key.proof("POST", live.url + "/token", time.time())},
+        timeout=5,
+    ).json()
+    assert issued["token_type"] == "DPoP"
+    at = issued["access_token"]
+    verifier = Verifier(
+        live.url, audience="shop-api", client_id=api.client_id, client_secret=api.secret
+    )
+    client = create_api(verifier).test_client()
+    url = "http://localhost/api/me"
+
+    def me(scheme, proof=None):
+        headers = {"Authorization": f"{scheme} {at}"}
+        if proof:
+            headers["DPoP"] = proof
+        return client.get("/api/me", headers=headers)
+
+    proof = key.proof("GET", url, time.time(), access_token=at)
+    assert me("DPoP", proof).status_code == 200
+    replay = me("DPoP", proof)
+    assert replay.status_code == 401 and replay.get_json()["error"] == "invalid_dpop_proof"
+    stolen = me("Bearer")
+    assert stolen.status_code == 401 and stolen.headers["WWW-Authenticate"].startswith("DPoP")
+    assert me("DPoP").status_code == 401
+    thief = DPoPKey().proof("GET", url, time.time(), access_token=at)
+    assert me("DPoP", thief).get_json()["error"] == "invalid_dpop_proof"
+    elsewhere = key.proof("GET", "http://localhost/api/other", time.time(), access_token=at)
+    assert me("DPoP", elsewhere).status_code == 401

@@ -46,6 +46,7 @@ CREATE_ARGS = (
     "id_token_alg",
     "backchannel_logout_uri",
     "post_logout_redirect_uris",
+    "dpop_bound_access_tokens",
 )
 
 

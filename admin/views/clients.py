@@ -62,6 +62,7 @@ def _edits() -> dict[str, Any]:
             "backchannel_logout_uri", URI_MAX, label="Back-channel logout URI"
         ),
         "claims": parse_claims(lines("claims", label="Private claims", each=1000, most=50)),
+        "dpop_bound_access_tokens": flag("dpop_bound_access_tokens"),
     }
 
 

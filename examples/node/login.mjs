@@ -14,10 +14,15 @@
 //       --client-secret SECRET --redirect-uri http://127.0.0.1:5001/callback \
 //       --username alice --password 'correct horse battery'
 //
+// With --dpop the tokens are bound to a key the script generates (RFC 9449): proofs on the
+// token, refresh and userinfo requests, dpop_jkt on the authorization request, nonces
+// retried when idp asks for one, and the access token checked with the proof it was sent
+// with.
+//
 // Every option can also come from the environment: IDP_ISSUER, IDP_CLIENT_ID,
 // IDP_CLIENT_SECRET (absent for a public client), IDP_CLIENT_AUTH (basic | post | none),
-// IDP_REDIRECT_URI, IDP_USERNAME, IDP_PASSWORD, IDP_SCOPE, IDP_MAX_AGE. Prefer the
-// environment for secrets: argv is visible to other local users.
+// IDP_REDIRECT_URI, IDP_USERNAME, IDP_PASSWORD, IDP_SCOPE, IDP_MAX_AGE, IDP_DPOP=1. Prefer
+// the environment for secrets: argv is visible to other local users.
 
 import { parseArgs } from 'node:util'
 import * as oauth from 'oauth4webapi'
@@ -36,6 +41,7 @@ const { values: args } = parseArgs({
     password: { type: 'string' },
     scope: { type: 'string' },
     'max-age': { type: 'string' },
+    dpop: { type: 'boolean' },
   },
 })
 
@@ -50,6 +56,7 @@ const config = {
   password: args.password ?? env.IDP_PASSWORD,
   scope: args.scope ?? env.IDP_SCOPE ?? 'openid profile email',
   maxAge: args['max-age'] ?? env.IDP_MAX_AGE ?? '',
+  dpop: args.dpop ?? env.IDP_DPOP === '1',
 }
 
 for (const name of ['issuer', 'clientId', 'redirectUri', 'username', 'password']) {
@@ -82,10 +89,27 @@ function describe(err) {
 // The test server speaks plain http on 127.0.0.1; oauth4webapi insists on https unless told.
 const issuer = new URL(config.issuer)
 const insecure = issuer.protocol === 'http:'
-function httpOptions() {
+// The headers of every request oauth4webapi sent, by URL (the DPoP proof among them).
+const sent = new Map()
+function httpOptions(extra = {}) {
   return {
     signal: AbortSignal.timeout(TIMEOUT_MS),
     ...(insecure ? { [oauth.allowInsecureRequests]: true } : {}),
+    [oauth.customFetch]: (url, init) => {
+      sent.set(String(url), new Headers(init.headers))
+      return fetch(url, init)
+    },
+    ...extra,
+  }
+}
+
+// RFC 9449 §8: when idp asks for a DPoP nonce, the handle has kept it; ask once more.
+async function retryingNonce(call) {
+  try {
+    return await call()
+  } catch (err) {
+    if (!oauth.isDPoPNonceError(err)) throw err
+    return await call()
   }
 }
 
@@ -231,6 +255,9 @@ async function main() {
       fail(`unknown client authentication ${method} (basic, post or none)`)
   }
 
+  const DPoP = config.dpop ? oauth.DPoP(client, await oauth.generateKeyPair('ES256')) : undefined
+  const dpopOptions = DPoP ? { DPoP } : {}
+
   const codeVerifier = oauth.generateRandomCodeVerifier()
   const codeChallenge = await oauth.calculatePKCECodeChallenge(codeVerifier)
   const state = oauth.generateRandomState()
@@ -248,6 +275,7 @@ async function main() {
   params.set('code_challenge', codeChallenge)
   params.set('code_challenge_method', 'S256')
   if (maxAge !== undefined) params.set('max_age', String(maxAge))
+  if (DPoP) params.set('dpop_jkt', await DPoP.calculateThumbprint())
 
   const callback = await signIn(authorizationUrl)
 
@@ -255,40 +283,48 @@ async function main() {
   // response into an AuthorizationResponseError.
   const callbackParams = oauth.validateAuthResponse(as, client, callback, state)
 
-  const tokenResponse = await oauth.authorizationCodeGrantRequest(
-    as, client, clientAuth, callbackParams, config.redirectUri, codeVerifier, httpOptions(),
-  )
-  // Validates the ID token's iss, aud, azp, exp, iat, nonce (and auth_time with max_age).
-  const result = await oauth.processAuthorizationCodeResponse(as, client, tokenResponse, {
-    expectedNonce: nonce,
-    requireIdToken: true,
-    ...(maxAge !== undefined ? { maxAge } : {}),
-  })
+  // Validates the ID token's iss, aud, azp, exp, iat, nonce (and auth_time with max_age);
+  // with DPoP, that the token type is DPoP.
+  const result = await retryingNonce(async () => oauth.processAuthorizationCodeResponse(
+    as, client,
+    await oauth.authorizationCodeGrantRequest(
+      as, client, clientAuth, callbackParams, config.redirectUri, codeVerifier,
+      httpOptions(dpopOptions),
+    ),
+    { expectedNonce: nonce, requireIdToken: true, ...(maxAge !== undefined ? { maxAge } : {}) },
+  ))
   const idTokenClaims = oauth.getValidatedIdTokenClaims(result)
 
-  // RFC 9068: typ at+jwt, signature against jwks_uri, iss, aud, exp and required claims.
+  const userinfo = await retryingNonce(async () => oauth.processUserInfoResponse(
+    as, client, idTokenClaims.sub,
+    await oauth.userInfoRequest(as, client, result.access_token, httpOptions(dpopOptions)),
+  ))
+
+  // RFC 9068: typ at+jwt, signature against jwks_uri, iss, aud, exp and required claims;
+  // for a DPoP-bound token also the proof the userinfo request carried (RFC 9449 §7:
+  // signature, htm, htu, ath, and its key against cnf.jkt).
+  const userinfoHeaders = sent.get(as.userinfo_endpoint) ?? new Headers()
   const accessTokenClaims = await oauth.validateJwtAccessToken(
     as,
     new Request(as.userinfo_endpoint, {
-      headers: { authorization: `Bearer ${result.access_token}` },
+      headers: DPoP
+        ? { authorization: `DPoP ${result.access_token}`, dpop: userinfoHeaders.get('dpop') }
+        : { authorization: `Bearer ${result.access_token}` },
     }),
     client.client_id,
-    httpOptions(),
-  )
-
-  const userinfo = await oauth.processUserInfoResponse(
-    as, client, idTokenClaims.sub,
-    await oauth.userInfoRequest(as, client, result.access_token, httpOptions()),
+    httpOptions(DPoP ? { requireDPoP: true } : {}),
   )
 
   // With offline_access: one refresh, which must rotate the refresh token and keep the
   // ID token's subject and authentication time (OIDC Core §12.2).
   let refreshed
   if (result.refresh_token) {
-    const next = await oauth.processRefreshTokenResponse(
+    const next = await retryingNonce(async () => oauth.processRefreshTokenResponse(
       as, client,
-      await oauth.refreshTokenGrantRequest(as, client, clientAuth, result.refresh_token, httpOptions()),
-    )
+      await oauth.refreshTokenGrantRequest(
+        as, client, clientAuth, result.refresh_token, httpOptions(dpopOptions),
+      ),
+    ))
     const claims = oauth.getValidatedIdTokenClaims(next)
     if (claims && (claims.sub !== idTokenClaims.sub || claims.auth_time !== idTokenClaims.auth_time)) {
       fail('the refreshed ID token changed sub or auth_time (OIDC Core 12.2)', { before: idTokenClaims, after: claims })
@@ -297,6 +333,7 @@ async function main() {
       id_token_claims: claims,
       scope: next.scope,
       rotated: Boolean(next.refresh_token) && next.refresh_token !== result.refresh_token,
+      token_type: next.token_type,
     }
   }
 

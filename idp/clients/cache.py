@@ -38,6 +38,7 @@ class ClientView(ClientRules):
     id_token_signed_response_alg: str | None
     backchannel_logout_uri: str | None
     post_logout_redirect_uris: tuple[str, ...]
+    dpop_bound_access_tokens: bool
     disabled: bool
 
     @classmethod
@@ -55,6 +56,7 @@ class ClientView(ClientRules):
             id_token_signed_response_alg=row.id_token_signed_response_alg,
             backchannel_logout_uri=row.backchannel_logout_uri,
             post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
+            dpop_bound_access_tokens=row.dpop_bound_access_tokens,
             disabled=row.disabled,
         )
 

@@ -92,5 +92,7 @@ class Client(ClientRules, Base):
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(10))
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2000))
     post_logout_redirect_uris: Mapped[Json] = mapped_column(default=list)
+    # RFC 9449 §5.2.1: every token request must carry a DPoP proof.
+    dpop_bound_access_tokens: Mapped[bool] = mapped_column(default=False)
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[Timestamp]

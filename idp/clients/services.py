@@ -106,6 +106,7 @@ def create_client(
     id_token_alg: str | None = None,
     backchannel_logout_uri: str | None = None,
     post_logout_redirect_uris: list[str] | None = None,
+    dpop_bound_access_tokens: bool = False,
     allow_loopback: bool = False,
 ) -> tuple[Client, str | None]:
     """``allow_loopback``: ``[outbound] allow_loopback`` (a loopback back-channel URI)."""
@@ -158,6 +159,7 @@ def create_client(
         id_token_signed_response_alg=id_token_alg,
         backchannel_logout_uri=backchannel_logout_uri,
         post_logout_redirect_uris=list(post_logout_redirect_uris or []),
+        dpop_bound_access_tokens=dpop_bound_access_tokens,
         created_at=clock.now(),
     )
     db.add(client)
@@ -180,6 +182,7 @@ def metadata(client: Client) -> dict[str, Any]:
         "id_token_signed_response_alg": client.id_token_signed_response_alg or "RS256",
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
     }
 
 
@@ -200,9 +203,12 @@ def update_client(
     name: str | None = None,
     post_logout_redirect_uris: list[str] | None = None,
     backchannel_logout_uri: str | None = None,
+    dpop_bound_access_tokens: bool | None = None,
     allow_loopback: bool = False,
 ) -> None:
     """Edits what an operator may change; validates like registration."""
+    if dpop_bound_access_tokens is not None:
+        client.dpop_bound_access_tokens = dpop_bound_access_tokens
     if redirect_uris is not None:
         if "authorization_code" in client.grant_types and not redirect_uris:
             raise ClientError("authorization_code needs at least one redirect URI")

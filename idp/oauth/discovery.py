@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 
 from idp.config import SUPPORTED_ALGS, Config
 from idp.ext import services
+from idp.oauth.dpop import ALGS as DPOP_ALGS
 
 bp = Blueprint("discovery", __name__)
 
@@ -46,6 +47,7 @@ def metadata(config: Config) -> dict[str, Any]:
             "client_secret_post",
         ],
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": list(DPOP_ALGS),
         "claims_supported": [
             "iss",
             "sub",

@@ -25,6 +25,8 @@ class AuthorizationCode(Base):
     nonce: Mapped[str | None] = mapped_column(String(512))
     code_challenge: Mapped[str | None] = mapped_column(String(128))
     code_challenge_method: Mapped[str | None] = mapped_column(String(10))
+    # RFC 9449 §10: the DPoP key (thumbprint) the token request must prove.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
     auth_time: Mapped[Timestamp]
     created_at: Mapped[Timestamp]
     expires_at: Mapped[Timestamp] = mapped_column(index=True)

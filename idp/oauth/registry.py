@@ -88,6 +88,10 @@ class TokenRegistry:
             }
             if c.get("sid"):
                 out["sid"] = c["sid"]
+            if isinstance(c.get("cnf"), dict):
+                # RFC 9449 §6.2: the key a DPoP-bound token is bound to.
+                out["cnf"] = c["cnf"]
+                out["token_type"] = "DPoP"  # noqa: S105 - a token type, not a secret
             if c.get("preferred_username"):
                 out["username"] = c["preferred_username"]
             return out
@@ -109,4 +113,6 @@ class TokenRegistry:
         }
         if state.family.session_id:
             out["sid"] = state.family.session_id
+        if state.family.dpop_jkt:
+            out["cnf"] = {"jkt": state.family.dpop_jkt}
         return out

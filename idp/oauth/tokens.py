@@ -90,7 +90,9 @@ class TokenIssuer:
         sid: str | None = None,
         auth_time: dt.datetime | None = None,
         planned: PlannedAccessToken | None = None,
+        jkt: str | None = None,
     ) -> IssuedAccessToken:
+        """``jkt``: the DPoP key the token is bound to (RFC 9449 §6.1, ``cnf.jkt``)."""
         plan = planned or self.plan_access_token(grant_type)
         # Private claims first, so registered ones can never be overridden by them.
         claims: dict[str, Any] = private_claims(client, user)
@@ -113,6 +115,8 @@ class TokenIssuer:
             claims["sid"] = sid
         if auth_time is not None:
             claims["auth_time"] = epoch(auth_time)
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         token = self.sign({"typ": "at+jwt"}, claims, self.cfg.access_token_alg)
         return IssuedAccessToken(
             token=token, jti=plan.jti, expires_at=plan.expires_at, expires_in=plan.expires_in

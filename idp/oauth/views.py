@@ -153,6 +153,10 @@ def _authorize() -> Response | str:
         return fail(InvalidRequestError, f"Parameter {repeated} is repeated.")
     if len(payload.data.get("nonce") or "") > MAX_NONCE:
         return fail(InvalidRequestError, f"nonce is longer than {MAX_NONCE} characters.")
+    dpop_jkt = payload.data.get("dpop_jkt")
+    if dpop_jkt is not None and not re.fullmatch(r"[A-Za-z0-9_-]{43}", dpop_jkt):
+        # RFC 9449 §10: a JWK SHA-256 thumbprint, base64url (43 characters).
+        return fail(InvalidRequestError, "dpop_jkt is not a JWK SHA-256 thumbprint.")
     # OIDC Core §6: without request object support, say so instead of ignoring them.
     if payload.data.get("request") is not None:
         return fail(RequestNotSupportedError)

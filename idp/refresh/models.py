@@ -32,6 +32,9 @@ class RefreshFamily(Base):
     absolute_expires_at: Mapped[Timestamp]
     revoked_at: Mapped[Timestamp | None] = mapped_column(index=True)
     revoked_reason: Mapped[str | None] = mapped_column(String(200))
+    # RFC 9449 §5: a public client's chain is bound to the DPoP key of its first token
+    # request (the key's thumbprint); every refresh must prove possession of that key.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
     tokens: Mapped[list[RefreshToken]] = relationship(
         back_populates="family", order_by="RefreshToken.generation", lazy="raise"

@@ -102,7 +102,9 @@ def open_child(parent_value: str, parent_id: str, sealed: bytes) -> str:
 
 
 def _info(f: Any) -> FamilyInfo:
-    return FamilyInfo(f.id, f.client_id, f.user_id, f.session_id, f.scope, f.auth_time, f.nonce)
+    return FamilyInfo(
+        f.id, f.client_id, f.user_id, f.session_id, f.scope, f.auth_time, f.nonce, f.dpop_jkt
+    )
 
 
 def _holder(u: Any) -> Holder:
@@ -129,6 +131,7 @@ PRESENTED = select(
     F.scope.label("family_scope"),
     F.auth_time,
     F.nonce,
+    F.dpop_jkt,
     F.absolute_expires_at,
     F.revoked_at,
     U.username,
@@ -185,6 +188,7 @@ ADD_FAMILY = RawStatement(
         "absolute_expires_at",
         "revoked_at",
         "revoked_reason",
+        "dpop_jkt",
     ),
 )
 TOUCH_FAMILY = RawStatement(
@@ -230,8 +234,10 @@ class SqlRefreshStore:
         use: Use,
         access_jti: str,
         access_expires_at: dt.datetime,
+        dpop_jkt: str | None = None,
     ) -> str:
-        """Opens a family for a login at a client; returns its first refresh token."""
+        """Opens a family for a login at a client; returns its first refresh token.
+        ``dpop_jkt`` binds the whole chain to that DPoP key."""
         now = self.clock.now()
         value = new_value()
         family_id = new_id()
@@ -253,6 +259,7 @@ class SqlRefreshStore:
                     "absolute_expires_at": absolute,
                     "revoked_at": None,
                     "revoked_reason": None,
+                    "dpop_jkt": dpop_jkt,
                 },
             )
             cur.execute(ADD_TOKEN, self._link(family_id, absolute, None, 0, value, scope, use, now))
@@ -301,6 +308,7 @@ class SqlRefreshStore:
         access_jti: str,
         access_expires_at: dt.datetime,
         on_reuse: OnReuse | None = None,
+        dpop_jkt: str | None = None,
     ) -> Rotation:
         """See idp.refresh.types.RefreshStore.rotate."""
         if not value or len(value) > MAX_TOKEN_LENGTH:
@@ -308,7 +316,15 @@ class SqlRefreshStore:
         now = self.clock.now()
         try:
             return self._rotate(
-                value, client_id, requested_scope, use, access_jti, now, access_expires_at, on_reuse
+                value,
+                client_id,
+                requested_scope,
+                use,
+                access_jti,
+                now,
+                access_expires_at,
+                on_reuse,
+                dpop_jkt,
             )
         except DBAPIError:
             # The commit may have reached the database while its answer did not (a cut
@@ -328,12 +344,17 @@ class SqlRefreshStore:
         now: dt.datetime,
         access_expires_at: dt.datetime,
         on_reuse: OnReuse | None,
+        dpop_jkt: str | None,
     ) -> Rotation:
         with self.db.raw_transaction() as cur:
             row = cur.one_or_none(self._presented_locked, {"hash": token_hash(value)})
             if row is None:
                 raise InvalidRefresh("Invalid refresh token.")
             self._check(row, client_id, now)
+            # Before anything is spent or counted as reuse: without the key, a copied
+            # token can neither refresh nor kill the chain.
+            if row.dpop_jkt is not None and row.dpop_jkt != dpop_jkt:
+                raise InvalidRefresh("The refresh token is bound to another DPoP key.")
             if row.used_at is None:
                 spent = self._spend(cur, row, value, requested_scope, use, now)
                 if spent is not None:
@@ -585,6 +606,7 @@ def _info_of(row: Any) -> FamilyInfo:
         row.family_scope,
         row.auth_time,
         row.nonce,
+        row.dpop_jkt,
     )
 
 

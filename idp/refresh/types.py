@@ -30,6 +30,7 @@ class FamilyInfo:
     scope: str
     auth_time: dt.datetime
     nonce: str | None
+    dpop_jkt: str | None = None  # the DPoP key the chain is bound to (public clients)
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,11 @@ class RefreshStore(Protocol):
         use: Use,
         access_jti: str,
         access_expires_at: dt.datetime,
+        dpop_jkt: str | None = None,
     ) -> str:
         """Opens a family for one login at one client; returns its first token (whose
         SHA-256 alone is stored). The access token issued with it is recorded, so that
-        revoking the family denies it."""
+        revoking the family denies it. ``dpop_jkt`` binds the chain to a DPoP key."""
         ...
 
     def rotate(
@@ -130,8 +132,12 @@ class RefreshStore(Protocol):
         access_jti: str,
         access_expires_at: dt.datetime,
         on_reuse: OnReuse | None = None,
+        dpop_jkt: str | None = None,
     ) -> Rotation:
-        """Atomically spends ``value`` and returns its child, recording the access token
+        """A chain bound to a DPoP key needs ``dpop_jkt`` to be that key's thumbprint
+        (else InvalidRefresh, before anything is spent).
+
+        Atomically spends ``value`` and returns its child, recording the access token
         the caller will sign (``access_jti``) with the family. Exactly one of any number
         of concurrent callers with the same value succeeds. Within the grace interval the
         same child comes back; otherwise a spent token raises ReuseDetected after the

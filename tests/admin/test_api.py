@@ -512,6 +512,29 @@ def test_creating_a_client_shows_its_secret_once(api, auth):
     assert "client_secret" not in registered
 
 
+def test_dpop_bound_access_tokens_is_set_and_changed_through_the_api(api, auth):
+    created = api.ok(
+        "POST",
+        "/clients",
+        {
+            "client_id": "svc",
+            "grant_types": ["client_credentials"],
+            "scope": "reports",
+            "dpop_bound_access_tokens": True,
+        },
+        status=201,
+    )
+    assert created["dpop_bound_access_tokens"] is True
+    svc_client = RegisteredClient("svc", created["client_secret"], "https://x")
+    refused = auth.token(svc_client, {"grant_type": "client_credentials"})
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_dpop_proof"
+    changed = api.ok("PATCH", "/clients/svc", {"dpop_bound_access_tokens": False})
+    assert changed["dpop_bound_access_tokens"] is False
+    assert auth.token(svc_client, {"grant_type": "client_credentials"}).status_code == 200
+    [event] = audit(api, action="client.update")
+    assert event["details"]["changed"]["dpop_bound_access_tokens"] == {"from": True, "to": False}
+
+
 def test_a_public_client_has_no_secret(api):
     created = api.ok(
         "POST",

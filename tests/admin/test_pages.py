@@ -676,6 +676,16 @@ EDIT = {
 }
 
 
+def test_the_dpop_requirement_is_shown_and_edited_in_the_dashboard(admin, rp, svc):
+    resp = post(admin, "/admin/clients/rp", **EDIT, dpop_bound_access_tokens="on")
+    assert resp.status_code == 303
+    assert stored_client(svc, "rp").dpop_bound_access_tokens is True
+    page = text(admin.client.get("/admin/clients/rp"))
+    assert "DPoP required" in page and 'name="dpop_bound_access_tokens" checked' in page
+    post(admin, "/admin/clients/rp", **EDIT)  # the box unticked
+    assert stored_client(svc, "rp").dpop_bound_access_tokens is False
+
+
 def test_editing_a_client_saves_uris_backchannel_and_claims(admin, rp, svc):
     resp = post(admin, "/admin/clients/rp", **EDIT)
     assert resp.status_code == 303

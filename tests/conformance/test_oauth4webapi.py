@@ -18,7 +18,10 @@ from typing import Any
 
 import jwt
 import pytest
+import requests
+from sqlalchemy import select
 
+from idp.refresh.models import RefreshFamily
 from tests.support.auth import PASSWORD
 
 pytestmark = pytest.mark.slow
@@ -102,7 +105,12 @@ def login(
 
 
 def check(
-    live: Any, out: dict[str, Any], client_id: str, user: Any, scope: str = "openid profile email"
+    live: Any,
+    out: dict[str, Any],
+    client_id: str,
+    user: Any,
+    scope: str = "openid profile email",
+    token_type: str = "bearer",
 ) -> None:
     idt, at, info = out["id_token_claims"], out["access_token_claims"], out["userinfo"]
     assert idt["iss"] == at["iss"] == live.url
@@ -114,7 +122,7 @@ def check(
     assert idt["preferred_username"] == info["preferred_username"] == user.username
     assert at["client_id"] == client_id
     assert set(at["scope"].split()) == set(scope.split())
-    assert out["token"]["token_type"].lower() == "bearer"
+    assert out["token"]["token_type"].lower() == token_type
 
     # The ID token's signature, with PyJWT against the published keys.
     id_token = out["token"]["id_token"]
@@ -181,3 +189,29 @@ def test_third_party_client_asks_for_consent(node, live, auth):
         "GET /authorize 200",
         "POST /authorize 303",
     ]
+
+
+@pytest.mark.parametrize("config_overrides", [{"oauth": {"dpop_nonce": True}}])
+def test_public_client_with_dpop_and_server_nonces(node, live, auth):
+    """RFC 9449 end to end with oauth4webapi: dpop_jkt binds the code, proofs on the code
+    exchange, userinfo and refresh (each first answered use_dpop_nonce, then retried with
+    the nonce), and the access token checked against the proof it was sent with."""
+    alice = auth.user()
+    rp = auth.oauth_client("node-dpop", public=True, redirect_uri=REDIRECT)
+    scope = "openid profile email offline_access"
+    out = login(
+        node, live, rp.client_id, None, client_auth="none", extra=("--dpop", "--scope", scope)
+    )
+    check(live, out, rp.client_id, alice, scope=scope, token_type="dpop")
+    jkt = out["access_token_claims"]["cnf"]["jkt"]
+    assert out["refreshed"]["rotated"] is True
+    assert out["refreshed"]["token_type"].lower() == "dpop"
+    # Without the key the token is worth nothing, even to a client that has it.
+    at = out["token"]["access_token"]
+    for scheme in ("Bearer", "DPoP"):
+        resp = requests.get(
+            live.url + "/userinfo", headers={"Authorization": f"{scheme} {at}"}, timeout=10
+        )
+        assert resp.status_code == 401, scheme
+    with live.svc.db.read() as s:
+        assert s.scalar(select(RefreshFamily.dpop_jkt)) == jkt

@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Protocol
 
-from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749 import InvalidGrantError, grants
 from authlib.oidc.core import OpenIDCode
 from flask import g
 
 from idp.accounts.models import User
 from idp.clients.models import Client
+from idp.oauth.grants.proof import proof_for, token_type
 from idp.oauth.models import AuthorizationCode
 from idp.oauth.tokens import TokenIssuer
 
@@ -55,6 +56,7 @@ class RefreshStarter(Protocol):
         use: Any,
         access_jti: str,
         access_expires_at: dt.datetime,
+        dpop_jkt: str | None = None,
     ) -> str:
         """Opens a refresh-token family for this login at this client and returns its first
         token (whose SHA-256 alone is stored)."""
@@ -84,10 +86,19 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
             auth_time=browser_session.auth_time,
+            dpop_jkt=data.get("dpop_jkt"),
         )
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
         return self.codes.consume(code, client.client_id)
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        proof = proof_for(self.request)
+        code: AuthorizationCode = self.request.authorization_code
+        # RFC 9449 §10: a code bound to a key at /authorize needs a proof of that key.
+        if code.dpop_jkt is not None and (proof is None or proof.jkt != code.dpop_jkt):
+            raise InvalidGrantError("The code is bound to another DPoP key (dpop_jkt).")
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         # Used codes are kept (marked used) until they expire, to recognise replays.
@@ -106,6 +117,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     ) -> dict[str, Any]:
         code: AuthorizationCode = self.request.authorization_code
         client: Client = self.request.client
+        proof = proof_for(self.request)
+        jkt = proof.jkt if proof is not None else None
         issued = self.issuer.access_token(
             client,
             user,
@@ -113,10 +126,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             grant_type=self.GRANT_TYPE,
             sid=code.session_id,
             auth_time=code.auth_time,
+            jkt=jkt,
         )
         self.request.issued_access = issued
         token = {
-            "token_type": "Bearer",
+            "token_type": token_type(proof),
             "access_token": issued.token,
             "expires_in": issued.expires_in,
             "scope": code.scope,
@@ -133,6 +147,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 use=self.server.current_use(self.request),
                 access_jti=issued.jti,
                 access_expires_at=issued.expires_at,
+                # RFC 9449 §5: a public client's chain is bound to its key; a confidential
+                # client's refresh tokens are already bound by its authentication.
+                dpop_jkt=jkt if client.is_public else None,
             )
         return token
 

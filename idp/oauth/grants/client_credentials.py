@@ -8,6 +8,7 @@ from authlib.oauth2.rfc6749 import InvalidScopeError, grants
 
 from idp.clients.models import ADMIN_SCOPE, Client
 from idp.clients.services import SCOPE_TOKEN_RE
+from idp.oauth.grants.proof import proof_for, token_type
 from idp.oauth.tokens import TokenIssuer
 
 # Scopes that only make sense with a user behind the token.
@@ -40,6 +41,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         unknown = [s for s in requested if s not in allowed]
         if unknown:
             raise InvalidScopeError(f"Scope not allowed for this client: {' '.join(unknown)}")
+        proof_for(self.request)
 
     def generate_token(
         self,
@@ -54,11 +56,18 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         granted = requested or " ".join(
             s for s in client.scope.split() if s in allowed_scopes(client)
         )
-        issued = self.issuer.access_token(client, None, granted, grant_type=self.GRANT_TYPE)
+        proof = proof_for(self.request)
+        issued = self.issuer.access_token(
+            client,
+            None,
+            granted,
+            grant_type=self.GRANT_TYPE,
+            jkt=proof.jkt if proof else None,
+        )
         self.request.issued_access = issued
         # Never a refresh token here (RFC 6749 §4.4.3).
         return {
-            "token_type": "Bearer",
+            "token_type": token_type(proof),
             "access_token": issued.token,
             "expires_in": issued.expires_in,
             "scope": granted,

@@ -19,6 +19,7 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 
 from idp.clients.cache import ClientView
+from idp.oauth.grants.proof import proof_for, token_type
 from idp.oauth.tokens import TokenIssuer
 from idp.refresh.types import InvalidRefresh, RefreshStore, ReuseDetected, ScopeWidened
 
@@ -41,6 +42,7 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):
         if len(self.request.payload.datalist.get("refresh_token", [])) > 1:
             raise InvalidRequestError("Repeated 'refresh_token'.")
         self.request.client = client
+        proof_for(self.request)
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         client: ClientView = self.request.client
@@ -49,6 +51,8 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):
         # fail for want of the database, so a rotation that committed is always answered.
         planned = self.issuer.plan_access_token(self.GRANT_TYPE)
         self.issuer.load_keys(client)
+        proof = proof_for(self.request)
+        jkt = proof.jkt if proof is not None else None
         try:
             rotation = self.store.rotate(
                 self.request.form["refresh_token"],
@@ -58,6 +62,7 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):
                 planned.jti,
                 planned.expires_at,
                 self.server.reuse_in,
+                dpop_jkt=jkt,
             )
         except ReuseDetected as err:
             self.server.after_reuse(err)
@@ -75,9 +80,10 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):
             sid=family.session_id,
             auth_time=family.auth_time,
             planned=planned,
+            jkt=jkt,
         )
         token = {
-            "token_type": "Bearer",
+            "token_type": token_type(proof),
             "access_token": issued.token,
             "expires_in": issued.expires_in,
             "scope": rotation.scope,
