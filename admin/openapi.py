@@ -247,6 +247,10 @@ SCHEMAS: dict[str, Any] = {
         absolute_expires_at=DATETIME,
         revoked_at=MAYBE_DATETIME,
         revoked_reason=MAYBE_STRING,
+        dpop_jkt={
+            "type": ["string", "null"],
+            "description": "The DPoP key (RFC 7638 thumbprint) every refresh must prove.",
+        },
         tokens=_list_of(_ref("RefreshToken")),
         events=_list_of(_object(at=DATETIME, kind=STRING, details=DETAILS)),
     ),

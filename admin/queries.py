@@ -184,6 +184,7 @@ def _families(s: Any, condition: Any) -> list[dict[str, Any]]:
             "absolute_expires_at": f.absolute_expires_at,
             "revoked_at": f.revoked_at,
             "revoked_reason": f.revoked_reason,
+            "dpop_jkt": f.dpop_jkt,
             "tokens": tokens.get(f.id, []),
             "events": events.get(f.id, []),
         }

@@ -20,6 +20,7 @@ from admin import charts
 from admin.queries import PAGE_SIZE, events, keys_list, overview_series, sessions_page
 from idp.accounts.models import Consent, User
 from idp.clients.models import Client
+from idp.refresh.models import RefreshFamily
 from idp.sessions.models import BackchannelDelivery, BrowserSession
 from tests.support.auth import AuthActions, RegisteredClient, csrf_from
 
@@ -674,6 +675,18 @@ EDIT = {
     "backchannel_logout_uri": "https://rp.example.test/bc",
     "claims": "tenant=acme\ndept=ops=1",
 }
+
+
+def test_a_dpop_bound_chain_shows_its_key_on_the_session_page(admin, world, svc):
+    jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+    with svc.db.transaction() as s:
+        s.execute(
+            update(RefreshFamily)
+            .where(RefreshFamily.user_id == world["user_id"])
+            .values(dpop_jkt=jkt)
+        )
+    page = text(admin.client.get(f"/admin/sessions/{world['sid']}"))
+    assert f"DPoP-bound to key <code>{jkt}</code>" in page
 
 
 def test_the_dpop_requirement_is_shown_and_edited_in_the_dashboard(admin, rp, svc):
