@@ -46,6 +46,7 @@ def create_app(
     (tests), or None to read config.toml and the environment."""
     from idp import health, web
     from idp.accounts import views as account_views
+    from idp.cors import Cors, origin_cache
     from idp.front import Front
     from idp.janitor import Janitor
     from idp.keys import views as key_views
@@ -110,7 +111,8 @@ def create_app(
     # The hot endpoints are answered in front of Flask (idp.front); the proxy headers are
     # read before anything else, so both see the client's address and scheme.
     front = Front(app.wsgi_app, svc, svc.documents, not cfg.insecure_http, janitor.maybe_run)
-    app.wsgi_app = front  # type: ignore[method-assign]
+    # Browser apps call the token endpoints cross-origin (idp.cors).
+    app.wsgi_app = Cors(front, origin_cache(svc.db, svc.generations))  # type: ignore[method-assign]
     if cfg.server.trusted_proxies:
         n = cfg.server.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore
