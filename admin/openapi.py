@@ -99,6 +99,35 @@ CLAIMS: dict[str, Any] = {
 }
 BACKCHANNEL_URI = {"type": "string", "maxLength": 2000, "pattern": URI}
 CLIENT_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": SOME_LINE}
+JWKS = {
+    "type": "object",
+    "required": ["keys"],
+    "description": "The client's public keys (RFC 7517), for private_key_jwt and signed "
+    "request objects.",
+    "properties": {
+        "keys": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 10,
+            "items": {
+                "type": "object",
+                "required": ["kty"],
+                "properties": {"kty": {"type": "string", "enum": ["RSA", "EC", "OKP"]}},
+            },
+        }
+    },
+}
+JWKS_URI = {
+    "type": "string",
+    "maxLength": 2000,
+    "pattern": URI,
+    "description": "Where the client publishes its public keys (fetched when needed).",
+}
+REQUIRE_PAR = {
+    "type": "boolean",
+    "default": False,
+    "description": "Authorization requests only through PAR (RFC 9126 section 6).",
+}
 DPOP_BOUND = {
     "type": "boolean",
     "default": False,
@@ -178,6 +207,15 @@ SCHEMAS: dict[str, Any] = {
                 "description": "id_token_signed_response_alg; RS256 when absent.",
             },
             "dpop_bound_access_tokens": DPOP_BOUND,
+            "token_endpoint_auth_method": {
+                "type": "string",
+                "enum": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+                "description": "none for a public client, client_secret_basic otherwise; "
+                "private_key_jwt needs jwks or jwks_uri.",
+            },
+            "jwks": JWKS,
+            "jwks_uri": JWKS_URI,
+            "require_pushed_authorization_requests": REQUIRE_PAR,
         },
     },
     "ClientPatch": {
@@ -197,6 +235,13 @@ SCHEMAS: dict[str, Any] = {
             "claims": CLAIMS,
             "name": CLIENT_NAME,
             "dpop_bound_access_tokens": DPOP_BOUND,
+            "jwks": {**JWKS, "description": "Replaces the keys."},
+            "jwks_uri": {
+                **JWKS_URI,
+                "pattern": r"^[!-~]*$",
+                "description": "Replaces the keys; empty removes them.",
+            },
+            "require_pushed_authorization_requests": REQUIRE_PAR,
         },
     },
     # --- responses ----------------------------------------------------------------------
@@ -296,7 +341,7 @@ SCHEMAS: dict[str, Any] = {
         scope=STRING,
         token_endpoint_auth_method={
             "type": "string",
-            "enum": ["none", "client_secret_basic"],
+            "enum": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
         },
         claims={"type": "object", "additionalProperties": STRING},
         first_party=BOOLEAN,
@@ -304,6 +349,9 @@ SCHEMAS: dict[str, Any] = {
         backchannel_logout_uri=MAYBE_STRING,
         post_logout_redirect_uris=_list_of(STRING),
         dpop_bound_access_tokens=BOOLEAN,
+        jwks={"type": ["object", "null"]},
+        jwks_uri=MAYBE_STRING,
+        require_pushed_authorization_requests=BOOLEAN,
     ),
     "Client": {
         "allOf": [

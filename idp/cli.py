@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -310,6 +311,22 @@ def clients() -> None:
 @click.option(
     "--dpop-bound", is_flag=True, help="Every token request must carry a DPoP proof (RFC 9449)."
 )
+@click.option(
+    "--auth-method",
+    type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt"]),
+    default=None,
+    help="How a confidential client authenticates (default client_secret_basic).",
+)
+@click.option(
+    "--jwks",
+    "jwks_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A JSON file with the client's public key set (private_key_jwt, signed requests).",
+)
+@click.option("--jwks-uri", default=None, help="Where the client publishes its public keys.")
+@click.option(
+    "--require-par", is_flag=True, help="Authorization requests only through PAR (RFC 9126)."
+)
 def clients_create(
     client_id: str,
     redirect_uris: tuple[str, ...],
@@ -324,9 +341,20 @@ def clients_create(
     admin_client: bool,
     id_token_alg: str | None,
     dpop_bound: bool,
+    auth_method: str | None,
+    jwks_file: str | None,
+    jwks_uri: str | None,
+    require_par: bool,
 ) -> None:
     """Register a client; prints one JSON object with its secret (shown once)."""
     from idp.clients.services import ClientError, create_client, metadata, parse_claims
+
+    jwks = None
+    if jwks_file:
+        try:
+            jwks = json.loads(Path(jwks_file).read_text())
+        except (OSError, ValueError) as exc:
+            raise click.UsageError(f"--jwks: not a JSON file ({exc})") from None
 
     def run(svc: Any, s: Any) -> Any:
         client, secret = create_client(
@@ -346,6 +374,10 @@ def clients_create(
             backchannel_logout_uri=backchannel_logout_uri,
             post_logout_redirect_uris=list(post_logout),
             dpop_bound_access_tokens=dpop_bound,
+            token_endpoint_auth_method="none" if public else auth_method,
+            jwks=jwks,
+            jwks_uri=jwks_uri,
+            require_pushed_authorization_requests=require_par,
         )
         _audit(s, svc, "client.create", target=client_id)
         out = metadata(client)

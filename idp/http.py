@@ -49,6 +49,8 @@ TOKEN_PARAMS = (
     "scope",
     "token",
     "token_type_hint",
+    "client_assertion",
+    "client_assertion_type",
 )
 CLIENT_AUTH_PATHS = ("/token", "/revoke", "/introspect", "/revocations")
 ERROR_CODES = {
@@ -206,7 +208,12 @@ def refusal(req: ProtocolRequest) -> Refusal | None:
                 "Malformed Basic credentials.",
                 (("WWW-Authenticate", 'Basic realm="idp"'),),
             )
-        if authorization and "client_secret" in req.form:
+        methods = (
+            bool(authorization and authorization.lower().startswith("basic ")),
+            "client_secret" in req.form,
+            "client_assertion" in req.form,
+        )
+        if sum(methods) > 1 or (authorization and "client_secret" in req.form):
             return Refusal(400, "invalid_request", "Use one client authentication method, not two.")
         if name := _repeated(req.form, TOKEN_PARAMS) or _repeated(req.args, TOKEN_PARAMS):
             return Refusal(400, "invalid_request", f"Parameter {name} is repeated.")

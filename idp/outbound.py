@@ -116,3 +116,25 @@ class Outbound:
             return Sent(None, "timed out")
         except (urllib.error.URLError, OSError, ValueError):
             return Sent(None, "could not connect")
+
+    def get(self, url: str, *, max_bytes: int) -> bytes:
+        """GETs ``url`` if it may be called (a client's ``jwks_uri``): the body, at most
+        ``max_bytes``; never follows a redirect. Raises OSError with a generic reason."""
+        why = self.problem(url, resolve=True)
+        if why is not None:
+            raise OSError(why)
+        req = urllib.request.Request(  # noqa: S310 - scheme checked in problem()
+            url, headers={"Accept": "application/json"}
+        )
+        try:
+            with _opener.open(req, timeout=self.timeout) as resp:  # noqa: S310
+                body = bytes(resp.read(max_bytes + 1))
+        except urllib.error.HTTPError as exc:
+            raise OSError(f"HTTP {exc.code}") from None
+        except TimeoutError:
+            raise OSError("timed out") from None
+        except (urllib.error.URLError, OSError, ValueError):
+            raise OSError("could not connect") from None
+        if len(body) > max_bytes:
+            raise OSError("the answer is too large")
+        return body

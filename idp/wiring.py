@@ -17,6 +17,7 @@ from idp.ext import Services, algs_in_use
 from idp.keys import crypto
 from idp.keys.services import KeyService
 from idp.oauth.access_tokens import AccessTokens
+from idp.oauth.client_keys import ClientKeys
 from idp.oauth.code_store import SqlCodeStore
 from idp.oauth.discovery import metadata
 from idp.oauth.dpop import DPoP
@@ -74,8 +75,20 @@ def build_services(cfg: Config, clock: Clock) -> Services:
     killer = SessionKiller(db, clock, revocations, refresh, notifier, cfg.longest_token_ttl)
     registry = TokenRegistry(access_tokens, users, revocations, refresh)
     codes = SqlCodeStore(db, clock, state, revocations, refresh, t.authorization_code_ttl)
+    outbound = Outbound(cfg.outbound.allow_loopback)
     oauth = IdpAuthorizationServer(
-        cfg, db, clock, clients, issuer, refresh, registry, codes, revocations, killer
+        cfg,
+        db,
+        clock,
+        clients,
+        issuer,
+        refresh,
+        registry,
+        codes,
+        revocations,
+        killer,
+        ClientKeys(outbound),
+        state,
     )
     oauth.install()
     return Services(

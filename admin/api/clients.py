@@ -47,6 +47,10 @@ CREATE_ARGS = (
     "backchannel_logout_uri",
     "post_logout_redirect_uris",
     "dpop_bound_access_tokens",
+    "token_endpoint_auth_method",
+    "jwks",
+    "jwks_uri",
+    "require_pushed_authorization_requests",
 )
 
 

@@ -39,6 +39,10 @@ class ClientView(ClientRules):
     backchannel_logout_uri: str | None
     post_logout_redirect_uris: tuple[str, ...]
     dpop_bound_access_tokens: bool
+    token_endpoint_auth_method: str
+    jwks: dict[str, Any] | None
+    jwks_uri: str | None
+    require_pushed_authorization_requests: bool
     disabled: bool
 
     @classmethod
@@ -57,6 +61,10 @@ class ClientView(ClientRules):
             backchannel_logout_uri=row.backchannel_logout_uri,
             post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
             dpop_bound_access_tokens=row.dpop_bound_access_tokens,
+            token_endpoint_auth_method=row.token_endpoint_auth_method,
+            jwks=dict(row.jwks) if row.jwks else None,
+            jwks_uri=row.jwks_uri,
+            require_pushed_authorization_requests=row.require_pushed_authorization_requests,
             disabled=row.disabled,
         )
 

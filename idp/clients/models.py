@@ -14,6 +14,11 @@ from idp.db import Base, Json, Timestamp
 ADMIN_SCOPE = "idp:admin"
 
 
+# How a client authenticates at the token, introspection, revocation and PAR endpoints.
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+
+
 class ClientRules:
     """authlib's ClientMixin: what a client may do. Shared by the stored row and the
     in-process view of it (idp.clients.cache), which is what the protocol code sees."""
@@ -23,10 +28,11 @@ class ClientRules:
     redirect_uris: Any
     grant_types: Any
     scope: str
+    token_endpoint_auth_method: str
 
     @property
     def is_public(self) -> bool:
-        return self.secret_hash is None
+        return self.token_endpoint_auth_method == "none"  # noqa: S105 - a method name
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -65,9 +71,12 @@ class ClientRules:
         return hmac.compare_digest(digest, self.secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        if self.is_public:
-            return method == "none"
-        return method in ("client_secret_basic", "client_secret_post")
+        """A secret may be sent either way (basic or post); a client with keys signs an
+        assertion (RFC 7523); a public client only names itself."""
+        registered = self.token_endpoint_auth_method
+        if registered in SECRET_METHODS:
+            return method in SECRET_METHODS
+        return method == registered
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code" and "authorization_code" in self.grant_types
@@ -94,5 +103,14 @@ class Client(ClientRules, Base):
     post_logout_redirect_uris: Mapped[Json] = mapped_column(default=list)
     # RFC 9449 §5.2.1: every token request must carry a DPoP proof.
     dpop_bound_access_tokens: Mapped[bool] = mapped_column(default=False)
+    token_endpoint_auth_method: Mapped[str] = mapped_column(
+        String(30), default="client_secret_basic"
+    )
+    # The client's public keys (RFC 7591 jwks / jwks_uri), for private_key_jwt and signed
+    # request objects; at most one of the two.
+    jwks: Mapped[Json | None] = mapped_column()
+    jwks_uri: Mapped[str | None] = mapped_column(String(2000))
+    # RFC 9126 §6: authorization requests only through PAR.
+    require_pushed_authorization_requests: Mapped[bool] = mapped_column(default=False)
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[Timestamp]

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from idp.clients.models import ADMIN_SCOPE, Client
+from idp.clients.models import ADMIN_SCOPE, AUTH_METHODS, Client
 from idp.clients.redirects import problem as redirect_problem
 from idp.clock import Clock
 from idp.config import SUPPORTED_ALGS
@@ -75,6 +75,52 @@ def _check_backchannel_uri(uri: str, allow_loopback: bool) -> None:
         raise ClientError(f"backchannel logout URI: {why}")
 
 
+MAX_KEYS = 10
+MAX_JWKS_BYTES = 20_000
+PRIVATE_KEY_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
+def check_jwks(jwks: Any) -> dict[str, Any]:
+    """A client's public key set (RFC 7517): 1 to 10 RSA, EC or OKP public keys that
+    joserfc can import; never a private or symmetric key."""
+    import json
+
+    from joserfc.errors import JoseError
+    from joserfc.jwk import KeySet
+
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise ClientError('jwks must be a JSON object with a "keys" list')
+    keys = jwks["keys"]
+    if not 1 <= len(keys) <= MAX_KEYS or len(json.dumps(jwks)) > MAX_JWKS_BYTES:
+        raise ClientError(f"jwks must hold 1 to {MAX_KEYS} keys (at most 20 kB)")
+    for key in keys:
+        if not isinstance(key, dict) or key.get("kty") not in ("RSA", "EC", "OKP"):
+            raise ClientError("jwks keys must be RSA, EC or OKP keys")
+        if PRIVATE_KEY_MEMBERS & set(key):
+            raise ClientError("jwks must hold public keys only")
+    try:
+        KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+    except (JoseError, ValueError, TypeError, KeyError):
+        raise ClientError("jwks holds a key that cannot be read") from None
+    return {"keys": [dict(k) for k in keys]}
+
+
+def _check_keys(
+    method: str, jwks: Any, jwks_uri: str | None, allow_loopback: bool
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The keys a client registers: at most one of ``jwks`` and ``jwks_uri`` (RFC 7591
+    §2), and one of them for private_key_jwt."""
+    if jwks is not None and jwks_uri:
+        raise ClientError("register jwks or jwks_uri, not both")
+    if method == "private_key_jwt" and jwks is None and not jwks_uri:
+        raise ClientError("private_key_jwt needs jwks or jwks_uri")
+    if jwks_uri:
+        why = Outbound(allow_loopback).problem(jwks_uri, resolve=False)
+        if why or len(jwks_uri) > 2000:
+            raise ClientError(f"jwks_uri: {why or 'too long'}")
+    return (check_jwks(jwks) if jwks is not None else None), (jwks_uri or None)
+
+
 def clean_name(name: str) -> str:
     """A client name as stored: stripped, not blank, at most 200 characters as given."""
     if not name.strip() or len(name) > 200:
@@ -107,9 +153,21 @@ def create_client(
     backchannel_logout_uri: str | None = None,
     post_logout_redirect_uris: list[str] | None = None,
     dpop_bound_access_tokens: bool = False,
+    token_endpoint_auth_method: str | None = None,
+    jwks: dict[str, Any] | None = None,
+    jwks_uri: str | None = None,
+    require_pushed_authorization_requests: bool = False,
     allow_loopback: bool = False,
 ) -> tuple[Client, str | None]:
-    """``allow_loopback``: ``[outbound] allow_loopback`` (a loopback back-channel URI)."""
+    """``allow_loopback``: ``[outbound] allow_loopback`` (loopback back-channel and
+    jwks URIs). ``token_endpoint_auth_method`` defaults to ``none`` for a public client
+    and ``client_secret_basic`` otherwise; ``private_key_jwt`` clients get no secret."""
+    method = token_endpoint_auth_method or ("none" if public else "client_secret_basic")
+    if method not in AUTH_METHODS:
+        raise ClientError(f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}")
+    if public != (method == "none"):
+        raise ClientError("a public client, and only a public one, authenticates with none")
+    jwks, jwks_uri = _check_keys(method, jwks, jwks_uri, allow_loopback)
     if not CLIENT_ID_RE.fullmatch(client_id):
         raise ClientError("client_id may use letters, digits and . _ : - (at most 100)")
     if db.get(Client, client_id) is not None:
@@ -145,7 +203,11 @@ def create_client(
             grant_types.append("client_credentials")
         if ADMIN_SCOPE not in scope.split():
             scope = f"{scope} {ADMIN_SCOPE}".strip()
-    secret = None if public else secrets.token_urlsafe(32)
+    secret = (
+        secrets.token_urlsafe(32)
+        if method in ("client_secret_basic", "client_secret_post")
+        else None
+    )
     client = Client(
         client_id=client_id,
         secret_hash=hash_secret(secret) if secret else None,
@@ -160,6 +222,10 @@ def create_client(
         backchannel_logout_uri=backchannel_logout_uri,
         post_logout_redirect_uris=list(post_logout_redirect_uris or []),
         dpop_bound_access_tokens=dpop_bound_access_tokens,
+        token_endpoint_auth_method=method,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        require_pushed_authorization_requests=require_pushed_authorization_requests,
         created_at=clock.now(),
     )
     db.add(client)
@@ -176,20 +242,23 @@ def metadata(client: Client) -> dict[str, Any]:
         "grant_types": client.grant_types,
         "response_types": ["code"] if "authorization_code" in client.grant_types else [],
         "scope": client.scope,
-        "token_endpoint_auth_method": "none" if client.is_public else "client_secret_basic",
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "claims": client.claims,
         "first_party": client.first_party,
         "id_token_signed_response_alg": client.id_token_signed_response_alg or "RS256",
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
         "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
+        "jwks": client.jwks,
+        "jwks_uri": client.jwks_uri,
+        "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
     }
 
 
 def rotate_secret(db: Session, client: Client) -> str:
     """A new secret for a confidential client; the old one stops working at once."""
-    if client.is_public:
-        raise ClientError("a public client has no secret")
+    if client.token_endpoint_auth_method not in ("client_secret_basic", "client_secret_post"):
+        raise ClientError(f"a {client.token_endpoint_auth_method} client has no secret")
     secret = secrets.token_urlsafe(32)
     client.secret_hash = hash_secret(secret)
     return secret
@@ -204,11 +273,21 @@ def update_client(
     post_logout_redirect_uris: list[str] | None = None,
     backchannel_logout_uri: str | None = None,
     dpop_bound_access_tokens: bool | None = None,
+    jwks: dict[str, Any] | None = None,
+    jwks_uri: str | None = None,
+    require_pushed_authorization_requests: bool | None = None,
     allow_loopback: bool = False,
 ) -> None:
-    """Edits what an operator may change; validates like registration."""
+    """Edits what an operator may change; validates like registration. New keys
+    (``jwks`` or ``jwks_uri``, an empty one removes it) replace the old ones."""
     if dpop_bound_access_tokens is not None:
         client.dpop_bound_access_tokens = dpop_bound_access_tokens
+    if require_pushed_authorization_requests is not None:
+        client.require_pushed_authorization_requests = require_pushed_authorization_requests
+    if jwks is not None or jwks_uri is not None:
+        client.jwks, client.jwks_uri = _check_keys(
+            client.token_endpoint_auth_method, jwks or None, jwks_uri or None, allow_loopback
+        )
     if redirect_uris is not None:
         if "authorization_code" in client.grant_types and not redirect_uris:
             raise ClientError("authorization_code needs at least one redirect URI")

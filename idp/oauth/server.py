@@ -18,6 +18,7 @@ from idp.clock import Clock
 from idp.config import Config
 from idp.db import Database
 from idp.http import ProtocolRequest, ProtocolResponse
+from idp.oauth.client_keys import ClientKeys, PrivateKeyJWT
 from idp.oauth.code_store import SqlCodeStore
 from idp.oauth.endpoints.introspection import IntrospectionEndpoint
 from idp.oauth.endpoints.revocation import RevocationEndpoint
@@ -31,6 +32,7 @@ from idp.refresh.types import RefreshStore, ReuseDetected, Revoked, Use
 from idp.revocations.service import Revocations
 from idp.sessions.kill import Killed, SessionKiller
 from idp.sessions.services import remember_client
+from idp.state.store import StateStore
 
 
 class Issuer(IssuerParameter):
@@ -114,8 +116,12 @@ class IdpAuthorizationServer(AuthorizationServer):
         codes: SqlCodeStore,
         revocations: Revocations,
         killer: SessionKiller,
+        client_keys: ClientKeys,
+        state: StateStore,
     ) -> None:
         super().__init__()
+        self.client_keys = client_keys
+        self.state = state
         self.config = config
         self.db = db
         self.clock = clock
@@ -209,3 +215,7 @@ class IdpAuthorizationServer(AuthorizationServer):
         self.register_endpoint(RevocationEndpoint)
         self.register_endpoint(IntrospectionEndpoint)
         self.register_extension(Issuer(self.config.server.issuer))
+        self.register_client_auth_method(
+            PrivateKeyJWT.CLIENT_AUTH_METHOD,
+            PrivateKeyJWT(self.config.server.issuer, self.client_keys, self.state),
+        )

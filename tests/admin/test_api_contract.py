@@ -36,12 +36,23 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
         "an admin client must be confidential",
         "That client_id is taken",
         "client ",  # "client 'x' already exists"
+        # Keys: outbound-URL rules (idp.outbound), key material joserfc must read, and
+        # the method/keys/public combinations of RFC 7591 §2.
+        "jwks_uri: ",
+        "jwks ",
+        "register jwks or jwks_uri",
+        "private_key_jwt needs",
+        "a public client, and only",
     ),
     "PATCH /clients/{client_id}": (
         "redirect URI ",
         "post-logout redirect URI ",
         "backchannel logout URI: ",
         "authorization_code needs at least one",
+        "jwks_uri: ",
+        "jwks ",
+        "register jwks or jwks_uri",
+        "private_key_jwt needs",
     ),
 }
 

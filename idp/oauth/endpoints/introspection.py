@@ -16,7 +16,7 @@ from idp.oauth.endpoints.records import AccessTokenRecord, RefreshTokenRecord
 
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):
-    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    CLIENT_AUTH_METHODS = ["private_key_jwt", "client_secret_basic", "client_secret_post"]
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
         return self.server.token_registry.find(token_string, token_type_hint)

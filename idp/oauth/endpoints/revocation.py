@@ -15,7 +15,7 @@ from idp.oauth.endpoints.records import AccessTokenRecord, RefreshTokenRecord
 
 
 class RevocationEndpoint(_RevocationEndpoint):
-    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    CLIENT_AUTH_METHODS = ["private_key_jwt", "client_secret_basic", "client_secret_post", "none"]
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
         return self.server.token_registry.find(token_string, token_type_hint)

@@ -64,7 +64,12 @@ class RefreshStarter(Protocol):
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = [
+        "private_key_jwt",
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    ]
 
     def __init__(self, request: Any, server: Any) -> None:
         super().__init__(request, server)

@@ -25,7 +25,7 @@ def allowed_scopes(client: Client) -> set[str]:
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["private_key_jwt", "client_secret_basic", "client_secret_post"]
 
     def __init__(self, request: Any, server: Any) -> None:
         super().__init__(request, server)

@@ -26,7 +26,12 @@ from idp.refresh.types import InvalidRefresh, RefreshStore, ReuseDetected, Scope
 
 class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):
     GRANT_TYPE = "refresh_token"
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = [
+        "private_key_jwt",
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    ]
 
     def __init__(self, request: Any, server: Any) -> None:
         super().__init__(request, server)
