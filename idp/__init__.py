@@ -97,6 +97,7 @@ def create_app(
         oauth_views.userinfo,
         oauth_views.revoke,
         oauth_views.introspect,
+        oauth_views.par,
     ):
         csrf.exempt(view)
     web.install(app)

@@ -43,6 +43,7 @@ OTHER_IDP_VARIABLES: Mapping[str, str] = {
     "IDP_PASSWORD": "examples/node/login.mjs",
     "IDP_SCOPE": "examples/node/login.mjs",
     "IDP_MAX_AGE": "examples/node/login.mjs",
+    "IDP_DPOP": "examples/node/login.mjs",
     "IDP_UPDATE_SCREENSHOTS": "tests/browser/conftest.py",
 }
 
@@ -137,6 +138,9 @@ class TokensConfig:
 class OAuthConfig:
     pkce_required: bool = doc(
         "Require PKCE (S256) from confidential clients too; public clients always need it.", True
+    )
+    require_pushed_authorization_requests: bool = doc(
+        "Every client must push its authorization requests to /par (RFC 9126 section 6).", False
     )
     dpop_nonce: bool = doc(
         "Require a server-provided nonce in DPoP proofs (RFC 9449 section 8): a proof without"

@@ -52,7 +52,7 @@ TOKEN_PARAMS = (
     "client_assertion",
     "client_assertion_type",
 )
-CLIENT_AUTH_PATHS = ("/token", "/revoke", "/introspect", "/revocations")
+CLIENT_AUTH_PATHS = ("/token", "/revoke", "/introspect", "/revocations", "/par")
 ERROR_CODES = {
     400: "invalid_request",
     401: "invalid_client",

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from idp.audit.models import AuditEvent, SecurityEvent
-from idp.oauth.models import AuthorizationCode
+from idp.oauth.models import AuthorizationCode, PushedRequest
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
 from idp.sessions.models import BackchannelDelivery, BrowserSession, SessionClient
 
@@ -97,6 +97,8 @@ def purge(svc: Any) -> dict[str, int]:
             delete(AuthorizationCode).where(AuthorizationCode.expires_at < now - CODE_GRACE)
         )
         counts["authorization_codes"] = int(result.rowcount or 0)
+        result = s.execute(delete(PushedRequest).where(PushedRequest.expires_at < now))
+        counts["pushed_requests"] = int(result.rowcount or 0)
         result = s.execute(delete(FamilyAccessToken).where(FamilyAccessToken.expires_at < now))
         counts["family_access_tokens"] = int(result.rowcount or 0)
     counts["refresh_tokens"] = _delete_batches(

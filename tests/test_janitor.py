@@ -34,6 +34,7 @@ def test_janitor_purges_expired_entries_and_keeps_live_ones(auth, svc, clock, ba
     client.post("/revoke", data={"token": tokens["access_token"]}, headers=rp.basic())
     svc.state.hit("login:short-lived", 60)
     svc.state.deny("marker:long-lived", clock.now() + dt.timedelta(hours=5))
+    svc.oauth.pushed.push(rp.client_id, {"client_id": rp.client_id})  # never used
     assert count(svc, AuthorizationCode) == 1
     clock.advance(2 * 3600)
     counts = purge(svc)
@@ -44,6 +45,7 @@ def test_janitor_purges_expired_entries_and_keeps_live_ones(auth, svc, clock, ba
         "state_entries": 1 if sql_state else 0,
         "revocations": 1,
         "authorization_codes": 1,
+        "pushed_requests": 1,
         "family_access_tokens": 0,
         "refresh_tokens": 0,
         "refresh_families": 0,

@@ -53,6 +53,8 @@ def metadata(config: Config) -> dict[str, Any]:
         ],
         "introspection_endpoint_auth_signing_alg_values_supported": list(DPOP_ALGS),
         "code_challenge_methods_supported": ["S256"],
+        "pushed_authorization_request_endpoint": f"{iss}/par",
+        "require_pushed_authorization_requests": config.oauth.require_pushed_authorization_requests,
         "dpop_signing_alg_values_supported": list(DPOP_ALGS),
         "claims_supported": [
             "iss",

@@ -55,3 +55,19 @@ class AuthorizationCode(Base):
 
     def is_expired(self, now: dt.datetime) -> bool:
         return now >= self.expires_at
+
+
+class PushedRequest(Base):
+    """An authorization request pushed to /par (RFC 9126), named by the request_uri
+    handed back (only its hash is stored) and used once."""
+
+    __tablename__ = "pushed_requests"
+
+    id: Mapped[Id]
+    handle_hash: Mapped[Hash] = mapped_column(unique=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    params: Mapped[Json] = mapped_column(default=dict)
+    created_at: Mapped[Timestamp]
+    expires_at: Mapped[Timestamp] = mapped_column(index=True)
+    started_at: Mapped[Timestamp | None]
+    used_at: Mapped[Timestamp | None]

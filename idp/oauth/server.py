@@ -6,10 +6,13 @@ import json
 from collections import defaultdict
 from typing import Any
 
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc9207 import IssuerParameter
+from flask import g
 from flask import request as flask_request
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 
 from idp.changes.cache import ViewCache
 from idp.clients.cache import ClientView
@@ -17,7 +20,7 @@ from idp.clients.services import CLIENT_ID_RE
 from idp.clock import Clock
 from idp.config import Config
 from idp.db import Database
-from idp.http import ProtocolRequest, ProtocolResponse
+from idp.http import ProtocolRequest, ProtocolResponse, error, json_response
 from idp.oauth.client_keys import ClientKeys, PrivateKeyJWT
 from idp.oauth.code_store import SqlCodeStore
 from idp.oauth.endpoints.introspection import IntrospectionEndpoint
@@ -26,6 +29,7 @@ from idp.oauth.grants.authorization_code import AuthorizationCodeGrant, OpenIDCo
 from idp.oauth.grants.client_credentials import ClientCredentialsGrant
 from idp.oauth.grants.pkce import S256CodeChallenge
 from idp.oauth.grants.refresh_token import RefreshTokenGrant
+from idp.oauth.par import CLIENT_AUTH_FIELDS, PushedRequests
 from idp.oauth.registry import TokenRegistry
 from idp.oauth.tokens import TokenIssuer
 from idp.refresh.types import RefreshStore, ReuseDetected, Revoked, Use
@@ -98,6 +102,7 @@ class IdpOAuth2Request(OAuth2Request):
 
 
 REUSE_REASON = "refresh token reuse detected"
+PAR_AUTH_METHODS = ["private_key_jwt", "client_secret_basic", "client_secret_post", "none"]
 
 
 class IdpAuthorizationServer(AuthorizationServer):
@@ -122,6 +127,7 @@ class IdpAuthorizationServer(AuthorizationServer):
         super().__init__()
         self.client_keys = client_keys
         self.state = state
+        self.pushed = PushedRequests(db, clock)
         self.config = config
         self.db = db
         self.clock = clock
@@ -141,7 +147,44 @@ class IdpAuthorizationServer(AuthorizationServer):
         if isinstance(request, ProtocolRequest):
             return IdpOAuth2Request(request, issuer, request.form)
         req = ProtocolRequest.from_flask(flask_request)
-        return IdpOAuth2Request(req, issuer, flask_request.values)
+        # A pushed request (RFC 9126) or a request object (RFC 9101) replaces the
+        # parameters the browser brought (idp.oauth.views puts them in g).
+        values = g.get("authorization_params")
+        return IdpOAuth2Request(req, issuer, flask_request.values if values is None else values)
+
+    def push_authorization_request(
+        self, req: ProtocolRequest, dpop_jkt: str | None
+    ) -> ProtocolResponse:
+        """RFC 9126 §2: authenticates the client, checks the request as /authorize
+        would, keeps it and answers 201 with its request_uri."""
+        oauth_request = self.create_oauth2_request(req)
+        try:
+            client = self.authenticate_client(oauth_request, PAR_AUTH_METHODS, endpoint="par")
+        except OAuth2Error as err:
+            resp: ProtocolResponse = self.handle_error_response(oauth_request, err)
+            return resp
+        params: dict[str, str] = {}
+        for name, values in req.form.lists():
+            if name in CLIENT_AUTH_FIELDS:
+                continue
+            if len(values) > 1:
+                return error(400, "invalid_request", f"Parameter {name} is repeated.")
+            params[name] = values[0]
+        if "request_uri" in params:
+            return error(400, "invalid_request", "A pushed request cannot hold request_uri.")
+        if params.setdefault("client_id", client.client_id) != client.client_id:
+            return error(400, "invalid_request", "client_id is not the authenticated client.")
+        # RFC 9449 §10.1: a proof at /par binds the code like dpop_jkt does.
+        if dpop_jkt is not None and params.setdefault("dpop_jkt", dpop_jkt) != dpop_jkt:
+            return error(400, "invalid_request", "dpop_jkt is not the proof's key.")
+        issuer = self.config.server.issuer.rstrip("/")
+        check = IdpOAuth2Request(req, issuer, MultiDict(params))
+        try:
+            self.get_authorization_grant(check).validate_authorization_request()
+        except OAuth2Error as err:
+            return error(400, err.error, err.description or "The request is not valid.")
+        request_uri, expires_in = self.pushed.push(client.client_id, params)
+        return json_response(201, {"request_uri": request_uri, "expires_in": expires_in})
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """authlib's hook for framework signals; idp listens to none."""

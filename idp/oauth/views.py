@@ -14,6 +14,7 @@ from flask import Blueprint, abort, g, redirect, render_template, request
 from flask_wtf.csrf import validate_csrf
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError
 
@@ -22,7 +23,9 @@ from idp.audit.services import record
 from idp.ext import services
 from idp.http import AUTHORIZE_PARAMS, ProtocolRequest
 from idp.oauth import handlers
+from idp.oauth.dpop import DPoPError
 from idp.oauth.id_token_hint import verify_id_token_hint
+from idp.oauth.par import PREFIX as PAR_PREFIX
 from idp.sessions import cookie
 from idp.web import client_ip
 
@@ -124,6 +127,12 @@ def authorize() -> Response | str:
         return _error(InvalidRequestError("The request has malformed parameters."))
 
 
+def _error_page(code: str, description: str) -> Response:
+    """An error that must not be sent to a redirect URI nobody has validated."""
+    body = render_template("error.html", status=400, error=code, description=description)
+    return Response(body, status=400, mimetype="text/html")
+
+
 def _authorize() -> Response | str:
     # A POST is either an authorization request sent as a form (OIDC Core §3.1.2.1: no
     # CSRF token, it only starts a flow) or the user's consent decision, which must
@@ -135,6 +144,24 @@ def _authorize() -> Response | str:
             abort(400, "The CSRF token is missing or invalid.")
     svc = services()
     server = svc.oauth
+    # RFC 9126 §4: a pushed request's parameters, in place of the browser's.
+    request_uri = request.values.get("request_uri")
+    pushed = request_uri is not None and request_uri.startswith(PAR_PREFIX)
+    if pushed:
+        params = server.pushed.load(str(request_uri), request.values.get("client_id", ""))
+        if params is None:
+            return _error_page(
+                "invalid_request_uri",
+                "The request_uri is unknown, expired, used, or another client's.",
+            )
+        g.authorization_params = MultiDict(params)
+    # What the browser comes back with after a login or to the consent form: the
+    # pushed request's handle, never its parameters.
+    browser_params = (
+        MultiDict([("client_id", request.values["client_id"]), ("request_uri", request_uri)])
+        if pushed
+        else None
+    )
     current = cookie.current()
     end_user = current.user if current else None
     try:
@@ -164,6 +191,12 @@ def _authorize() -> Response | str:
         return fail(RequestUriNotSupportedError)
     if payload.data.get("response_mode") not in (None, "query"):
         return fail(InvalidRequestError, "Only response_mode=query is supported.")
+    client = grant.request.client
+    if not pushed and (
+        client.require_pushed_authorization_requests
+        or svc.config.oauth.require_pushed_authorization_requests
+    ):
+        return fail(InvalidRequestError, "Push the authorization request to /par first.")
     prompts = set((payload.data.get("prompt") or "").split())
     if prompts - {"none", "login", "consent", "select_account"}:
         return fail(InvalidRequestError, "Unknown prompt value.")
@@ -185,10 +218,11 @@ def _authorize() -> Response | str:
     if current is None or "login" in prompts or stale or other_user:
         if "none" in prompts:
             return fail(LoginRequiredError)
+        if browser_params is not None:
+            return _login_redirect(browser_params, prompts)
         return _login_redirect(request.args if request.method == "GET" else payload.data, prompts)
 
     user = current.user
-    client = grant.request.client
     scope = grant.request.scope or ""
     decided = request.method == "POST" and request.form.get("decision") in {"allow", "deny"}
     needs_consent = not client.first_party and (
@@ -203,7 +237,9 @@ def _authorize() -> Response | str:
         # The decision comes back to the same authorization request: its query, or for a
         # form-posted request, its parameters (the form's own fields aside).
         action = (
-            request.full_path
+            "/authorize?" + urlencode(list(browser_params.items()))
+            if browser_params is not None
+            else request.full_path
             if request.method == "GET"
             else "/authorize?"
             + urlencode(
@@ -221,9 +257,25 @@ def _authorize() -> Response | str:
         if needs_consent:
             _save_consent(user, client.client_id, scope)
         resp = server.create_authorization_response(grant=grant, grant_user=user).to_flask()
+    if pushed:
+        server.pushed.use(str(request_uri))
     if request.method == "POST" and resp.status_code == 302:
         resp.status_code = 303  # RFC 9700 §4.12: never 307 after a POST
     return resp
+
+
+@bp.route("/par", methods=["POST"])
+def par() -> Response:
+    """RFC 9126 pushed authorization requests (a DPoP proof binds the code, RFC 9449
+    §10.1)."""
+    svc = services()
+    req = ProtocolRequest.from_flask(request)
+    try:
+        proof = svc.dpop.of_request(req)
+    except DPoPError as err:
+        return handlers.dpop_refusal(svc, err).to_flask()
+    resp = svc.oauth.push_authorization_request(req, proof.jkt if proof else None)
+    return resp.to_flask()
 
 
 # The protocol endpoints. idp.front answers well-formed requests to them without Flask;

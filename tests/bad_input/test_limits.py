@@ -18,6 +18,7 @@ ALL_ENDPOINTS = [
     ("GET", "/authorize"),
     ("POST", "/authorize"),
     ("POST", "/token"),
+    ("POST", "/par"),
     ("GET", "/userinfo"),
     ("POST", "/userinfo"),
     ("GET", "/login"),
