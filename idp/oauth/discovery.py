@@ -54,6 +54,10 @@ def metadata(config: Config) -> dict[str, Any]:
         "introspection_endpoint_auth_signing_alg_values_supported": list(DPOP_ALGS),
         "code_challenge_methods_supported": ["S256"],
         "pushed_authorization_request_endpoint": f"{iss}/par",
+        # RFC 9101: signed request objects by value; request_uri only from PAR.
+        "request_parameter_supported": True,
+        "request_uri_parameter_supported": False,
+        "request_object_signing_alg_values_supported": list(DPOP_ALGS),
         "require_pushed_authorization_requests": config.oauth.require_pushed_authorization_requests,
         "dpop_signing_alg_values_supported": list(DPOP_ALGS),
         "claims_supported": [
@@ -74,8 +78,6 @@ def metadata(config: Config) -> dict[str, Any]:
         ],
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_parameter_supported": False,
-        "request_parameter_supported": False,
-        "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
         "backchannel_logout_supported": True,

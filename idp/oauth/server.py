@@ -29,6 +29,7 @@ from idp.oauth.grants.authorization_code import AuthorizationCodeGrant, OpenIDCo
 from idp.oauth.grants.client_credentials import ClientCredentialsGrant
 from idp.oauth.grants.pkce import S256CodeChallenge
 from idp.oauth.grants.refresh_token import RefreshTokenGrant
+from idp.oauth.jar import RequestObjectError, unpack
 from idp.oauth.par import CLIENT_AUTH_FIELDS, PushedRequests
 from idp.oauth.registry import TokenRegistry
 from idp.oauth.tokens import TokenIssuer
@@ -172,6 +173,13 @@ class IdpAuthorizationServer(AuthorizationServer):
             params[name] = values[0]
         if "request_uri" in params:
             return error(400, "invalid_request", "A pushed request cannot hold request_uri.")
+        if "request" in params:  # RFC 9126 §3: a signed request object, pushed
+            try:
+                params = unpack(
+                    self.client_keys, client, self.config.server.issuer, params["request"]
+                )
+            except RequestObjectError as exc:
+                return error(400, "invalid_request_object", str(exc))
         if params.setdefault("client_id", client.client_id) != client.client_id:
             return error(400, "invalid_request", "client_id is not the authenticated client.")
         # RFC 9449 §10.1: a proof at /par binds the code like dpop_jkt does.

@@ -25,6 +25,7 @@ from idp.http import AUTHORIZE_PARAMS, ProtocolRequest
 from idp.oauth import handlers
 from idp.oauth.dpop import DPoPError
 from idp.oauth.id_token_hint import verify_id_token_hint
+from idp.oauth.jar import RequestObjectError, unpack
 from idp.oauth.par import PREFIX as PAR_PREFIX
 from idp.sessions import cookie
 from idp.web import client_ip
@@ -38,11 +39,6 @@ SCOPE_DESCRIPTIONS = {
     "email": "See your email address",
     "offline_access": "Stay signed in to the app (refresh tokens)",
 }
-
-
-class RequestNotSupportedError(OAuth2Error):
-    error = "request_not_supported"
-    description = "Request objects are not supported."
 
 
 class RequestUriNotSupportedError(OAuth2Error):
@@ -133,6 +129,28 @@ def _error_page(code: str, description: str) -> Response:
     return Response(body, status=400, mimetype="text/html")
 
 
+def _unpack_request_object(svc: Any) -> Response:
+    """RFC 9101: a signed request object at /authorize is checked, kept like a pushed
+    request, and the browser sent on with its request_uri (so the login and consent
+    round-trips carry a short handle, and the parameters cannot change on the way)."""
+    server = svc.oauth
+    client = server.query_client(request.values.get("client_id", ""))
+    if client is not None and (
+        client.require_pushed_authorization_requests
+        or svc.config.oauth.require_pushed_authorization_requests
+    ):
+        return _error_page("invalid_request", "Push the authorization request to /par first.")
+    try:
+        params = unpack(
+            server.client_keys, client, svc.config.server.issuer, request.values["request"]
+        )
+    except RequestObjectError as exc:
+        return _error_page("invalid_request_object", str(exc))
+    request_uri, _ = server.pushed.push(client.client_id, params)
+    query = urlencode({"client_id": client.client_id, "request_uri": request_uri})
+    return redirect("/authorize?" + query, code=303 if request.method == "POST" else 302)
+
+
 def _authorize() -> Response | str:
     # A POST is either an authorization request sent as a form (OIDC Core §3.1.2.1: no
     # CSRF token, it only starts a flow) or the user's consent decision, which must
@@ -155,6 +173,8 @@ def _authorize() -> Response | str:
                 "The request_uri is unknown, expired, used, or another client's.",
             )
         g.authorization_params = MultiDict(params)
+    elif "request" in request.values:
+        return _unpack_request_object(svc)
     # What the browser comes back with after a login or to the consent form: the
     # pushed request's handle, never its parameters.
     browser_params = (
@@ -184,9 +204,7 @@ def _authorize() -> Response | str:
     if dpop_jkt is not None and not re.fullmatch(r"[A-Za-z0-9_-]{43}", dpop_jkt):
         # RFC 9449 §10: a JWK SHA-256 thumbprint, base64url (43 characters).
         return fail(InvalidRequestError, "dpop_jkt is not a JWK SHA-256 thumbprint.")
-    # OIDC Core §6: without request object support, say so instead of ignoring them.
-    if payload.data.get("request") is not None:
-        return fail(RequestNotSupportedError)
+    # OIDC Core §6: request_uri is only ever a pushed request's (handled above).
     if payload.data.get("request_uri") is not None:
         return fail(RequestUriNotSupportedError)
     if payload.data.get("response_mode") not in (None, "query"):
