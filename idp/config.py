@@ -44,6 +44,7 @@ OTHER_IDP_VARIABLES: Mapping[str, str] = {
     "IDP_SCOPE": "examples/node/login.mjs",
     "IDP_MAX_AGE": "examples/node/login.mjs",
     "IDP_DPOP": "examples/node/login.mjs",
+    "IDP_CLIENT_JWK": "examples/node/login.mjs",
     "IDP_UPDATE_SCREENSHOTS": "tests/browser/conftest.py",
 }
 

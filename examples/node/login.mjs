@@ -19,6 +19,11 @@
 // retried when idp asks for one, and the access token checked with the proof it was sent
 // with.
 //
+// With --par the authorization request is pushed (RFC 9126) and the browser carries only
+// its request_uri; with --jar it is a request object signed with the client's key (RFC
+// 9101), pushed or sent by value. IDP_CLIENT_AUTH=private_key_jwt signs the client's
+// assertions (RFC 7523) with the private JWK in IDP_CLIENT_JWK, which --jar uses too.
+//
 // Every option can also come from the environment: IDP_ISSUER, IDP_CLIENT_ID,
 // IDP_CLIENT_SECRET (absent for a public client), IDP_CLIENT_AUTH (basic | post | none),
 // IDP_REDIRECT_URI, IDP_USERNAME, IDP_PASSWORD, IDP_SCOPE, IDP_MAX_AGE, IDP_DPOP=1. Prefer
@@ -42,6 +47,8 @@ const { values: args } = parseArgs({
     scope: { type: 'string' },
     'max-age': { type: 'string' },
     dpop: { type: 'boolean' },
+    par: { type: 'boolean' },
+    jar: { type: 'boolean' },
   },
 })
 
@@ -57,6 +64,9 @@ const config = {
   scope: args.scope ?? env.IDP_SCOPE ?? 'openid profile email',
   maxAge: args['max-age'] ?? env.IDP_MAX_AGE ?? '',
   dpop: args.dpop ?? env.IDP_DPOP === '1',
+  par: args.par ?? false,
+  jar: args.jar ?? false,
+  clientJwk: env.IDP_CLIENT_JWK ?? '',
 }
 
 for (const name of ['issuer', 'clientId', 'redirectUri', 'username', 'password']) {
@@ -232,6 +242,18 @@ async function signIn(authorizationUrl) {
 
 // --- the relying party -------------------------------------------------------------------
 
+// The client's own signing key (private_key_jwt, request objects), from IDP_CLIENT_JWK.
+let importedKey
+async function clientKey() {
+  if (!config.clientJwk) fail('IDP_CLIENT_JWK (a private JWK) is needed for private_key_jwt and --jar')
+  if (!importedKey) {
+    const jwk = JSON.parse(config.clientJwk)
+    const key = await crypto.subtle.importKey('jwk', jwk, { name: 'ECDSA', namedCurve: jwk.crv }, false, ['sign'])
+    importedKey = { key, kid: jwk.kid }
+  }
+  return importedKey
+}
+
 async function main() {
   const as = await oauth.processDiscoveryResponse(
     issuer,
@@ -250,6 +272,9 @@ async function main() {
       break
     case 'none':
       clientAuth = oauth.None()
+      break
+    case 'private_key_jwt':
+      clientAuth = oauth.PrivateKeyJwt(await clientKey())
       break
     default:
       fail(`unknown client authentication ${method} (basic, post or none)`)
@@ -276,6 +301,24 @@ async function main() {
   params.set('code_challenge_method', 'S256')
   if (maxAge !== undefined) params.set('max_age', String(maxAge))
   if (DPoP) params.set('dpop_jkt', await DPoP.calculateThumbprint())
+
+  if (config.jar) {
+    // RFC 9101: the parameters go inside a JWT signed with the client's key.
+    const requestObject = await oauth.issueRequestObject(as, client, params, await clientKey())
+    for (const name of [...params.keys()]) params.delete(name)
+    params.set('client_id', client.client_id)
+    params.set('request', requestObject)
+  }
+  if (config.par) {
+    // RFC 9126: the request goes to idp directly; the browser gets only its request_uri.
+    const pushed = await retryingNonce(async () => oauth.processPushedAuthorizationResponse(
+      as, client,
+      await oauth.pushedAuthorizationRequest(as, client, clientAuth, params, httpOptions(dpopOptions)),
+    ))
+    for (const name of [...params.keys()]) params.delete(name)
+    params.set('client_id', client.client_id)
+    params.set('request_uri', pushed.request_uri)
+  }
 
   const callback = await signIn(authorizationUrl)
 

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from idp.refresh.models import RefreshFamily
 from tests.support.auth import PASSWORD
+from tests.support.client_jwt import ClientKey
 
 pytestmark = pytest.mark.slow
 
@@ -61,10 +62,12 @@ def run_login(
     client_auth: str,
     password: str = PASSWORD,
     extra: tuple[str, ...] = (),
+    client_jwk: str = "",
 ) -> subprocess.CompletedProcess[str]:
     """Runs login.mjs as user alice; secrets go through the environment, not argv."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
     env.update(IDP_PASSWORD=password, IDP_CLIENT_SECRET=secret or "", IDP_CLIENT_AUTH=client_auth)
+    env.update(IDP_CLIENT_JWK=client_jwk)
     return subprocess.run(
         [
             node,
@@ -96,8 +99,11 @@ def login(
     *,
     client_auth: str,
     extra: tuple[str, ...] = (),
+    client_jwk: str = "",
 ) -> dict[str, Any]:
-    done = run_login(node, live, client_id, secret, client_auth=client_auth, extra=extra)
+    done = run_login(
+        node, live, client_id, secret, client_auth=client_auth, extra=extra, client_jwk=client_jwk
+    )
     assert done.returncode == 0, done.stderr or done.stdout
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1, done.stdout
@@ -215,3 +221,34 @@ def test_public_client_with_dpop_and_server_nonces(node, live, auth):
         assert resp.status_code == 401, scheme
     with live.svc.db.read() as s:
         assert s.scalar(select(RefreshFamily.dpop_jkt)) == jkt
+
+
+@pytest.mark.parametrize("config_overrides", [{"oauth": {"dpop_nonce": True}}])
+def test_fapi_style_client_with_private_key_jwt_par_jar_and_dpop(node, live, auth):
+    """The FAPI 2.0 baseline through oauth4webapi: private_key_jwt at /par and /token, a
+    signed request object pushed (the client requires PAR), DPoP-bound tokens."""
+    alice = auth.user()
+    key = ClientKey()
+    rp = auth.oauth_client(
+        "node-fapi",
+        redirect_uri=REDIRECT,
+        token_endpoint_auth_method="private_key_jwt",
+        jwks=key.jwks(),
+        require_pushed_authorization_requests=True,
+        dpop_bound_access_tokens=True,
+    )
+    assert rp.secret is None
+    scope = "openid profile email offline_access"
+    private = json.dumps({**key.key.as_dict(private=True), "kid": key.kid})
+    out = login(
+        node,
+        live,
+        rp.client_id,
+        None,
+        client_auth="private_key_jwt",
+        extra=("--par", "--jar", "--dpop", "--scope", scope),
+        client_jwk=private,
+    )
+    check(live, out, rp.client_id, alice, scope=scope, token_type="dpop")
+    assert out["refreshed"]["rotated"] is True
+    assert out["browser"][0].startswith("GET /authorize 302")
