@@ -302,3 +302,52 @@ def test_dpop_proof_prints_proofs_idp_accepts(tmp_path: Path, svc: Any) -> None:
     assert svc.dpop.verify(proof, "POST", url).jkt == jkt
     with_token = run("GET", url + "?q=1", "--token", "an access token")
     assert svc.dpop.verify(with_token, "GET", url, access_token="an access token").jkt == jkt
+
+
+# --- examples/client_jwt.py ------------------------------------------------------------
+
+
+def test_client_jwt_signs_what_idp_accepts(tmp_path: Path, auth: AuthActions) -> None:
+    """The README's private_key_jwt / PAR / JAR walk-through signs with this script."""
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "examples.client_jwt", "--key", str(tmp_path / "c.jwk"), *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    auth.user()
+    rp = auth.oauth_client(
+        "fapi-app",
+        token_endpoint_auth_method="private_key_jwt",
+        jwks=json.loads(run("jwks")),
+        grant_types=["authorization_code", "client_credentials"],
+        scope="openid api",
+    )
+    issuer = auth.svc.config.server.issuer
+    assertion = {
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": run("assertion", "fapi-app", issuer),
+    }
+    got = auth.client.post("/token", data={"grant_type": "client_credentials", **assertion})
+    assert got.status_code == 200, got.get_json()
+    request = run(
+        "request",
+        "fapi-app",
+        issuer,
+        "response_type=code",
+        f"redirect_uri={rp.redirect_uri}",
+        "scope=openid",
+        "code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        "code_challenge_method=S256",
+    )
+    assertion["client_assertion"] = run("assertion", "fapi-app", issuer)
+    pushed = auth.client.post(
+        "/par", data={"client_id": "fapi-app", "request": request, **assertion}
+    )
+    assert pushed.status_code == 201, pushed.get_json()
