@@ -689,6 +689,19 @@ def test_a_dpop_bound_chain_shows_its_key_on_the_session_page(admin, world, svc)
     assert f"DPoP-bound to key <code>{jkt}</code>" in page
 
 
+def test_keys_and_the_par_requirement_are_shown_and_edited_in_the_dashboard(admin, svc, auth):
+    from tests.support.client_jwt import ClientKey
+
+    key = ClientKey()
+    auth.oauth_client("signer", token_endpoint_auth_method="private_key_jwt", jwks=key.jwks())
+    page = text(admin.client.get("/admin/clients/signer"))
+    assert "confidential (private_key_jwt)" in page and key.kid in page
+    edit = {**EDIT, "redirect_uris": "https://rp.example.test/callback"}
+    post(admin, "/admin/clients/signer", **edit, require_pushed_authorization_requests="on")
+    assert stored_client(svc, "signer").require_pushed_authorization_requests is True
+    assert "PAR required" in text(admin.client.get("/admin/clients/signer"))
+
+
 def test_the_dpop_requirement_is_shown_and_edited_in_the_dashboard(admin, rp, svc):
     resp = post(admin, "/admin/clients/rp", **EDIT, dpop_bound_access_tokens="on")
     assert resp.status_code == 303
