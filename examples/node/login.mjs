@@ -19,6 +19,9 @@
 // retried when idp asks for one, and the access token checked with the proof it was sent
 // with.
 //
+// With --resource URL it also calls that API with the access token (and its DPoP proof),
+// then once more with the token alone, as a thief without the key would.
+//
 // With --par the authorization request is pushed (RFC 9126) and the browser carries only
 // its request_uri; with --jar it is a request object signed with the client's key (RFC
 // 9101), pushed or sent by value. IDP_CLIENT_AUTH=private_key_jwt signs the client's
@@ -49,6 +52,7 @@ const { values: args } = parseArgs({
     dpop: { type: 'boolean' },
     par: { type: 'boolean' },
     jar: { type: 'boolean' },
+    resource: { type: 'string' },
   },
 })
 
@@ -67,6 +71,7 @@ const config = {
   par: args.par ?? false,
   jar: args.jar ?? false,
   clientJwk: env.IDP_CLIENT_JWK ?? '',
+  resource: args.resource ?? '',
 }
 
 for (const name of ['issuer', 'clientId', 'redirectUri', 'username', 'password']) {
@@ -249,9 +254,32 @@ async function clientKey() {
   if (!importedKey) {
     const jwk = JSON.parse(config.clientJwk)
     const key = await crypto.subtle.importKey('jwk', jwk, { name: 'ECDSA', namedCurve: jwk.crv }, false, ['sign'])
-    importedKey = { key, kid: jwk.kid }
+    importedKey = { key, kid: jwk.kid ?? (await thumbprint(jwk)) }
   }
   return importedKey
+}
+
+// RFC 7638: the SHA-256 thumbprint of an EC key, the kid examples/client_jwt.py uses.
+async function thumbprint(jwk) {
+  const members = JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y })
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(members))
+  return Buffer.from(digest).toString('base64url')
+}
+
+// The API at --resource, with the token as its client holds it, then as a bare token.
+async function callResource(accessToken, dpopOptions) {
+  const url = new URL(config.resource)
+  const withKey = await retryingNonce(async () => oauth.protectedResourceRequest(
+    accessToken, 'GET', url, new Headers(), null, httpOptions(dpopOptions),
+  ))
+  const bare = await fetch(url, {
+    headers: { authorization: `Bearer ${accessToken}` },
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  })
+  return {
+    with_key: { status: withKey.status, body: await withKey.json().catch(() => null) },
+    without_key: { status: bare.status, www_authenticate: bare.headers.get('www-authenticate') },
+  }
 }
 
 async function main() {
@@ -380,7 +408,10 @@ async function main() {
     }
   }
 
+  const resource = config.resource ? await callResource(result.access_token, dpopOptions) : undefined
+
   process.stdout.write(JSON.stringify({
+    resource,
     id_token_claims: idTokenClaims,
     access_token_claims: accessTokenClaims,
     userinfo,

@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,12 @@ import jwt
 import pytest
 import requests
 from sqlalchemy import select
+from werkzeug.serving import make_server
 
+from examples.resource_server import create_api
 from idp.refresh.models import RefreshFamily
-from tests.support.auth import PASSWORD
+from idp.verifier import Verifier
+from tests.support.auth import PASSWORD, AuthActions
 from tests.support.client_jwt import ClientKey
 
 pytestmark = pytest.mark.slow
@@ -224,7 +229,7 @@ def test_public_client_with_dpop_and_server_nonces(node, live, auth):
 
 
 @pytest.mark.parametrize("config_overrides", [{"oauth": {"dpop_nonce": True}}])
-def test_fapi_style_client_with_private_key_jwt_par_jar_and_dpop(node, live, auth):
+def test_fapi_style_client_with_private_key_jwt_par_jar_and_dpop(node, live, auth, resource_server):
     """The FAPI 2.0 baseline through oauth4webapi: private_key_jwt at /par and /token, a
     signed request object pushed (the client requires PAR), DPoP-bound tokens."""
     alice = auth.user()
@@ -246,9 +251,36 @@ def test_fapi_style_client_with_private_key_jwt_par_jar_and_dpop(node, live, aut
         rp.client_id,
         None,
         client_auth="private_key_jwt",
-        extra=("--par", "--jar", "--dpop", "--scope", scope),
+        extra=("--par", "--jar", "--dpop", "--scope", scope, "--resource", resource_server),
         client_jwk=private,
     )
     check(live, out, rp.client_id, alice, scope=scope, token_type="dpop")
     assert out["refreshed"]["rotated"] is True
     assert out["browser"][0].startswith("GET /authorize 302")
+    # The API (examples/resource_server.py) takes the token with a proof of the key
+    # and refuses it without.
+    assert out["resource"]["with_key"] == {
+        "status": 200,
+        "body": {"scope": scope, "sid": out["access_token_claims"]["sid"], "sub": alice.id},
+    }
+    assert out["resource"]["without_key"]["status"] == 401
+    assert out["resource"]["without_key"]["www_authenticate"].startswith("DPoP ")
+
+
+@pytest.fixture
+def resource_server(live: Any, auth: AuthActions) -> Iterator[str]:
+    """examples/resource_server.py over HTTP for the node-fapi client's tokens."""
+    feed = auth.oauth_client(
+        "api", grant_types=["client_credentials"], scope="api", redirect_uri="https://api.test/x"
+    )
+    verifier = Verifier(
+        live.url, audience="node-fapi", client_id="api", client_secret=str(feed.secret)
+    )
+    server = make_server("127.0.0.1", 0, create_api(verifier))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/api/me"
+    finally:
+        server.shutdown()
+        thread.join(10)
