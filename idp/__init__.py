@@ -54,6 +54,7 @@ def create_app(
     from idp.oauth import views as oauth_views
     from idp.revocations import views as revocation_views
     from idp.sessions import views as session_views
+    from idp.ssf import views as ssf_views
     from idp.wiring import build_services
 
     cfg = load_config(config)
@@ -86,6 +87,7 @@ def create_app(
         discovery.bp,
         key_views.bp,
         revocation_views.bp,
+        ssf_views.bp,
         health.bp,
     ):
         app.register_blueprint(bp)
@@ -100,6 +102,7 @@ def create_app(
         oauth_views.par,
     ):
         csrf.exempt(view)
+    csrf.exempt(ssf_views.bp)  # a bearer-token API for receivers
     web.install(app)
     if not cfg.admin.port:
         # The dashboard under /admin of the public app; with [admin] port set it is served

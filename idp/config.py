@@ -200,6 +200,17 @@ class OutboundConfig:
 
 
 @dataclass(frozen=True)
+class SsfConfig:
+    event_ttl_seconds: int = doc(
+        "A Shared Signals event not delivered (pushed or acknowledged) by then expires.",
+        86400,
+    )
+    poll_wait_seconds: int = doc(
+        "The longest a poll without returnImmediately waits for events (RFC 8936).", 25
+    )
+
+
+@dataclass(frozen=True)
 class RetentionConfig:
     refresh_tokens_days: int = doc(
         "Refresh tokens are deleted this many days after they expired (an expired one "
@@ -237,6 +248,7 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
+    ssf: SsfConfig = field(default_factory=SsfConfig)
 
     @property
     def insecure_http(self) -> bool:
@@ -332,6 +344,8 @@ def _validate(cfg: Config) -> None:
         "login.window_seconds": cfg.login.window_seconds,
         "keys.jwks_max_age": cfg.keys.jwks_max_age,
         "admin.reauth_seconds": cfg.admin.reauth_seconds,
+        "ssf.event_ttl_seconds": cfg.ssf.event_ttl_seconds,
+        "ssf.poll_wait_seconds": cfg.ssf.poll_wait_seconds,
     }
     for key, value in positive.items():
         if value <= 0:

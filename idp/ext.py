@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from idp.sessions.backchannel import Notifier
     from idp.sessions.kill import SessionKiller
     from idp.sessions.services import SessionPolicy
+    from idp.ssf.delivery import Pusher
     from idp.state.store import StateStore
 
 
@@ -55,6 +56,7 @@ class Services:
     feed_waits: FeedWaits
     access_tokens: AccessTokens
     dpop: DPoP
+    pusher: Pusher
     issuer: TokenIssuer
     refresh: RefreshStore
     notifier: Notifier

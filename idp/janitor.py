@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from idp.audit.models import AuditEvent, SecurityEvent
 from idp.oauth.models import AuthorizationCode, PushedRequest
+from idp.ssf.models import SsfEvent
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
 from idp.sessions.models import BackchannelDelivery, BrowserSession, SessionClient
 
@@ -99,6 +100,10 @@ def purge(svc: Any) -> dict[str, int]:
         counts["authorization_codes"] = int(result.rowcount or 0)
         result = s.execute(delete(PushedRequest).where(PushedRequest.expires_at < now))
         counts["pushed_requests"] = int(result.rowcount or 0)
+        # Shared Signals events past their time, delivered or not (a pending one that
+        # expired is owed no more).
+        result = s.execute(delete(SsfEvent).where(SsfEvent.expires_at < now))
+        counts["ssf_events"] = int(result.rowcount or 0)
         result = s.execute(delete(FamilyAccessToken).where(FamilyAccessToken.expires_at < now))
         counts["family_access_tokens"] = int(result.rowcount or 0)
     counts["refresh_tokens"] = _delete_batches(

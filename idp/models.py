@@ -6,10 +6,11 @@ from idp.changes.models import Generation
 from idp.clients.models import Client
 from idp.db import Base
 from idp.keys.models import SigningKey
-from idp.oauth.models import AuthorizationCode
+from idp.oauth.models import AuthorizationCode, PushedRequest
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
 from idp.revocations.models import RevocationEntry
 from idp.sessions.models import BrowserSession, SessionClient
+from idp.ssf.models import SsfEvent, SsfStream
 from idp.state.models import StateEntry
 
 __all__ = [
@@ -21,12 +22,15 @@ __all__ = [
     "Consent",
     "FamilyAccessToken",
     "Generation",
+    "PushedRequest",
     "RefreshFamily",
     "RefreshToken",
     "RevocationEntry",
     "SecurityEvent",
     "SessionClient",
     "SigningKey",
+    "SsfEvent",
+    "SsfStream",
     "StateEntry",
     "User",
 ]

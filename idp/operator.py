@@ -103,6 +103,7 @@ class OperatorActions:
             if user is None:
                 return None
             user.disabled = disabled
+            signalled = self.killer.signals.account(s, self.clock.now(), user.id, disabled)
             record(
                 s,
                 at=self.clock.now(),
@@ -113,7 +114,7 @@ class OperatorActions:
                 ip=by.ip,
                 username=user.username,
             )
-            owed = disabled and self._revoke_user(s, user, by, reason)[1]
+            owed = (disabled and self._revoke_user(s, user, by, reason)[1]) or bool(signalled)
         if owed:
             self.notifier.kick()
         return user

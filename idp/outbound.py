@@ -98,14 +98,16 @@ class Outbound:
     def post_form(self, url: str, fields: dict[str, str]) -> Sent:
         """POSTs ``fields`` form-encoded to ``url`` if it may be called; never follows a
         redirect."""
+        body = urllib.parse.urlencode(fields).encode()
+        return self.post(url, body, {"Content-Type": "application/x-www-form-urlencoded"})
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> Sent:
+        """POSTs ``body`` to ``url`` if it may be called; never follows a redirect."""
         why = self.problem(url, resolve=True)
         if why is not None:
             return Sent(None, why)
         req = urllib.request.Request(  # noqa: S310 - scheme checked in problem()
-            url,
-            data=urllib.parse.urlencode(fields).encode(),
-            method="POST",
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            url, data=body, method="POST", headers=headers
         )
         try:
             with _opener.open(req, timeout=self.timeout) as resp:  # noqa: S310

@@ -33,6 +33,8 @@ from idp.revocations.waiting import FeedWaits
 from idp.sessions.backchannel import Notifier
 from idp.sessions.kill import SessionKiller
 from idp.sessions.services import SessionPolicy
+from idp.ssf.delivery import Pusher
+from idp.ssf.events import Emitter
 from idp.state.fallback import FallbackStateStore
 from idp.state.store import RedisStateStore, SqlStateStore, StateStore
 
@@ -72,7 +74,12 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         state,
     )
     notifier = Notifier(db, clock, issuer, Outbound(cfg.outbound.allow_loopback))
-    killer = SessionKiller(db, clock, revocations, refresh, notifier, cfg.longest_token_ttl)
+    signals = Emitter(cfg.server.issuer, cfg.ssf.event_ttl_seconds)
+    pusher = Pusher(db, clock, issuer, Outbound(cfg.outbound.allow_loopback))
+    notifier.followers.append(pusher.kick)
+    killer = SessionKiller(
+        db, clock, revocations, refresh, notifier, cfg.longest_token_ttl, signals
+    )
     registry = TokenRegistry(access_tokens, users, revocations, refresh)
     codes = SqlCodeStore(db, clock, state, revocations, refresh, t.authorization_code_ttl)
     outbound = Outbound(cfg.outbound.allow_loopback)
@@ -116,6 +123,7 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         feed_waits=FeedWaits(deny.latest, cfg.server.feed_waits, cfg.server.feed_waits_per_client),
         access_tokens=access_tokens,
         dpop=dpop,
+        pusher=pusher,
         issuer=issuer,
         refresh=refresh,
         notifier=notifier,

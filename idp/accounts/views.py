@@ -51,6 +51,7 @@ def _login_response(user_id: str, next_url: str) -> Response:
             action="session.kill",
             reason="replaced by a new login",
             ip=client_ip(),
+            initiator="user",
         )
     with svc.db.transaction() as s:
         user = s.get(User, user_id)

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -67,8 +68,12 @@ class Notifier:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # Others woken with it: the Shared Signals pusher (kills queue both).
+        self.followers: list[Callable[[], None]] = []
 
     def kick(self) -> None:
+        for follower in self.followers:
+            follower()
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="backchannel", daemon=True)

@@ -23,12 +23,14 @@ from idp.sessions import backchannel
 from idp.sessions import services as sessions
 from idp.sessions.backchannel import Notifier
 from idp.sessions.models import BrowserSession
+from idp.ssf.events import Emitter
 
 
 @dataclass(frozen=True)
 class Killed:
     """The session was live and this call killed it; ``logouts_owed``: back-channel
-    logout tokens were queued for its relying apps."""
+    logout tokens or Shared Signals events were queued for delivery (kick the
+    notifier after the commit)."""
 
     session: BrowserSession
     logouts_owed: bool = False
@@ -51,12 +53,14 @@ class SessionKiller:
         refresh: RefreshStore,
         notifier: Notifier,
         deny_seconds: int,
+        signals: Emitter,
     ) -> None:
         self.db = db
         self.clock = clock
         self.revocations = revocations
         self.refresh = refresh
         self.notifier = notifier
+        self.signals = signals
         # A session's sid stays revoked until the longest token issued in it has expired.
         self.deny_for = dt.timedelta(seconds=deny_seconds)
 
@@ -68,12 +72,21 @@ class SessionKiller:
         action: str,
         reason: str,
         ip: str | None = None,
+        initiator: str | None = None,
     ) -> Killed | AlreadyEnded | None:
         """Kills the session in a transaction of its own; None when there is no such
         session. Killing an ended session changes nothing but revoking refresh families
         still live in it."""
         with self.db.transaction() as db:
-            result = self.kill_in(db, session_id, actor=actor, action=action, reason=reason, ip=ip)
+            result = self.kill_in(
+                db,
+                session_id,
+                actor=actor,
+                action=action,
+                reason=reason,
+                ip=ip,
+                initiator=initiator,
+            )
         if isinstance(result, Killed) and result.logouts_owed:
             self.notifier.kick()
         return result
@@ -87,9 +100,12 @@ class SessionKiller:
         action: str,
         reason: str,
         ip: str | None = None,
+        initiator: str | None = None,
     ) -> Killed | AlreadyEnded | None:
         """:meth:`kill` inside the caller's transaction (idp.operator); the caller kicks
-        the notifier after its commit."""
+        the notifier after its commit. ``initiator`` is CAEP's initiating_entity (admin,
+        user, policy or system); by default the user for a logout, policy for idp's own
+        kills, else an admin."""
         now = self.clock.now()
         live = db.get(BrowserSession, session_id)
         if live is None:
@@ -103,6 +119,14 @@ class SessionKiller:
         # The families' access tokens carry this sid: revoking it denies them all.
         self.revocations.record(db, "sid", session_id, now + self.deny_for)
         queued = backchannel.enqueue(db, session, now)
+        if initiator is None:
+            user_actions = ("logout", "session.end_other")
+            initiator = (
+                "user" if action in user_actions else "policy" if actor == "idp" else "admin"
+            )
+        queued += self.signals.session_revoked(
+            db, now, session.id, session.user_id, initiating_entity=initiator, reason=reason
+        )
         record(
             db,
             at=now,
@@ -123,8 +147,11 @@ class SessionKiller:
         action: str,
         reason: str,
         ip: str | None = None,
+        initiator: str | None = None,
     ) -> BrowserSession | None:
         """:meth:`kill` for callers that need only the session (None when there is no
         such session)."""
-        result = self.kill(session_id, actor=actor, action=action, reason=reason, ip=ip)
+        result = self.kill(
+            session_id, actor=actor, action=action, reason=reason, ip=ip, initiator=initiator
+        )
         return None if result is None else result.session
