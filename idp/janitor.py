@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 
 from idp.audit.models import AuditEvent, SecurityEvent
 from idp.oauth.models import AuthorizationCode, PushedRequest
-from idp.ssf.models import SsfEvent
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
 from idp.sessions.models import BackchannelDelivery, BrowserSession, SessionClient
+from idp.ssf.models import SsfEvent
 
 log = logging.getLogger(__name__)
 # Used codes are kept a while after expiry so that a late replay still revokes.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -280,6 +281,8 @@ def test_killing_an_ended_session_says_so_and_records_nothing_new(run, live_sess
     app, _ = live_session
     [row] = [json.loads(line) for line in run("sessions", "list").stdout.splitlines()]
     sid = row["sid"]
+    # Found by a fresh-clone run: a sid that began with "-" was taken for an option.
+    assert re.fullmatch(r"[0-9a-f]{32}", sid), sid
     run("sessions", "kill", sid, "--reason", "lost phone")
     again = run("sessions", "kill", sid, "--reason", "stolen laptop", check=False)
     assert again.returncode == 1 and again.stdout == ""

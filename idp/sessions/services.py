@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from idp.accounts.models import User
 from idp.clock import Clock
+from idp.db import new_id
 from idp.sessions.models import BrowserSession, SessionClient
 
 # last_seen_at is written at most this often, so page views don't each cost a write.
@@ -35,7 +36,9 @@ def start(
     token = secrets.token_urlsafe(32)
     now = clock.now()
     session = BrowserSession(
-        id=secrets.token_urlsafe(16),
+        # Hex, like every other id: a sid never starts with "-", which a shell script
+        # passing it to `idp sessions kill SID` would have taken for an option.
+        id=new_id(),
         token_hash=token_hash(token),
         user_id=user.id,
         auth_time=now,
