@@ -15,6 +15,7 @@ from idp.audit.models import AuditEvent, SecurityEvent
 from idp.refresh.models import RefreshFamily, RefreshToken
 from idp.sessions.agents import describe_agent
 from idp.sessions.models import BackchannelDelivery, BrowserSession, SessionClient
+from idp.ssf.models import SsfEvent, SsfStream
 
 PAGE_SIZE = 50
 # Longest key any table uses (client_id); longer path segments cannot name a row.
@@ -218,12 +219,64 @@ def session_detail(svc: Any, sid: str) -> dict[str, Any] | None:
                 .order_by(BackchannelDelivery.created_at)
             )
         ]
+        signals = [
+            {
+                "receiver": receiver,
+                "event_type": e.event_type.rsplit("/", 1)[-1],
+                "jti": e.jti,
+                "status": e.status,
+                "attempts": e.attempts,
+                "delivered_at": e.delivered_at,
+                "last_error": e.last_error,
+            }
+            for e, receiver in s.execute(
+                select(SsfEvent, SsfStream.client_id)
+                .join(SsfStream, SsfStream.id == SsfEvent.stream_id)
+                .where(SsfEvent.session_id == sid)
+                .order_by(SsfEvent.created_at)
+            ).all()
+        ]
         return {
             "session": session_row(session, clients),
             "live": session.is_live(svc.clock.now(), svc.config.sessions.idle_timeout),
             "families": _families(s, RefreshFamily.session_id == sid),
             "deliveries": deliveries,
+            "signals": signals,
         }
+
+
+def streams_list(svc: Any) -> list[dict[str, Any]]:
+    """Shared Signals streams for the operator: receiver, delivery, status, events owed
+    and the age of the oldest (the lag), last delivery and error."""
+    now = svc.clock.now()
+    with svc.db.read() as s:
+        owed = {
+            stream_id: (count, oldest)
+            for stream_id, count, oldest in s.execute(
+                select(SsfEvent.stream_id, func.count(), func.min(SsfEvent.created_at))
+                .where(SsfEvent.status == "pending")
+                .group_by(SsfEvent.stream_id)
+            ).all()
+        }
+        rows = []
+        for stream in s.scalars(select(SsfStream).order_by(SsfStream.created_at)):
+            count, oldest = owed.get(stream.id, (0, None))
+            rows.append(
+                {
+                    "stream_id": stream.id,
+                    "receiver": stream.client_id,
+                    "method": "push" if stream.method.endswith("8935") else "poll",
+                    "endpoint_url": stream.endpoint_url,
+                    "status": stream.status,
+                    "status_reason": stream.status_reason,
+                    "owed": count,
+                    "lag_seconds": int((now - oldest).total_seconds()) if oldest else 0,
+                    "last_delivery_at": stream.last_delivery_at,
+                    "last_error": stream.last_error,
+                    "created_at": stream.created_at,
+                }
+            )
+    return rows
 
 
 def user_detail(svc: Any, user_id: str) -> dict[str, Any] | None:

@@ -490,8 +490,63 @@ def sessions_kill(sid: str, reason: str) -> None:
 
 
 def _drain_backchannel(svc: Any) -> None:
-    # The command exits at once: make one delivery attempt here instead of in a thread.
+    # The command exits at once: make one delivery attempt here instead of in a thread
+    # (back-channel logouts, then Shared Signals pushes; the server retries the rest).
     svc.notifier.deliver_due()
+    svc.pusher.deliver_due()
+
+
+@cli.group()
+def ssf() -> None:
+    """Shared Signals streams (receivers create them; operators watch and pause them)."""
+
+
+@ssf.command("streams")
+def ssf_streams() -> None:
+    """One JSON line per stream: receiver, delivery, status, events owed, last delivery."""
+    from sqlalchemy import func, select
+
+    from idp.ssf.models import SsfEvent, SsfStream
+
+    svc = _app().extensions["idp"]
+    with svc.db.read() as s:
+        owed = dict(
+            s.execute(
+                select(SsfEvent.stream_id, func.count())
+                .where(SsfEvent.status == "pending")
+                .group_by(SsfEvent.stream_id)
+            ).all()
+        )
+        for stream in s.scalars(select(SsfStream).order_by(SsfStream.created_at)):
+            click.echo(
+                json.dumps(
+                    {
+                        "stream_id": stream.id,
+                        "receiver": stream.client_id,
+                        "method": stream.method,
+                        "endpoint_url": stream.endpoint_url,
+                        "status": stream.status,
+                        "owed": owed.get(stream.id, 0),
+                        "last_delivery_at": stream.last_delivery_at.isoformat()
+                        if stream.last_delivery_at
+                        else None,
+                        "last_error": stream.last_error,
+                    }
+                )
+            )
+
+
+@ssf.command("status")
+@click.argument("stream_id")
+@click.argument("status", type=click.Choice(["enabled", "paused", "disabled"]))
+@click.option("--reason", default="set by operator", show_default=True)
+def ssf_status(stream_id: str, status: str, reason: str) -> None:
+    """Pause (events are kept), disable (owed events are dropped) or enable a stream."""
+    svc = _app().extensions["idp"]
+    if not svc.actions.set_stream_status(stream_id, status, CLI, reason):
+        _fail(f"no stream {stream_id!r}")
+    svc.pusher.deliver_due()
+    click.echo(json.dumps({"stream_id": stream_id, "status": status, "reason": reason}))
 
 
 @cli.group()

@@ -186,6 +186,32 @@ class OperatorActions:
         self.keys.forget()
         return kids
 
+    def set_stream_status(self, stream_id: str, status: str, by: Actor, reason: str) -> bool:
+        """Pauses (events are kept), disables (owed events are dropped) or enables a
+        Shared Signals stream; False when there is no such stream. Raises StreamError
+        for an unknown status."""
+        from idp.ssf import streams
+        from idp.ssf.models import SsfStream
+
+        with self.db.transaction() as s:
+            stream = s.get(SsfStream, stream_id)
+            if stream is None:
+                return False
+            streams.set_status(s, stream, self.clock.now(), status, reason)
+            record(
+                s,
+                at=self.clock.now(),
+                actor=by.name,
+                action="ssf.stream_status",
+                target=stream_id,
+                reason=reason,
+                ip=by.ip,
+                receiver=stream.client_id,
+                status=status,
+            )
+        self.notifier.kick()  # an enabled push stream may have held events
+        return True
+
     def _deny(self, s: Session, revoked: Revoked) -> None:
         for jti, expires_at in revoked.access_tokens:
             self.revocations.record(s, "jti", jti, expires_at)

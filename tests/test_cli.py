@@ -435,3 +435,36 @@ def test_audit_export_resumes_after_its_cursor_without_gaps_or_repeats(run):
     assert run("audit", "export", "--after", events[-1]["cursor"]).stdout == ""
     bad = run("audit", "export", "--after", "garbage", check=False)
     assert bad.returncode == 2 and "not a cursor" in bad.stderr
+
+
+def test_ssf_streams_are_listed_and_paused_from_the_cli(run, live_session):
+    """A kill from the CLI reaches a receiver's poll stream; the operator sees what is
+    owed and pauses the stream (audited)."""
+    from sqlalchemy import select
+
+    from idp.audit.models import AuditEvent
+    from idp.ssf import streams
+    from idp.ssf.models import SsfStream
+
+    app, browser = live_session
+    svc = app.extensions["idp"]
+    browser.oauth_client("rx", grant_types=["client_credentials"], scope="ssf")
+    body = {
+        "delivery": {"method": streams.POLL},
+        "events_requested": ["https://schemas.openid.net/secevent/caep/event-type/session-revoked"],
+    }
+    with svc.db.transaction() as s:
+        stream_id = streams.create(s, svc.clock.now(), "rx", body, svc.pusher.outbound).id
+    [row] = [json.loads(line) for line in run("sessions", "list").stdout.splitlines()]
+    run("sessions", "kill", row["sid"], "--reason", "lost phone")
+    [listed] = [json.loads(line) for line in run("ssf", "streams").stdout.splitlines()]
+    assert listed["stream_id"] == stream_id and listed["receiver"] == "rx"
+    assert listed["status"] == "enabled" and listed["owed"] == 1
+    out = json.loads(run("ssf", "status", stream_id, "paused", "--reason", "maintenance").stdout)
+    assert out == {"stream_id": stream_id, "status": "paused", "reason": "maintenance"}
+    with svc.db.read() as s:
+        assert s.scalar(select(SsfStream.status)) == "paused"
+        assert s.scalar(select(AuditEvent.action).where(AuditEvent.target == stream_id)) == (
+            "ssf.stream_status"
+        )
+    assert run("ssf", "status", "nope", "paused", check=False).returncode == 1

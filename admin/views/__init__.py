@@ -8,10 +8,10 @@ from flask_wtf.csrf import CSRFProtect
 
 def register(app: Flask, csrf: CSRFProtect) -> None:
     from admin import api
-    from admin.views import clients, common, events, keys, pages, users
+    from admin.views import clients, common, events, keys, pages, signals, users
 
     common.install(app)
-    for blueprint in (pages.bp, users.bp, clients.bp, keys.bp, events.bp):
+    for blueprint in (pages.bp, users.bp, clients.bp, keys.bp, signals.bp, events.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(api.bp, url_prefix="/api")
     csrf.exempt(api.bp)

@@ -163,6 +163,7 @@ def pages_of(world: dict[str, Any]) -> list[str]:
         "/admin/clients/_new",
         "/admin/clients/rp",
         "/admin/keys",
+        "/admin/signals",
         "/admin/events",
         "/admin/events?kind=refresh_token_reuse",
         "/admin/audit",
@@ -970,3 +971,31 @@ def test_audit_log_is_filterable(app, admin, svc, rp):
     assert "first reason" in by_target and "second reason" not in by_target
     assert "second reason" in text(admin.client.get("/admin/audit?actor=root"))
     assert "No audit events." in text(admin.client.get("/admin/audit?actor=nobody"))
+
+
+def test_signals_page_shows_streams_and_the_session_page_what_went_to_whom(admin, world, svc, auth):
+    from idp.ssf import streams as ssf_streams
+    from idp.ssf.models import SsfStream
+
+    auth.oauth_client("rx", grant_types=["client_credentials"], scope="ssf")
+    body = {
+        "delivery": {"method": ssf_streams.POLL},
+        "events_requested": ["https://schemas.openid.net/secevent/caep/event-type/session-revoked"],
+    }
+    with svc.db.transaction() as s:
+        stream_id = ssf_streams.create(s, svc.clock.now(), "rx", body, svc.pusher.outbound).id
+    victim = Browser(admin.app, "victim2")
+    victim.tokens(admin.oauth_client("rp2"))
+    sid = _any_sid(svc, victim.user.id)
+    post(admin, f"/admin/sessions/{sid}/kill", reason="stolen")
+    page = text(admin.client.get("/admin/signals"))
+    assert stream_id in page and "rx" in page
+    session_page = text(admin.client.get(f"/admin/sessions/{sid}"))
+    assert "session-revoked" in session_page and "pending" in session_page
+    resp = post(admin, f"/admin/signals/{stream_id}/status", status="paused", reason="maint")
+    assert resp.status_code == 303
+    with svc.db.read() as s:
+        assert s.scalar(select(SsfStream.status)) == "paused"
+    assert (
+        post(admin, f"/admin/signals/{stream_id}/status", status="x", reason="r").status_code == 400
+    )
