@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, abort, request
 from werkzeug.wrappers import Response
 
-from idp.clients.registration import InvalidRequest, RegistrationError, UnsupportedMediaType
+from idp.clients.rfc7591 import InvalidRequest, RegistrationError, UnsupportedMediaType
 from idp.ext import services
 from idp.http import error, json_response
 from idp.web import client_ip
