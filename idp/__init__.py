@@ -46,6 +46,7 @@ def create_app(
     (tests), or None to read config.toml and the environment."""
     from idp import health, web
     from idp.accounts import views as account_views
+    from idp.clients import views as registration_views
     from idp.cors import Cors, origin_cache
     from idp.front import Front
     from idp.janitor import Janitor
@@ -84,6 +85,7 @@ def create_app(
         account_views.bp,
         session_views.bp,
         oauth_views.bp,
+        registration_views.bp,
         discovery.bp,
         key_views.bp,
         revocation_views.bp,
@@ -100,6 +102,7 @@ def create_app(
         oauth_views.revoke,
         oauth_views.introspect,
         oauth_views.par,
+        *registration_views.VIEWS,
     ):
         csrf.exempt(view)
     csrf.exempt(ssf_views.bp)  # a bearer-token API for receivers

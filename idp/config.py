@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_ALGS = ("ES256", "RS256", "EdDSA")
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+REGISTRATION_MODES = ("token", "open", "closed")
 
 # Every IDP_ variable that is not an IDP_<SECTION>__<KEY> setting yet is read by
 # something in this repository, and what reads it. Any other IDP_ name stops startup:
@@ -147,6 +148,13 @@ class OAuthConfig:
         "Require a server-provided nonce in DPoP proofs (RFC 9449 section 8): a proof without"
         " a fresh one gets use_dpop_nonce and a DPoP-Nonce header.",
         False,
+    )
+    registration: str = doc(
+        "Dynamic client registration (RFC 7591) at /register: token (an initial access token"
+        " from `idp clients initial-token` is required), open (anyone may register), or"
+        " closed (no registration endpoint; clients registered before can still read, update"
+        " and delete themselves, RFC 7592).",
+        "token",
     )
 
 
@@ -364,6 +372,8 @@ def _validate(cfg: Config) -> None:
     ):
         if alg not in SUPPORTED_ALGS:
             raise ConfigError(key, f"must be one of {', '.join(SUPPORTED_ALGS)}")
+    if cfg.oauth.registration not in REGISTRATION_MODES:
+        raise ConfigError("oauth.registration", f"must be one of {', '.join(REGISTRATION_MODES)}")
     if cfg.database.statement_timeout < 0 or cfg.database.pool_overflow < 0:
         raise ConfigError("database", "statement_timeout and pool_overflow must not be negative")
     for key in ("refresh_tokens_days", "families_days", "sessions_days", "audit_days"):

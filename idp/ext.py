@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from idp.changes.cache import ViewCache
     from idp.changes.watch import Generations
     from idp.clients.cache import ClientView
+    from idp.clients.registration import Registrations
     from idp.clock import Clock
     from idp.config import Config
     from idp.db import Database
@@ -63,6 +64,7 @@ class Services:
     killer: SessionKiller
     actions: OperatorActions
     oauth: IdpAuthorizationServer
+    registrations: Registrations
 
     def algs_in_use(self) -> set[str]:
         return algs_in_use(self.config)

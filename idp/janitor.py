@@ -1,8 +1,9 @@
 """Purges what has expired and prunes what is kept only for a while (issue 9 item 6):
 deny-list and counter entries, used or expired authorization codes, access-token records
-of families, retired keys past their last token (as Hydra's janitor does), and after
-``[retention]``: expired refresh tokens, dead refresh families, ended browser sessions
-with their back-channel deliveries, and (when configured) audit and security events.
+of families, expired initial access tokens (RFC 7591), retired keys past their last
+token (as Hydra's janitor does), and after ``[retention]``: expired refresh tokens, dead
+refresh families, ended browser sessions with their back-channel deliveries, and (when
+configured) audit and security events.
 
 Runs from ``idp janitor`` (a CronJob: deploy/k8s/janitor-cronjob.yaml) and in the
 background of serving processes, once per ``janitor_every_seconds`` in the whole cluster:
@@ -22,6 +23,7 @@ from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from idp.audit.models import AuditEvent, SecurityEvent
+from idp.clients.models import InitialAccessToken
 from idp.oauth.models import AuthorizationCode, PushedRequest
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
 from idp.sessions.models import BackchannelDelivery, BrowserSession, SessionClient
@@ -106,6 +108,8 @@ def purge(svc: Any) -> dict[str, int]:
         counts["ssf_events"] = int(result.rowcount or 0)
         result = s.execute(delete(FamilyAccessToken).where(FamilyAccessToken.expires_at < now))
         counts["family_access_tokens"] = int(result.rowcount or 0)
+        result = s.execute(delete(InitialAccessToken).where(InitialAccessToken.expires_at < now))
+        counts["initial_access_tokens"] = int(result.rowcount or 0)
     counts["refresh_tokens"] = _delete_batches(
         svc,
         RefreshToken.id,

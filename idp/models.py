@@ -3,7 +3,7 @@
 from idp.accounts.models import Consent, User
 from idp.audit.models import AuditEvent, SecurityEvent
 from idp.changes.models import Generation
-from idp.clients.models import Client
+from idp.clients.models import Client, InitialAccessToken
 from idp.db import Base
 from idp.keys.models import SigningKey
 from idp.oauth.models import AuthorizationCode, PushedRequest
@@ -22,6 +22,7 @@ __all__ = [
     "Consent",
     "FamilyAccessToken",
     "Generation",
+    "InitialAccessToken",
     "PushedRequest",
     "RefreshFamily",
     "RefreshToken",

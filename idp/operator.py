@@ -146,23 +146,30 @@ class OperatorActions:
     def revoke_client(self, client_id: str, by: Actor, reason: str) -> int | None:
         """Revokes every refresh family and every live access token of a client;
         returns the families revoked (None: no client)."""
-        now = self.clock.now()
         with self.db.transaction() as s:
             if s.get(Client, client_id) is None:
                 return None
-            self.revocations.record(s, "client", client_id, now + self.deny_for, epoch(now) + 1)
-            revoked = self.refresh.revoke_for_client(s, client_id, reason)
-            self._deny(s, revoked)
+            families = self.revoke_client_in(s, client_id, reason)
             record(
                 s,
-                at=now,
+                at=self.clock.now(),
                 actor=by.name,
                 action="client.revoke_tokens",
                 target=client_id,
                 reason=reason,
                 ip=by.ip,
-                families=len(revoked.family_ids),
+                families=families,
             )
+        return families
+
+    def revoke_client_in(self, s: Session, client_id: str, reason: str) -> int:
+        """:meth:`revoke_client` inside the caller's transaction, which records what it
+        did (a client deleting its own registration, RFC 7592 §2.3); the families
+        revoked."""
+        now = self.clock.now()
+        self.revocations.record(s, "client", client_id, now + self.deny_for, epoch(now) + 1)
+        revoked = self.refresh.revoke_for_client(s, client_id, reason)
+        self._deny(s, revoked)
         return len(revoked.family_ids)
 
     # --- keys ---------------------------------------------------------------------

@@ -24,6 +24,7 @@ PROTOCOL_PREFIXES = (
     "/jwks.json",
     "/.well-known/",
     "/revocations",
+    "/register",
     "/admin/api/",
     "/healthz",
     "/readyz",

@@ -9,6 +9,7 @@ from idp.changes.models import CLIENTS, USERS
 from idp.changes.watch import Generations, signal_for
 from idp.clients.cache import client_cache
 from idp.clients.models import Client
+from idp.clients.registration import Registrations
 from idp.clock import Clock
 from idp.config import Config
 from idp.db import Database, Limits
@@ -98,6 +99,17 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         state,
     )
     oauth.install()
+    actions = OperatorActions(
+        db,
+        clock,
+        revocations,
+        refresh,
+        killer,
+        notifier,
+        keys,
+        cfg.longest_token_ttl,
+        lambda: algs_in_use(cfg),
+    )
     return Services(
         config=cfg,
         db=db,
@@ -128,16 +140,7 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         refresh=refresh,
         notifier=notifier,
         killer=killer,
-        actions=OperatorActions(
-            db,
-            clock,
-            revocations,
-            refresh,
-            killer,
-            notifier,
-            keys,
-            cfg.longest_token_ttl,
-            lambda: algs_in_use(cfg),
-        ),
+        actions=actions,
         oauth=oauth,
+        registrations=Registrations(db, clock, cfg, actions, keys),
     )

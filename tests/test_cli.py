@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from idp import migrate
+from idp import create_app, migrate
 from tests.conftest import TEST_KEK
 
 # Each test runs a process (the idp command, curl) or a live server.
@@ -468,3 +468,33 @@ def test_ssf_streams_are_listed_and_paused_from_the_cli(run, live_session):
             "ssf.stream_status"
         )
     assert run("ssf", "status", "nope", "paused", check=False).returncode == 1
+
+
+def test_clients_initial_token_prints_one_token_good_for_one_registration(run, tmp_path):
+    """SPEC §5: one RFC 7591 initial access token, alone on stdout."""
+    lines = run("clients", "initial-token", "--ttl", "600").stdout.splitlines()
+    assert len(lines) == 1 and re.fullmatch(r"[A-Za-z0-9_-]{43}", lines[0]), lines
+    assert "one client" in run("clients", "initial-token", "--help").stdout
+    assert run("clients", "initial-token", "--ttl", "0", check=False).returncode == 2
+    app = create_app(
+        {
+            "server": {"instance_path": str(tmp_path), "secret_key": "test"},
+            "database": {"url": f"sqlite:///{tmp_path}/cli.db"},
+            "keys": {"kek": TEST_KEK},
+        }
+    )
+    try:
+        with app.test_client() as client:
+            body = {"redirect_uris": ["https://rp.example/cb"], "client_name": "From the CLI"}
+            headers = {"Authorization": f"Bearer {lines[0]}"}
+            first = client.post("/register", json=body, headers=headers)
+            assert first.status_code == 201, first.get_json()
+            assert first.get_json()["client_name"] == "From the CLI"
+            again = client.post("/register", json=body, headers=headers)
+            assert again.status_code == 401 and again.get_json()["error"] == "invalid_token"
+    finally:
+        app.extensions["idp"].db.dispose()
+    exported = [json.loads(line) for line in run("audit", "export").stdout.splitlines()]
+    issued = [e for e in exported if e["action"] == "initial_token.issue"]
+    assert len(issued) == 1 and issued[0]["actor"] == "cli"
+    assert lines[0] not in json.dumps(exported)

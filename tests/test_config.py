@@ -58,6 +58,8 @@ def test_idp_kek_is_the_short_name_of_keys_kek():
         ({"server": {"issuer": "ftp://x"}}, "server.issuer"),
         ({"server": {"signup_enabled": "maybe"}}, "server.signup_enabled"),
         ({"server": {"nonsense": 1}}, "server.nonsense"),
+        ({"oauth": {"registration": "maybe"}}, "oauth.registration"),
+        ({"oauth": {"registration": True}}, "oauth.registration"),
         ({"nosuchsection": {}}, "nosuchsection"),
         ({"redis": {"url": "http://x"}}, "redis.url"),
         ({"database": {"url": "nope://x"}}, "database.url"),

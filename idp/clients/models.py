@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.db import Base, Json, Timestamp
+from idp.db import Base, Hash, Json, Timestamp
 
 ADMIN_SCOPE = "idp:admin"
 
@@ -114,3 +114,21 @@ class Client(ClientRules, Base):
     require_pushed_authorization_requests: Mapped[bool] = mapped_column(default=False)
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[Timestamp]
+    # RFC 7592: SHA-256 of the registration access token of a dynamically registered
+    # client; None for clients an operator created (they cannot manage themselves).
+    registration_token_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class InitialAccessToken(Base):
+    """An RFC 7591 §1.2 initial access token (``idp clients initial-token``), stored as
+    its SHA-256 only. One registration each unless ``reusable``; none after
+    ``expires_at``."""
+
+    __tablename__ = "initial_access_tokens"
+
+    token_hash: Mapped[Hash] = mapped_column(primary_key=True)
+    created_at: Mapped[Timestamp]
+    expires_at: Mapped[Timestamp] = mapped_column(index=True)
+    reusable: Mapped[bool] = mapped_column(default=False)
+    registrations: Mapped[int] = mapped_column(default=0)
+    last_used_at: Mapped[Timestamp | None]

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from idp.clients.models import ADMIN_SCOPE, AUTH_METHODS, Client
+from idp.clients.models import ADMIN_SCOPE, AUTH_METHODS, SECRET_METHODS, Client
 from idp.clients.redirects import problem as redirect_problem
 from idp.clock import Clock
 from idp.config import SUPPORTED_ALGS
@@ -55,6 +55,11 @@ class ClientError(ValueError):
     pass
 
 
+class InvalidRedirectUri(ClientError):
+    """A redirect URI that cannot be registered, or none where the grants need one
+    (RFC 7591 §3.2.2 ``invalid_redirect_uri``)."""
+
+
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -69,9 +74,14 @@ def parse_claims(pairs: list[str]) -> dict[str, str]:
     return claims
 
 
+def _outbound_problem(uri: str, allow_loopback: bool) -> str | None:
+    """Why idp may not call ``uri`` (it sends tokens there or trusts what it reads):
+    https, or http on loopback where allowed; no fragment, user information or controls."""
+    return Outbound(allow_loopback).problem(uri, resolve=False) or redirect_problem(uri)
+
+
 def _check_backchannel_uri(uri: str, allow_loopback: bool) -> None:
-    why = Outbound(allow_loopback).problem(uri, resolve=False) or redirect_problem(uri)
-    if why:
+    if why := _outbound_problem(uri, allow_loopback):
         raise ClientError(f"backchannel logout URI: {why}")
 
 
@@ -114,17 +124,19 @@ def _check_keys(
         raise ClientError("register jwks or jwks_uri, not both")
     if method == "private_key_jwt" and jwks is None and not jwks_uri:
         raise ClientError("private_key_jwt needs jwks or jwks_uri")
-    if jwks_uri:
-        why = Outbound(allow_loopback).problem(jwks_uri, resolve=False)
-        if why or len(jwks_uri) > 2000:
-            raise ClientError(f"jwks_uri: {why or 'too long'}")
+    # Keys read over plain http could be swapped on the way: assertions forged.
+    if jwks_uri and (why := _outbound_problem(jwks_uri, allow_loopback)):
+        raise ClientError(f"jwks_uri: {why}")
     return (check_jwks(jwks) if jwks is not None else None), (jwks_uri or None)
 
 
 def clean_name(name: str) -> str:
-    """A client name as stored: stripped, not blank, at most 200 characters as given."""
+    """A client name as stored: stripped, not blank, at most 200 characters as given,
+    no control characters (it is shown on the consent page)."""
     if not name.strip() or len(name) > 200:
         raise ClientError("name must have 1 to 200 characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise ClientError("name must not contain control characters")
     return name.strip()
 
 
@@ -134,6 +146,90 @@ def validate_claims(claims: dict[str, Any]) -> None:
             raise ClientError(f"claim {name!r} is reserved and cannot be overridden")
         if not re.fullmatch(r"[A-Za-z0-9_:/.\-]{1,100}", name):
             raise ClientError(f"claim name {name!r} is not valid")
+
+
+def _checked(
+    *,
+    redirect_uris: list[str],
+    public: bool,
+    grant_types: list[str] | None,
+    scope: str,
+    claims: dict[str, Any] | None,
+    name: str | None,
+    default_name: str,
+    first_party: bool,
+    admin_client: bool,
+    id_token_alg: str | None,
+    backchannel_logout_uri: str | None,
+    post_logout_redirect_uris: list[str] | None,
+    dpop_bound_access_tokens: bool,
+    token_endpoint_auth_method: str | None,
+    jwks: dict[str, Any] | None,
+    jwks_uri: str | None,
+    require_pushed_authorization_requests: bool,
+    allow_loopback: bool,
+) -> dict[str, Any]:
+    """Every rule a client's registration must meet, for a new client and for a full
+    replacement (RFC 7592 §2.2) alike; the column values to store."""
+    method = token_endpoint_auth_method or ("none" if public else "client_secret_basic")
+    if method not in AUTH_METHODS:
+        raise ClientError(f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}")
+    if public != (method == "none"):
+        raise ClientError("a public client, and only a public one, authenticates with none")
+    jwks, jwks_uri = _check_keys(method, jwks, jwks_uri, allow_loopback)
+    default = ["client_credentials"] if admin_client else ["authorization_code"]
+    grant_types = list(dict.fromkeys(grant_types or default))
+    for g in grant_types:
+        if g not in GRANTS:
+            raise ClientError(f"grant {g!r} is not supported (use one of {', '.join(GRANTS)})")
+    if public and "client_credentials" in grant_types:
+        raise ClientError("a public client cannot use client_credentials")
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise InvalidRedirectUri(
+            "authorization_code needs at least one redirect_uris value (--redirect-uri)"
+        )
+    for uri in redirect_uris:
+        if why := redirect_problem(uri):
+            raise InvalidRedirectUri(f"redirect URI {uri!r}: {why}")
+    for uri in post_logout_redirect_uris or []:
+        if why := redirect_problem(uri):
+            raise ClientError(f"post-logout redirect URI {uri!r}: {why}")
+    if backchannel_logout_uri:
+        _check_backchannel_uri(backchannel_logout_uri, allow_loopback)
+    for token in scope.split():
+        if not SCOPE_TOKEN_RE.fullmatch(token):
+            raise ClientError(f"scope {token!r} is not valid")
+    if len(scope) > 1000:
+        raise ClientError("scope is longer than 1000 characters")
+    name = default_name if name is None else clean_name(name)
+    claims = claims or {}
+    validate_claims(claims)
+    if id_token_alg is not None and id_token_alg not in SUPPORTED_ALGS:
+        raise ClientError(f"id_token_signed_response_alg must be one of {SUPPORTED_ALGS}")
+    if admin_client:
+        if public:
+            raise ClientError("an admin client must be confidential")
+        if "client_credentials" not in grant_types:
+            grant_types.append("client_credentials")
+        if ADMIN_SCOPE not in scope.split():
+            scope = f"{scope} {ADMIN_SCOPE}".strip()
+    return {
+        "name": name,
+        "redirect_uris": list(redirect_uris),
+        "grant_types": grant_types,
+        "scope": " ".join(dict.fromkeys(scope.split())),
+        "claims": claims,
+        "first_party": first_party,
+        "is_admin_client": admin_client,
+        "id_token_signed_response_alg": id_token_alg,
+        "backchannel_logout_uri": backchannel_logout_uri,
+        "post_logout_redirect_uris": list(post_logout_redirect_uris or []),
+        "dpop_bound_access_tokens": dpop_bound_access_tokens,
+        "token_endpoint_auth_method": method,
+        "jwks": jwks,
+        "jwks_uri": jwks_uri,
+        "require_pushed_authorization_requests": require_pushed_authorization_requests,
+    }
 
 
 def create_client(
@@ -162,75 +258,95 @@ def create_client(
     """``allow_loopback``: ``[outbound] allow_loopback`` (loopback back-channel and
     jwks URIs). ``token_endpoint_auth_method`` defaults to ``none`` for a public client
     and ``client_secret_basic`` otherwise; ``private_key_jwt`` clients get no secret."""
-    method = token_endpoint_auth_method or ("none" if public else "client_secret_basic")
-    if method not in AUTH_METHODS:
-        raise ClientError(f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}")
-    if public != (method == "none"):
-        raise ClientError("a public client, and only a public one, authenticates with none")
-    jwks, jwks_uri = _check_keys(method, jwks, jwks_uri, allow_loopback)
     if not CLIENT_ID_RE.fullmatch(client_id):
         raise ClientError("client_id may use letters, digits and . _ : - (at most 100)")
     if db.get(Client, client_id) is not None:
         raise ClientError(f"client {client_id!r} already exists")
-    default = ["client_credentials"] if admin_client else ["authorization_code"]
-    grant_types = list(dict.fromkeys(grant_types or default))
-    for g in grant_types:
-        if g not in GRANTS:
-            raise ClientError(f"grant {g!r} is not supported (use one of {', '.join(GRANTS)})")
-    if public and "client_credentials" in grant_types:
-        raise ClientError("a public client cannot use client_credentials")
-    if "authorization_code" in grant_types and not redirect_uris:
-        raise ClientError("authorization_code needs at least one --redirect-uri")
-    for uri in [*redirect_uris, *(post_logout_redirect_uris or [])]:
-        if why := redirect_problem(uri):
-            raise ClientError(f"redirect URI {uri!r}: {why}")
-    if backchannel_logout_uri:
-        _check_backchannel_uri(backchannel_logout_uri, allow_loopback)
-    for token in scope.split():
-        if not SCOPE_TOKEN_RE.fullmatch(token):
-            raise ClientError(f"scope {token!r} is not valid")
-    if len(scope) > 1000:
-        raise ClientError("scope is longer than 1000 characters")
-    name = client_id if name is None else clean_name(name)
-    claims = claims or {}
-    validate_claims(claims)
-    if id_token_alg is not None and id_token_alg not in SUPPORTED_ALGS:
-        raise ClientError(f"id_token_signed_response_alg must be one of {SUPPORTED_ALGS}")
-    if admin_client:
-        if public:
-            raise ClientError("an admin client must be confidential")
-        if "client_credentials" not in grant_types:
-            grant_types.append("client_credentials")
-        if ADMIN_SCOPE not in scope.split():
-            scope = f"{scope} {ADMIN_SCOPE}".strip()
-    secret = (
-        secrets.token_urlsafe(32)
-        if method in ("client_secret_basic", "client_secret_post")
-        else None
-    )
-    client = Client(
-        client_id=client_id,
-        secret_hash=hash_secret(secret) if secret else None,
-        name=name,
-        redirect_uris=list(redirect_uris),
+    values = _checked(
+        redirect_uris=redirect_uris,
+        public=public,
         grant_types=grant_types,
-        scope=" ".join(dict.fromkeys(scope.split())),
+        scope=scope,
         claims=claims,
+        name=name,
+        default_name=client_id,
         first_party=first_party,
-        is_admin_client=admin_client,
-        id_token_signed_response_alg=id_token_alg,
+        admin_client=admin_client,
+        id_token_alg=id_token_alg,
         backchannel_logout_uri=backchannel_logout_uri,
-        post_logout_redirect_uris=list(post_logout_redirect_uris or []),
+        post_logout_redirect_uris=post_logout_redirect_uris,
         dpop_bound_access_tokens=dpop_bound_access_tokens,
-        token_endpoint_auth_method=method,
+        token_endpoint_auth_method=token_endpoint_auth_method,
         jwks=jwks,
         jwks_uri=jwks_uri,
         require_pushed_authorization_requests=require_pushed_authorization_requests,
+        allow_loopback=allow_loopback,
+    )
+    method = values["token_endpoint_auth_method"]
+    secret = secrets.token_urlsafe(32) if method in SECRET_METHODS else None
+    client = Client(
+        client_id=client_id,
+        secret_hash=hash_secret(secret) if secret else None,
         created_at=clock.now(),
+        **values,
     )
     db.add(client)
     db.flush()
     return client, secret
+
+
+def replace_client(
+    client: Client,
+    *,
+    redirect_uris: list[str],
+    public: bool = False,
+    grant_types: list[str] | None = None,
+    scope: str = "openid profile email offline_access",
+    name: str | None = None,
+    id_token_alg: str | None = None,
+    backchannel_logout_uri: str | None = None,
+    post_logout_redirect_uris: list[str] | None = None,
+    dpop_bound_access_tokens: bool = False,
+    token_endpoint_auth_method: str | None = None,
+    jwks: dict[str, Any] | None = None,
+    jwks_uri: str | None = None,
+    require_pushed_authorization_requests: bool = False,
+    allow_loopback: bool = False,
+) -> None:
+    """Replaces a client's metadata as a whole (RFC 7592 §2.2), by the rules of
+    :func:`create_client` and with its defaults for what is left out. What is not
+    registration metadata stays: the id, the secret, private claims, first-party and
+    admin standing. The way the client authenticates may switch between the two secret
+    methods only: any other change is a new credential (RFC 7592 §2.2 forbids a client
+    choosing its own secret), so it is a new registration."""
+    values = _checked(
+        redirect_uris=redirect_uris,
+        public=public,
+        grant_types=grant_types,
+        scope=scope,
+        claims=client.claims,
+        name=name,
+        default_name=client.client_id,
+        first_party=client.first_party,
+        admin_client=client.is_admin_client,
+        id_token_alg=id_token_alg,
+        backchannel_logout_uri=backchannel_logout_uri,
+        post_logout_redirect_uris=post_logout_redirect_uris,
+        dpop_bound_access_tokens=dpop_bound_access_tokens,
+        token_endpoint_auth_method=token_endpoint_auth_method,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        require_pushed_authorization_requests=require_pushed_authorization_requests,
+        allow_loopback=allow_loopback,
+    )
+    old, new = client.token_endpoint_auth_method, values["token_endpoint_auth_method"]
+    if old != new and not (old in SECRET_METHODS and new in SECRET_METHODS):
+        raise ClientError(
+            f"token_endpoint_auth_method cannot change from {old} to {new}: "
+            "register a new client instead"
+        )
+    for column, value in values.items():
+        setattr(client, column, value)
 
 
 def metadata(client: Client) -> dict[str, Any]:
@@ -290,10 +406,10 @@ def update_client(
         )
     if redirect_uris is not None:
         if "authorization_code" in client.grant_types and not redirect_uris:
-            raise ClientError("authorization_code needs at least one redirect URI")
+            raise InvalidRedirectUri("authorization_code needs at least one redirect URI")
         for uri in redirect_uris:
             if why := redirect_problem(uri):
-                raise ClientError(f"redirect URI {uri!r}: {why}")
+                raise InvalidRedirectUri(f"redirect URI {uri!r}: {why}")
         client.redirect_uris = list(redirect_uris)
     if post_logout_redirect_uris is not None:
         for uri in post_logout_redirect_uris:

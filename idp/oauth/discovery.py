@@ -16,7 +16,7 @@ bp = Blueprint("discovery", __name__)
 
 def metadata(config: Config) -> dict[str, Any]:
     iss = config.server.issuer.rstrip("/")
-    return {
+    document: dict[str, Any] = {
         "issuer": config.server.issuer,
         "authorization_endpoint": f"{iss}/authorize",
         "token_endpoint": f"{iss}/token",
@@ -83,6 +83,9 @@ def metadata(config: Config) -> dict[str, Any]:
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
     }
+    if config.oauth.registration != "closed":
+        document["registration_endpoint"] = f"{iss}/register"  # RFC 7591, RFC 8414 §2
+    return document
 
 
 def _document() -> Response:
