@@ -2,7 +2,8 @@
 
 It verifies JWTs offline with idp's cached JWKS (idp.verifier) and follows idp's
 revocation feed, so a session an operator kills stops working here within about a
-second. A DPoP-bound token (RFC 9449) works only with a proof of its key. Run it beside
+second (``--signals``: through idp's Shared Signals instead, as any SSF receiver
+would). A DPoP-bound token (RFC 9449) works only with a proof of its key. Run it beside
 `make run`:
 
     idp clients create orders-api --grant client_credentials --scope orders
@@ -61,12 +62,19 @@ def main() -> None:
     parser.add_argument("--client-id", required=True)
     parser.add_argument("--client-secret", required=True)
     parser.add_argument("--port", type=int, default=5002)
+    parser.add_argument(
+        "--signals",
+        action="store_true",
+        help="follow idp's Shared Signals (a poll stream; the client needs scope ssf) "
+        "instead of its revocation feed",
+    )
     args = parser.parse_args()
     verifier = Verifier(
         args.issuer,
         audience=args.audience,
         client_id=args.client_id,
         client_secret=args.client_secret,
+        signals=args.signals,
     )
     verifier.start()
     create_api(verifier).run(host="127.0.0.1", port=args.port)

@@ -47,6 +47,9 @@ from idp.oauth.dpop import DPoP, DPoPError, MemoryReplays, bound_jkt
 
 log = logging.getLogger(__name__)
 ALGORITHMS = ["ES256", "RS256", "EdDSA"]
+SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+ACCOUNT_DISABLED = "https://schemas.openid.net/secevent/risc/event-type/account-disabled"
+SIGNALS = [SESSION_REVOKED, ACCOUNT_DISABLED]
 
 
 class InvalidToken(Exception):
@@ -91,9 +94,18 @@ class Verifier:
         leeway: int = 0,
         max_feed_age: float = 60.0,
         kid_refetch_seconds: float = 60.0,
+        signals: bool = False,
     ) -> None:
+        """``signals``: follow idp's Shared Signals (SSF 1.0, a poll stream of CAEP
+        session-revoked and RISC account-disabled events; the client needs the ``ssf``
+        scope and the client_credentials grant) instead of idp's own feed."""
         self.issuer = issuer.rstrip("/") if issuer.endswith("/") else issuer
         self.audience = audience
+        self.client_id = client_id
+        self.signals = signals
+        self._ssf_token: tuple[str, float] | None = None  # (access token, expires at)
+        self._stream_url: str | None = None
+        self._acks: list[str] = []
         self._auth = "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
         self.jwks_refresh_seconds = jwks_refresh_seconds
         self.leeway = leeway
@@ -128,9 +140,105 @@ class Verifier:
             self._keys_at = time.monotonic()
         return self._keys
 
+    # --- Shared Signals (SSF 1.0 poll, RFC 8936) ------------------------------------------
+    def _post_json(self, url: str, body: Any, token: str, timeout: float) -> Any:
+        req = urllib.request.Request(  # noqa: S310 - the issuer's endpoints
+            url,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def _token(self) -> str:
+        """An ssf-scoped client_credentials access token, fetched again before it ends."""
+        if self._ssf_token is None or self._ssf_token[1] - 30 < time.time():
+            form = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": "ssf"})
+            req = urllib.request.Request(  # noqa: S310 - the issuer's token endpoint
+                self.issuer + "/token",
+                data=form.encode(),
+                method="POST",
+                headers={
+                    "Authorization": self._auth,
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+                got = json.loads(resp.read())
+            self._ssf_token = (str(got["access_token"]), time.time() + int(got["expires_in"]))
+        return self._ssf_token[0]
+
+    def _stream(self) -> str:
+        """This receiver's poll stream's URL: an existing one, or one made now."""
+        if self._stream_url is None:
+            meta = self._get(self.issuer + "/.well-known/ssf-configuration")
+            endpoint = str(meta["configuration_endpoint"])
+            mine = self._get(endpoint, {"Authorization": f"Bearer {self._token()}"})
+            polled = [x for x in mine if x["delivery"]["method"] == "urn:ietf:rfc:8936"]
+            stream = (
+                polled[0]
+                if polled
+                else self._post_json(
+                    endpoint,
+                    {"delivery": {"method": "urn:ietf:rfc:8936"}, "events_requested": SIGNALS},
+                    self._token(),
+                    10,
+                )
+            )
+            self._stream_url = str(stream["delivery"]["endpoint_url"])
+        return self._stream_url
+
+    def _verified_set(self, token: str) -> dict[str, Any]:
+        """RFC 8417 / SSF 1.0 §4: a SET signed by idp's key, for this receiver."""
+        with eddsa_allowed():
+            decoded = jwt.decode(token, self._keyset(), algorithms=ALGORITHMS)
+        claims = dict(decoded.claims)
+        if decoded.header.get("typ") != "secevent+jwt" or claims.get("iss") != self.issuer:
+            raise InvalidToken("not a security event token from the issuer")
+        if claims.get("aud") != self.client_id:
+            raise InvalidToken("a security event token for another receiver")
+        return claims
+
+    def _poll_signals(self, wait: float) -> int:
+        url = self._stream()
+        body = {"ack": self._acks, "returnImmediately": wait <= 0, "maxEvents": 100}
+        try:
+            got = self._post_json(url, body, self._token(), wait + 40)
+        except urllib.error.HTTPError as err:
+            if err.code == 401:
+                self._ssf_token = None  # fetched again next time
+            raise
+        self._acks = []
+        horizon = int(time.time()) + 3600  # longer than any token idp issues lives
+        with self._lock:
+            for jti, token in got["sets"].items():
+                try:
+                    claims = self._verified_set(token)
+                except (JoseError, ValueError, InvalidToken) as exc:
+                    log.warning("ignored a security event token: %s", exc)
+                    continue
+                self._acks.append(jti)
+                subject = claims.get("sub_id") or {}
+                events = claims.get("events") or {}
+                if SESSION_REVOKED in events and subject.get("session"):
+                    self._revoked[("sid", str(subject["session"]["id"]))] = horizon
+                if ACCOUNT_DISABLED in events and subject.get("sub"):
+                    before, _ = self._not_before.get(("user", str(subject["sub"])), (0, 0))
+                    self._not_before[("user", str(subject["sub"]))] = (
+                        max(before, int(claims.get("iat", 0)) + 1),
+                        horizon,
+                    )
+            self._fed_at = time.monotonic()
+        return len(got["sets"])
+
     # --- revocation feed ----------------------------------------------------------------
     def poll(self, wait: float = 0) -> int:
-        """Fetches new feed entries once; returns how many arrived."""
+        """Fetches new entries once (idp's feed, or its Shared Signals with
+        ``signals``); returns how many arrived."""
+        if self.signals:
+            return self._poll_signals(wait)
         query = urllib.parse.urlencode({"after": self._cursor, "wait": wait})
         data = self._get(
             f"{self.issuer}/revocations?{query}", {"Authorization": self._auth}, timeout=wait + 10

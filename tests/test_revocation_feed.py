@@ -271,3 +271,37 @@ def test_example_resource_server_needs_the_key_of_a_dpop_bound_token(setup):
     assert me("DPoP", thief).get_json()["error"] == "invalid_dpop_proof"
     elsewhere = key.proof("GET", "http://localhost/api/other", time.time(), access_token=at)
     assert me("DPoP", elsewhere).status_code == 401
+
+
+@pytest.mark.parametrize("config_overrides", [{"ssf": {"poll_wait_seconds": 2}}])
+def test_a_verifier_following_shared_signals_refuses_a_killed_session(auth, live):
+    """idp.verifier as an SSF receiver: it makes its own poll stream, and a kill reaches
+    it as a CAEP session-revoked (issue 12 item 4)."""
+    auth.user()
+    rp = auth.oauth_client(
+        "shop", scope="openid offline_access", redirect_uri="http://127.0.0.1/cb"
+    )
+    rx = auth.oauth_client(
+        "shop-rx", grant_types=["client_credentials"], scope="ssf", redirect_uri="https://rx.test/x"
+    )
+    tokens = code_flow(live.url, "shop", rp.secret, "http://127.0.0.1/cb")
+    verifier = Verifier(
+        live.url, audience="shop", client_id="shop-rx", client_secret=rx.secret, signals=True
+    )
+    verifier.start(wait=5)
+    try:
+        claims = verifier.verify(tokens["access_token"])
+        live.svc.actions.kill_session(claims["sid"], Actor("root"), "stolen")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                verifier.verify(tokens["access_token"])
+            except InvalidToken as exc:
+                assert str(exc) == "revoked"
+                break
+            assert time.monotonic() < deadline, "the kill never reached the verifier"
+            time.sleep(0.05)
+    finally:
+        verifier.stop()
+        assert verifier._thread is not None
+        verifier._thread.join(10)  # its poll ends within poll_wait_seconds
