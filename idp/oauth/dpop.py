@@ -178,7 +178,10 @@ class DPoP:
     def of_request(self, req: Any, access_token: str | None = None) -> Proof | None:
         """The checked proof of a request to one of idp's endpoints (a ProtocolRequest),
         or None when it carries none; raises DPoPError for a bad one."""
-        proof = header_value(req.headers.getlist("DPoP"))
+        # One lookup on the hot path (a WSGI server joins repeated headers with commas,
+        # which header_value refuses).
+        value = req.headers.get("DPoP")
+        proof = header_value(() if value is None else (value,))
         if proof is None:
             return None
         return self.verify(proof, req.method, self.base + req.path, access_token=access_token)
