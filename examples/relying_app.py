@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hmac
 import secrets
 import threading
 import time
@@ -39,6 +40,7 @@ Clock = Callable[[], float]
 
 COOKIE = "session"
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
 LEEWAY = 120  # seconds of clock skew allowed on iat/exp, as authlib allows on ID tokens
 REFRESH_MARGIN = 30  # refresh this many seconds before the access token expires
 MAX_ENDED = 1000  # why-you-were-signed-out notes kept for browsers yet to come back
@@ -219,8 +221,16 @@ def validate_logout_token(
 
 
 def create_rp(
-    issuer: str, client_id: str, client_secret: str, port: int, *, clock: Clock = time.time
+    issuer: str,
+    client_id: str,
+    client_secret: str,
+    port: int,
+    *,
+    clock: Clock = time.time,
+    signals_secret: str | None = None,
 ) -> Flask:
+    """``signals_secret``: take Shared Signals pushes (RFC 8935) at /ssf/events from a
+    stream whose authorization_header is ``Bearer <signals_secret>``."""
     issuer = issuer.rstrip("/")
     app = Flask("relying_app")
     app.secret_key = secrets.token_urlsafe(32)
@@ -405,6 +415,39 @@ def create_rp(
             resp = make_response("", 200)
         resp.headers["Cache-Control"] = "no-store"  # §2.8
         return resp
+
+    def refused(status: int, err: str, description: str) -> Response:
+        resp = jsonify(err=err, description=description)  # RFC 8935 §2.4
+        resp.status_code = status
+        return resp
+
+    @app.post("/ssf/events")
+    def shared_signals() -> Response:
+        """RFC 8935: idp pushes a Security Event Token; a CAEP session-revoked signs the
+        session out at once."""
+        expected = f"Bearer {signals_secret}"
+        given = request.headers.get("Authorization", "")
+        if signals_secret is None or not hmac.compare_digest(given, expected):
+            return refused(401, "authentication_failed", "Unknown sender.")
+        if request.mimetype != "application/secevent+jwt":
+            return refused(400, "invalid_request", "Send application/secevent+jwt.")
+        try:
+            token = decode(request.get_data(as_text=True))
+        except (JoseError, ValueError) as exc:
+            return refused(400, "invalid_key", f"signature: {exc}")
+        claims = dict(token.claims)
+        if token.header.get("typ") != "secevent+jwt":
+            return refused(400, "invalid_request", "typ is not secevent+jwt")
+        if claims.get("iss") != issuer:
+            return refused(400, "invalid_issuer", "Not from our identity provider.")
+        if claims.get("aud") != client_id:
+            return refused(400, "invalid_audience", "Not for this app.")
+        session = (claims.get("sub_id") or {}).get("session") or {}
+        if SESSION_REVOKED in (claims.get("events") or {}) and isinstance(session.get("id"), str):
+            store.end_matching(
+                sid=session["id"], sub=None, why="idp revoked your session (Shared Signals)."
+            )
+        return make_response("", 202)
 
     return app
 

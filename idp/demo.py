@@ -20,6 +20,8 @@ from idp.serve import quiet_handler
 DEMO_USER, DEMO_PASSWORD = "admin", "demo-password"
 RP_PORT = 5001
 BACKCHANNEL_URI = f"http://127.0.0.1:{RP_PORT}/backchannel-logout"
+SIGNALS_URI = f"http://127.0.0.1:{RP_PORT}/ssf/events"
+SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
 
 
 def seed(app: Flask) -> dict[str, str]:
@@ -73,6 +75,43 @@ def seed(app: Flask) -> dict[str, str]:
     return dict(json.loads(secret_file.read_text()))
 
 
+def seed_signals(app: Flask) -> str:
+    """A Shared Signals push stream from idp to the demo app (session-revoked), made
+    once; returns the secret the app expects in its Authorization header."""
+    import secrets
+
+    from sqlalchemy import select
+
+    from idp.ssf import streams
+    from idp.ssf.models import SsfStream
+
+    svc = app.extensions["idp"]
+    secret_file = Path(svc.config.server.instance_path) / "demo_signals.json"
+    with svc.db.transaction() as s:
+        stream = s.scalar(
+            select(SsfStream).where(
+                SsfStream.client_id == "demo-app", SsfStream.endpoint_url == SIGNALS_URI
+            )
+        )
+        if stream is not None and secret_file.exists():
+            return str(json.loads(secret_file.read_text())["secret"])
+        if stream is not None:
+            s.delete(stream)
+            s.flush()
+        secret = secrets.token_urlsafe(32)
+        delivery = {
+            "method": streams.PUSH,
+            "endpoint_url": SIGNALS_URI,
+            "authorization_header": f"Bearer {secret}",
+        }
+        body = {"delivery": delivery, "events_requested": [SESSION_REVOKED]}
+        streams.create(s, svc.clock.now(), "demo-app", body, svc.pusher.outbound)
+    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"secret": secret}, f)
+    return secret
+
+
 def main() -> None:
     import logging
 
@@ -83,6 +122,7 @@ def main() -> None:
     svc = app.extensions["idp"]
     warn_insecure(svc.config)
     creds = seed(app)
+    signals_secret = seed_signals(app)
 
     from examples.relying_app import create_rp
 
@@ -91,6 +131,7 @@ def main() -> None:
         client_id=creds["client_id"],
         client_secret=creds["client_secret"],
         port=RP_PORT,
+        signals_secret=signals_secret,
     )
     rp_server = make_server(
         "127.0.0.1", RP_PORT, rp, threaded=True, request_handler=quiet_handler()

@@ -54,3 +54,20 @@ def test_seed_adds_the_uri_to_a_demo_app_from_an_older_instance(app: Flask, tmp_
     assert client.backchannel_logout_uri == BACKCHANNEL_URI
     assert client.secret_hash == hash_secret(secret), "the saved secret keeps working"
     assert seed(app) == old, "seeding again changes nothing"
+
+
+def test_seed_signals_makes_one_push_stream_to_the_demo_app(app: Flask, tmp_path: Path) -> None:
+    """`make run`: idp pushes CAEP session-revoked to the demo app (issue 12 item 4)."""
+    from sqlalchemy import select
+
+    from idp.demo import SIGNALS_URI, seed_signals
+    from idp.ssf.models import SsfStream
+
+    seed(app)
+    secret = seed_signals(app)
+    assert seed_signals(app) == secret, "seeding again keeps the stream and its secret"
+    with app.extensions["idp"].db.read() as s:
+        [stream] = s.scalars(select(SsfStream)).all()
+    assert stream.client_id == "demo-app" and stream.endpoint_url == SIGNALS_URI
+    assert stream.authorization_header == f"Bearer {secret}"
+    assert (tmp_path / "demo_signals.json").stat().st_mode & 0o777 == 0o600

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from joserfc.jwk import KeySet, RSAKey
 
 from examples.relying_app import (
     LOGOUT_EVENT,
+    SESSION_REVOKED,
     Login,
     LoginStore,
     LogoutTokenError,
@@ -28,6 +30,7 @@ from examples.relying_app import (
 )
 from idp.clients.models import Client
 from idp.clock import SystemClock
+from idp.operator import Actor
 from tests.support.auth import PASSWORD, AuthActions
 from tests.support.live import LiveServer
 
@@ -351,3 +354,57 @@ def test_client_jwt_signs_what_idp_accepts(tmp_path: Path, auth: AuthActions) ->
         "/par", data={"client_id": "fapi-app", "request": request, **assertion}
     )
     assert pushed.status_code == 201, pushed.get_json()
+
+
+# --- the relying app as a Shared Signals push receiver ------------------------------------
+
+
+def test_a_kill_pushed_as_shared_signals_signs_the_relying_app_out(
+    live: LiveServer, auth: AuthActions
+) -> None:
+    """Issue 12 item 4: idp pushes CAEP session-revoked to the demo app (as `make run`
+    sets it up with idp.demo.seed_signals), which drops that login at once; a push
+    without the stream's secret, or not a SET, is refused."""
+    from werkzeug.serving import make_server
+
+    from idp.ssf import streams
+    from tests.support.browserless import code_flow
+
+    auth.user()
+    rp = auth.oauth_client(
+        CLIENT_ID, scope="openid offline_access", redirect_uri="http://127.0.0.1/cb"
+    )
+    app = create_rp(live.url, CLIENT_ID, str(rp.secret), port=5001, signals_secret="s3cret")
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/ssf/events"
+        delivery = {
+            "method": streams.PUSH,
+            "endpoint_url": url,
+            "authorization_header": "Bearer s3cret",
+        }
+        body = {"delivery": delivery, "events_requested": [SESSION_REVOKED]}
+        svc = live.svc
+        with svc.db.transaction() as s:
+            streams.create(s, svc.clock.now(), CLIENT_ID, body, svc.pusher.outbound)
+        tokens = code_flow(live.url, CLIENT_ID, str(rp.secret), "http://127.0.0.1/cb")
+        sid = svc.access_tokens.decode(tokens["access_token"])["sid"]
+        key = signed_in(app, "u1", sid)
+        svc.actions.kill_session(sid, Actor("root"), "stolen phone")
+        deadline = time.monotonic() + 10
+        while app.extensions["logins"].get(key) is not None:
+            assert time.monotonic() < deadline, "the push never signed the app out"
+            time.sleep(0.05)
+        assert "Shared Signals" in str(app.extensions["logins"].why_ended(key))
+        client = app.test_client()
+        headers = {"Content-Type": "application/secevent+jwt"}
+        assert client.post("/ssf/events", data="x", headers=headers).status_code == 401
+        wrong = client.post(
+            "/ssf/events", data="not.a.set", headers={**headers, "Authorization": "Bearer s3cret"}
+        )
+        assert wrong.status_code == 400 and wrong.get_json()["err"] == "invalid_key"
+    finally:
+        server.shutdown()
+        thread.join(10)
