@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,27 @@ from idp import create_app
 
 
 def free_port() -> int:
+    """A port nothing listens on, below the kernel's ephemeral range (32768 and up).
+
+    A port from bind(("127.0.0.1", 0)) comes from that range, where any outgoing
+    connection or another process's port-0 socket may take it before the test's server
+    binds it; `idp serve` then fails to bind while another server answers its URL. A
+    fresh-clone run once saw a chaos trial talk to the wrong server, plausibly this.
+    The number does not change what a test does, so it is not seeded."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    rng = random.SystemRandom()
+    for _ in range(100 if ephemeral > 12000 else 0):
+        port = rng.randrange(10000, ephemeral)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

@@ -89,6 +89,9 @@ def idp_serve(
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"idp serve did not start (exit {proc.returncode})")
             time.sleep(0.2)
+        time.sleep(0.5)
+        if proc.poll() is not None:  # it could not bind: what answered was another server
+            raise RuntimeError(f"idp serve exited at start (exit {proc.returncode})")
         yield Served(url, proc)
     finally:
         if proc.poll() is None:
