@@ -10,9 +10,7 @@ are retried with backoff and every result is kept for the dashboard.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import secrets
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -25,8 +23,7 @@ from idp.db import Database
 from idp.oauth.tokens import TokenIssuer
 from idp.outbound import Outbound
 from idp.sessions.models import BackchannelDelivery, BrowserSession, SessionClient
-
-log = logging.getLogger(__name__)
+from idp.worker import Worker
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 BACKOFF = (0, 5, 30, 120, 600)  # seconds before attempt n+1
@@ -57,41 +54,26 @@ def enqueue(db: Session, session: BrowserSession, now: dt.datetime) -> int:
     return len(rows)
 
 
-class Notifier:
+class Notifier(Worker):
     """Sends pending deliveries from a background thread (one per process)."""
 
+    name = "backchannel"
+    what = "back-channel delivery"
+    retry_every = 5.0
+
     def __init__(self, db: Database, clock: Clock, issuer: TokenIssuer, outbound: Outbound) -> None:
+        super().__init__()
         self.db = db
         self.clock = clock
         self.issuer = issuer
         self.outbound = outbound
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
         # Others woken with it: the Shared Signals pusher (kills queue both).
         self.followers: list[Callable[[], None]] = []
 
     def kick(self) -> None:
         for follower in self.followers:
             follower()
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="backchannel", daemon=True)
-                self._thread.start()
-        self._wake.set()
-
-    def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                pending = self.deliver_due()
-            except Exception:  # noqa: BLE001 - the worker must survive a bad moment
-                log.exception("back-channel delivery round failed")
-                pending = True
-            if not pending and not self._wake.wait(timeout=60):
-                return
-            if pending:
-                self._wake.wait(timeout=5)
+        super().kick()
 
     def logout_token(self, client: Client, session_id: str, user_id: str) -> str:
         now = self.clock.now()

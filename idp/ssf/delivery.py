@@ -11,8 +11,6 @@ acknowledges them (``ack``) or reports them (``setErrs``).
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import threading
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -23,8 +21,8 @@ from idp.oauth.tokens import TokenIssuer
 from idp.outbound import Outbound
 from idp.ssf.models import SsfEvent, SsfStream
 from idp.ssf.streams import PUSH
+from idp.worker import Worker
 
-log = logging.getLogger(__name__)
 BACKOFF = (0, 1, 5, 30, 120, 600)  # seconds before attempt n+1, then every 600 s
 LEASE = 15
 
@@ -84,37 +82,19 @@ def owed(db: Database, clock: Clock, stream_id: str, most: int) -> tuple[list[Ss
     return rows[:most], len(rows) > most
 
 
-class Pusher:
+class Pusher(Worker):
     """Sends owed events of push streams from a background thread (one per process)."""
 
+    name = "ssf-push"
+    what = "SSF push"
+    retry_every = 1.0
+
     def __init__(self, db: Database, clock: Clock, issuer: TokenIssuer, outbound: Outbound) -> None:
+        super().__init__()
         self.db = db
         self.clock = clock
         self.issuer = issuer
         self.outbound = outbound
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def kick(self) -> None:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="ssf-push", daemon=True)
-                self._thread.start()
-        self._wake.set()
-
-    def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                pending = self.deliver_due()
-            except Exception:  # noqa: BLE001 - the worker must survive a bad moment
-                log.exception("SSF push round failed")
-                pending = True
-            if not pending and not self._wake.wait(timeout=60):
-                return
-            if pending:
-                self._wake.wait(timeout=1)
 
     def deliver_due(self) -> bool:
         """Tries the oldest owed event of each enabled push stream once; True while
