@@ -283,19 +283,24 @@ def test_backchannel_logout_refuses_a_token_for_another_client(
 # --- examples/dpop_proof.py ------------------------------------------------------------
 
 
+def run_example(module: str, key: Path, *args: str) -> str:
+    """What ``python -m examples.MODULE --key KEY ARGS`` prints, as the README runs it."""
+    done = subprocess.run(
+        [sys.executable, "-m", f"examples.{module}", "--key", str(key), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
 def test_dpop_proof_prints_proofs_idp_accepts(tmp_path: Path, svc: Any) -> None:
     """The README's DPoP walk-through signs its proofs with this script."""
 
     def run(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "examples.dpop_proof", "--key", str(tmp_path / "k.jwk"), *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        return done.stdout.strip()
+        return run_example("dpop_proof", tmp_path / "k.jwk", *args)
 
     url = svc.config.server.issuer + "/token"
     proof = run("POST", url)
@@ -314,15 +319,7 @@ def test_client_jwt_signs_what_idp_accepts(tmp_path: Path, auth: AuthActions) ->
     """The README's private_key_jwt / PAR / JAR walk-through signs with this script."""
 
     def run(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "examples.client_jwt", "--key", str(tmp_path / "c.jwk"), *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        return done.stdout.strip()
+        return run_example("client_jwt", tmp_path / "c.jwk", *args)
 
     auth.user()
     rp = auth.oauth_client(
