@@ -14,6 +14,7 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 
+from tests.oauth.test_registration import RFC_EXAMPLE
 from tests.support.client_jwt import ClientKey
 
 pytestmark = pytest.mark.slow
@@ -66,17 +67,7 @@ def test_register_read_update_use_and_delete_as_the_rfcs_show(
     info = register(
         endpoints,
         initial_token(live),
-        {
-            "redirect_uris": [
-                "https://client.example.org/callback",
-                "https://client.example.org/callback2",
-            ],
-            "client_name": "My Example Client",
-            "client_name#ja-Jpan-JP": "\u30af\u30e9\u30a4\u30a2\u30f3\u30c8\u540d",
-            "token_endpoint_auth_method": "client_secret_basic",
-            "logo_uri": "https://client.example.org/logo.png",
-            "example_extension_parameter": "example_value",
-        },
+        RFC_EXAMPLE,
     )
     assert info["client_secret_expires_at"] == 0
     auth = {"Authorization": f"Bearer {info['registration_access_token']}"}
