@@ -119,7 +119,7 @@ class Pusher(Worker):
         waiting = False
         for stream, event in heads:
             if event.expires_at <= now:
-                self._finish(event.id, stream.id, "expired", "not delivered in time")
+                self._finish(event.id, "expired", "not delivered in time")
                 waiting = True
                 continue
             due = event.next_attempt_at is None or event.next_attempt_at <= now
@@ -168,7 +168,7 @@ class Pusher(Worker):
                 wait = BACKOFF[min(row.attempts, len(BACKOFF) - 1)]
                 row.next_attempt_at = now + dt.timedelta(seconds=wait)
 
-    def _finish(self, event_id: str, stream_id: str, status: str, why: str) -> None:
+    def _finish(self, event_id: str, status: str, why: str) -> None:
         with self.db.transaction() as s:
             row = s.get(SsfEvent, event_id)
             if row is not None and row.status == "pending":

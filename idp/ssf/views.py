@@ -81,7 +81,7 @@ def _body() -> dict[str, Any]:
     return body
 
 
-def _stream(svc: Services, s: Any, client_id: str, stream_id: Any) -> SsfStream:
+def _stream(s: Any, client_id: str, stream_id: Any) -> SsfStream:
     stream = streams.owned(s, client_id, stream_id)
     if stream is None:
         raise Refusal(404, "not_found", "There is no such stream.")
@@ -122,14 +122,14 @@ def stream_config() -> Response:
     if request.method == "GET":
         with svc.db.read() as s:
             if "stream_id" in request.args:
-                stream = _stream(svc, s, client_id, request.args["stream_id"])
+                stream = _stream(s, client_id, request.args["stream_id"])
                 return json_response(200, streams.config_of(stream, issuer)).to_flask()
             mine = s.query(SsfStream).filter(SsfStream.client_id == client_id)
             listed = [streams.config_of(x, issuer) for x in mine.order_by(SsfStream.created_at)]
         return json_response(200, listed).to_flask()
     if request.method == "DELETE":
         with svc.db.transaction() as s:
-            s.delete(_stream(svc, s, client_id, request.args.get("stream_id")))
+            s.delete(_stream(s, client_id, request.args.get("stream_id")))
         return Response(status=204)
     body = _body()
     with svc.db.transaction() as s:
@@ -137,7 +137,7 @@ def stream_config() -> Response:
             stream = streams.create(s, now, client_id, body, outbound)
             status = 201
         else:
-            stream = _stream(svc, s, client_id, body.get("stream_id"))
+            stream = _stream(s, client_id, body.get("stream_id"))
             streams.update(stream, now, body, outbound, replace=request.method == "PUT")
             status = 200
         out = streams.config_of(stream, issuer)
@@ -152,12 +152,12 @@ def stream_status() -> Response:
     client_id = _receiver(svc)
     if request.method == "GET":
         with svc.db.read() as s:
-            stream = _stream(svc, s, client_id, request.args.get("stream_id"))
+            stream = _stream(s, client_id, request.args.get("stream_id"))
             out = {"stream_id": stream.id, "status": stream.status}
         return json_response(200, out).to_flask()
     body = _body()
     with svc.db.transaction() as s:
-        stream = _stream(svc, s, client_id, body.get("stream_id"))
+        stream = _stream(s, client_id, body.get("stream_id"))
         streams.set_status(s, stream, svc.clock.now(), body.get("status"), body.get("reason"))
         out = {"stream_id": stream.id, "status": stream.status}
         if stream.status_reason:
@@ -178,13 +178,13 @@ def verify() -> Response:
     if state is not None and (not isinstance(state, str) or len(state) > 256):
         raise Refusal(400, "invalid_request", "state must be a string of at most 256 characters.")
     with svc.db.read() as s:
-        stream = _stream(svc, s, client_id, body.get("stream_id"))
+        stream = _stream(s, client_id, body.get("stream_id"))
         if stream.status != "enabled":
             raise Refusal(409, "invalid_request", "The stream is not enabled.")
     if not svc.state.add_once(f"ssf:verify:{stream.id}", streams.MIN_VERIFICATION_INTERVAL):
         raise Refusal(429, "slow_down", "Verification is limited to one per 15 seconds.")
     with svc.db.transaction() as s:
-        stream = _stream(svc, s, client_id, stream.id)
+        stream = _stream(s, client_id, stream.id)
         event = {"state": state} if state is not None else {}
         subject = {"format": "opaque", "id": stream.id}
         svc.killer.signals.emit(s, svc.clock.now(), VERIFICATION, subject, event, streams=[stream])
@@ -203,7 +203,7 @@ def subjects() -> Response:
     client_id = _receiver(svc)
     body = _body()
     with svc.db.read() as s:
-        _stream(svc, s, client_id, body.get("stream_id"))
+        _stream(s, client_id, body.get("stream_id"))
     if not isinstance(body.get("subject"), dict):
         raise Refusal(400, "invalid_request", "subject must be a subject identifier object.")
     if request.path.endswith(":remove"):
@@ -247,7 +247,7 @@ def poll(stream_id: str) -> Response:
     body = _body()
     most, immediately, acks, errors = _poll_request(body)
     with svc.db.read() as s:
-        stream = _stream(svc, s, client_id, stream_id)
+        stream = _stream(s, client_id, stream_id)
         if stream.method != streams.POLL:
             raise Refusal(400, "invalid_request", "This stream is delivered by push.")
         held = stream.status != "enabled"
