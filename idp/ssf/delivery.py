@@ -27,8 +27,13 @@ BACKOFF = (0, 1, 5, 30, 120, 600)  # seconds before attempt n+1, then every 600 
 LEASE = 15
 
 
+# CAEP Interoperability Profile 1.0 §2.6: events are signed RS256 (2048-bit keys or
+# more), whatever algorithm access tokens use.
+SET_ALG = "RS256"
+
+
 def sign(issuer: TokenIssuer, claims: dict[str, Any]) -> str:
-    return issuer.sign({"typ": "secevent+jwt"}, claims, issuer.cfg.access_token_alg)
+    return issuer.sign({"typ": "secevent+jwt"}, claims, SET_ALG)
 
 
 def acknowledge(

@@ -22,6 +22,12 @@ from idp.ssf.models import SsfStream
 
 bp = Blueprint("ssf", __name__)
 SCOPE = "ssf"
+# CAEP Interoperability Profile 1.0 §2.7.2: management takes ``ssf.manage``, reading
+# ``ssf.read`` (or ``ssf.manage``), polling may take ``ssf.manage.poll``; idp's own
+# ``ssf`` allows all of it.
+MANAGE = frozenset({SCOPE, "ssf.manage"})
+READ = MANAGE | {"ssf.read"}
+POLL = MANAGE | {"ssf.manage.poll"}
 CONFIG_PATH = "/.well-known/ssf-configuration"
 MAX_POLL_EVENTS = 100
 
@@ -50,8 +56,9 @@ def configuration(issuer: str) -> dict[str, Any]:
     }
 
 
-def _receiver(svc: Services) -> str:
-    """The client_id behind the request's ssf-scoped client_credentials token."""
+def _receiver(svc: Services, allowed: frozenset[str] = MANAGE) -> str:
+    """The client_id behind the request's client_credentials token, which must carry
+    one of the ``allowed`` scopes (RFC 6750 §3.1 errors otherwise)."""
     try:
         found = presented(ProtocolRequest.from_flask(request))
     except TwoTokens:
@@ -62,12 +69,13 @@ def _receiver(svc: Services) -> str:
     claims = svc.access_tokens.active(found[1])
     if claims is None or claims.get("sub") != claims.get("client_id"):
         raise Refusal(401, "invalid_token", "The access token is not valid.", challenge)
-    if SCOPE not in str(claims.get("scope", "")).split():
+    if allowed.isdisjoint(str(claims.get("scope", "")).split()):
+        needed = " ".join(sorted(allowed))
         raise Refusal(
             403,
             "insufficient_scope",
-            f"The token needs the {SCOPE} scope.",
-            [("WWW-Authenticate", f'Bearer error="insufficient_scope", scope="{SCOPE}"')],
+            f"The token needs one of the scopes {needed}.",
+            [("WWW-Authenticate", f'Bearer error="insufficient_scope", scope="{needed}"')],
         )
     return str(claims["client_id"])
 
@@ -115,7 +123,7 @@ def stream_config() -> Response:
     """SSF 1.0 §8.1.1: create (POST), read (GET), update (PATCH), replace (PUT),
     delete (DELETE)."""
     svc = services()
-    client_id = _receiver(svc)
+    client_id = _receiver(svc, READ if request.method == "GET" else MANAGE)
     issuer = svc.config.server.issuer
     outbound = svc.pusher.outbound
     now = svc.clock.now()
@@ -149,7 +157,7 @@ def stream_config() -> Response:
 def stream_status() -> Response:
     """SSF 1.0 §8.1.2: read or set a stream's status."""
     svc = services()
-    client_id = _receiver(svc)
+    client_id = _receiver(svc, READ if request.method == "GET" else MANAGE)
     if request.method == "GET":
         with svc.db.read() as s:
             stream = _stream(s, client_id, request.args.get("stream_id"))
@@ -243,7 +251,7 @@ def poll(stream_id: str) -> Response:
     [ssf] poll_wait_seconds for it unless returnImmediately (the wait holds a slot of
     the revocation feed's waiting polls, capped per process and per receiver)."""
     svc = services()
-    client_id = _receiver(svc)
+    client_id = _receiver(svc, POLL)
     body = _body()
     most, immediately, acks, errors = _poll_request(body)
     with svc.db.read() as s:
