@@ -7,10 +7,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: install run test test-fast fuzz lint services bench bench-1m clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml verifier/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	# idp-verifier (verifier/) is its own distribution, for resource servers and examples/.
+	$(BIN)/pip install -q -e '.[dev]' -e ./verifier
 	touch $(STAMP)
 
 ## install: create or update .venv (idempotent)
@@ -20,11 +21,12 @@ install: $(STAMP)
 run: install
 	$(BIN)/python -m idp.demo
 
-## lint: ruff (lint and format) everywhere; mypy --strict on idp/ and admin/, and on tests/
+## lint: ruff (lint and format) everywhere; mypy --strict on idp/, admin/ and verifier/, and on tests/
 lint: install
-	$(BIN)/ruff check idp admin tests bench examples
-	$(BIN)/ruff format --check idp admin tests bench examples
+	$(BIN)/ruff check idp admin tests bench examples verifier
+	$(BIN)/ruff format --check idp admin tests bench examples verifier
 	$(BIN)/mypy
+	$(BIN)/mypy verifier/tests
 
 ## services: make sure PostgreSQL, Redis, Chromium, wrk and node deps are there
 services:

@@ -1,9 +1,10 @@
 """A resource server (an API) that accepts idp access tokens, as a real service would.
 
-It verifies JWTs offline with idp's cached JWKS (idp.verifier) and follows idp's
-revocation feed, so a session an operator kills stops working here within about a
-second (``--signals``: through idp's Shared Signals instead, as any SSF receiver
-would). A DPoP-bound token (RFC 9449) works only with a proof of its key. Run it beside
+It verifies JWTs offline with idp's cached JWKS (idp_verifier, the distribution in
+verifier/, which needs neither Flask nor SQLAlchemy) and follows idp's revocation feed,
+so a session an operator kills stops working here within about a second
+(``--signals``: through idp's Shared Signals instead, as any SSF receiver would). A
+DPoP-bound token (RFC 9449) works only with a proof of its key. Run it beside
 `make run`:
 
     idp clients create orders-api --grant client_credentials --scope orders
@@ -20,7 +21,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-from idp.verifier import InvalidToken, Verifier
+from idp_verifier import InvalidToken, Verifier
 
 
 def create_api(verifier: Verifier) -> Flask:

@@ -13,7 +13,7 @@ import requests
 
 from examples.resource_server import create_api
 from idp.operator import Actor
-from idp.verifier import InvalidToken, Verifier
+from idp_verifier import InvalidToken, SystemClock, Verifier
 from tests.support.browserless import code_flow
 from tests.support.dpop import DPoPKey
 from tests.support.jwt import verify as pyjwt_verify
@@ -190,19 +190,33 @@ def test_the_verifier_fails_closed_when_the_feed_is_stale(setup):
     """Issue 10 item 10: following the feed, a verifier that has not heard from idp for
     max_feed_age seconds refuses every token (a revocation may have been missed)."""
     live, api, tokens, _ = setup
+    clock = AheadClock()
     verifier = Verifier(
-        live.url, audience="shop", client_id=api.client_id, client_secret=api.secret
+        live.url,
+        audience="shop",
+        client_id=api.client_id,
+        client_secret=api.secret,
+        clock=clock,
     )
     verifier.start(wait=1)
     try:
         assert verifier.verify(tokens["access_token"])
-        verifier._fed_at -= verifier.max_feed_age + 1  # as if idp went unreachable
+        clock.ahead = verifier.max_feed_age + 1  # as if idp went unreachable meanwhile
         with pytest.raises(InvalidToken, match="feed unavailable"):
             verifier.verify(tokens["access_token"])
         verifier.poll()  # idp answers again
         assert verifier.verify(tokens["access_token"])
     finally:
         verifier.stop()
+
+
+class AheadClock(SystemClock):
+    """The system's clock, with the feed's clock moved on by ``ahead`` seconds."""
+
+    ahead = 0.0
+
+    def monotonic(self) -> float:
+        return super().monotonic() + self.ahead
 
 
 def test_forged_kids_cannot_make_the_verifier_hammer_the_jwks(setup):

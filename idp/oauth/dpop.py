@@ -57,7 +57,7 @@ class ReplayStore(Protocol):
 
 
 class MemoryReplays:
-    """A replay store for one process (idp.verifier in a resource server)."""
+    """A replay store for one process."""
 
     def __init__(self) -> None:
         self._seen: dict[str, float] = {}

@@ -26,7 +26,7 @@ from werkzeug.serving import make_server
 
 from examples.resource_server import create_api
 from idp.refresh.models import RefreshFamily
-from idp.verifier import Verifier
+from idp_verifier import Verifier
 from tests.support.auth import PASSWORD, AuthActions
 from tests.support.client_jwt import ClientKey
 
