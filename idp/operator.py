@@ -204,7 +204,7 @@ class OperatorActions:
             stream = s.get(SsfStream, stream_id)
             if stream is None:
                 return False
-            streams.set_status(s, stream, self.clock.now(), status, reason)
+            streams.set_status(s, stream, self.clock.now(), status, reason, self.killer.signals)
             record(
                 s,
                 at=self.clock.now(),

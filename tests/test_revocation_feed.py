@@ -10,9 +10,11 @@ import time
 
 import pytest
 import requests
+from sqlalchemy import select
 
 from examples.resource_server import create_api
 from idp.operator import Actor
+from idp.ssf.models import SsfStream
 from idp_verifier import InvalidToken, SystemClock, Verifier
 from tests.support.browserless import code_flow
 from tests.support.dpop import DPoPKey
@@ -319,3 +321,31 @@ def test_a_verifier_following_shared_signals_refuses_a_killed_session(auth, live
         verifier.stop()
         assert verifier._thread is not None
         verifier._thread.join(10)  # its poll ends within poll_wait_seconds
+
+
+def test_a_verifier_following_shared_signals_fails_closed_while_its_stream_is_paused(auth, live):
+    """An operator pauses the verifier's stream: kills are held there, so the verifier
+    refuses every token from the stream-updated event on, until the stream is enabled
+    again (SSF 1.0 §8.1.5, issue 12 items 2 and 4)."""
+    auth.user()
+    rp = auth.oauth_client(
+        "shop", scope="openid offline_access", redirect_uri="http://127.0.0.1/cb"
+    )
+    rx = auth.oauth_client(
+        "shop-rx", grant_types=["client_credentials"], scope="ssf", redirect_uri="https://rx.test/x"
+    )
+    tokens = code_flow(live.url, "shop", rp.secret, "http://127.0.0.1/cb")
+    verifier = Verifier(
+        live.url, audience="shop", client_id="shop-rx", client_secret=rx.secret, signals=True
+    )
+    verifier.poll()
+    assert verifier.verify(tokens["access_token"])
+    with live.svc.db.read() as s:
+        [stream_id] = s.scalars(select(SsfStream.id)).all()
+    live.svc.actions.set_stream_status(stream_id, "paused", Actor("root"), "maintenance")
+    verifier.poll()
+    with pytest.raises(InvalidToken, match="stream is paused"):
+        verifier.verify(tokens["access_token"])
+    live.svc.actions.set_stream_status(stream_id, "enabled", Actor("root"), "done")
+    verifier.poll()
+    assert verifier.verify(tokens["access_token"])

@@ -19,6 +19,7 @@ from idp.clock import Clock
 from idp.db import Database
 from idp.oauth.tokens import TokenIssuer
 from idp.outbound import Outbound
+from idp.ssf.events import STREAM_UPDATED
 from idp.ssf.models import SsfEvent, SsfStream
 from idp.ssf.streams import PUSH
 from idp.worker import Worker
@@ -68,21 +69,26 @@ def acknowledge(
                 stream.last_delivery_at = now
 
 
-def owed(db: Database, clock: Clock, stream_id: str, most: int) -> tuple[list[SsfEvent], bool]:
-    """A poll's events: the stream's oldest owed ones, and whether more are waiting."""
+def _owed(stream_id: str, held: bool) -> Any:
+    """The stream's pending events, oldest first; of a held stream (paused or
+    disabled), only those that say so (SSF 1.0 §8.1.5 stream-updated)."""
+    query = (
+        select(SsfEvent)
+        .where(SsfEvent.stream_id == stream_id, SsfEvent.status == "pending")
+        .order_by(SsfEvent.created_at, SsfEvent.id)
+    )
+    return query.where(SsfEvent.event_type == STREAM_UPDATED) if held else query
+
+
+def owed(
+    db: Database, clock: Clock, stream_id: str, most: int, held: bool = False
+) -> tuple[list[SsfEvent], bool]:
+    """A poll's events: the stream's oldest owed ones (only its stream-updated events
+    while it is ``held``), and whether more are waiting."""
     now = clock.now()
     with db.read() as s:
         rows = list(
-            s.scalars(
-                select(SsfEvent)
-                .where(
-                    SsfEvent.stream_id == stream_id,
-                    SsfEvent.status == "pending",
-                    SsfEvent.expires_at > now,
-                )
-                .order_by(SsfEvent.created_at, SsfEvent.id)
-                .limit(most + 1)
-            )
+            s.scalars(_owed(stream_id, held).where(SsfEvent.expires_at > now).limit(most + 1))
         )
     return rows[:most], len(rows) > most
 
@@ -102,23 +108,15 @@ class Pusher(Worker):
         self.outbound = outbound
 
     def deliver_due(self) -> bool:
-        """Tries the oldest owed event of each enabled push stream once; True while
-        push events are still owed."""
+        """Tries the oldest owed event of each push stream once (of a paused or
+        disabled one, its oldest stream-updated event); True while push events are
+        still owed."""
         now = self.clock.now()
         with self.db.read() as s:
-            streams = list(
-                s.scalars(
-                    select(SsfStream).where(SsfStream.method == PUSH, SsfStream.status == "enabled")
-                )
-            )
+            streams = list(s.scalars(select(SsfStream).where(SsfStream.method == PUSH)))
             heads: list[tuple[SsfStream, SsfEvent]] = []
             for stream in streams:
-                head = s.scalar(
-                    select(SsfEvent)
-                    .where(SsfEvent.stream_id == stream.id, SsfEvent.status == "pending")
-                    .order_by(SsfEvent.created_at, SsfEvent.id)
-                    .limit(1)
-                )
+                head = s.scalar(_owed(stream.id, stream.status != "enabled").limit(1))
                 if head is not None:
                     heads.append((stream, head))
         waiting = False

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from idp.outbound import Outbound
-from idp.ssf.events import SUPPORTED, delivered
+from idp.ssf.events import STREAM_UPDATED, SUPPORTED, Emitter, delivered
 from idp.ssf.models import SsfEvent, SsfStream
 
 PUSH = "urn:ietf:rfc:8935"
@@ -134,18 +134,34 @@ def update(
     stream.updated_at = now
 
 
-def set_status(s: Session, stream: SsfStream, now: dt.datetime, status: Any, reason: Any) -> None:
-    """enabled, paused (events are kept) or disabled (owed events are dropped)."""
+def set_status(
+    s: Session,
+    stream: SsfStream,
+    now: dt.datetime,
+    status: Any,
+    reason: Any,
+    signals: Emitter,
+) -> None:
+    """enabled, paused (events are kept) or disabled (owed events are dropped). A
+    change is told to the receiver by a stream-updated event (SSF 1.0 §8.1.5), which
+    reaches it even while the stream holds or drops the others: it is how a receiver
+    learns that it may be missing events."""
     if status not in STATUSES:
         raise StreamError(f"status must be one of {', '.join(STATUSES)}")
+    why = None if reason is None else _text(reason, "reason", 500)
+    changed = stream.status != status
     stream.status = status
-    stream.status_reason = None if reason is None else _text(reason, "reason", 500)
+    stream.status_reason = why
     stream.updated_at = now
     if status == "disabled":
         for event in s.scalars(
             select(SsfEvent).where(SsfEvent.stream_id == stream.id, SsfEvent.status == "pending")
         ):
             event.status, event.last_error = "dropped", "the stream was disabled"
+    if changed:
+        news = {"status": status, **({"reason": why} if why else {})}
+        subject = {"format": "opaque", "id": stream.id}
+        signals.emit(s, now, STREAM_UPDATED, subject, news, streams=[stream])
 
 
 def owned(s: Session, client_id: str, stream_id: Any) -> SsfStream | None:

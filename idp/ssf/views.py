@@ -166,7 +166,9 @@ def stream_status() -> Response:
     body = _body()
     with svc.db.transaction() as s:
         stream = _stream(s, client_id, body.get("stream_id"))
-        streams.set_status(s, stream, svc.clock.now(), body.get("status"), body.get("reason"))
+        streams.set_status(
+            s, stream, svc.clock.now(), body.get("status"), body.get("reason"), svc.killer.signals
+        )
         out = {"stream_id": stream.id, "status": stream.status}
         if stream.status_reason:
             out["reason"] = stream.status_reason
@@ -249,7 +251,8 @@ def _poll_request(body: dict[str, Any]) -> tuple[int, bool, list[str], dict[str,
 def poll(stream_id: str) -> Response:
     """RFC 8936: acknowledge what was received, then take what is owed, waiting up to
     [ssf] poll_wait_seconds for it unless returnImmediately (the wait holds a slot of
-    the revocation feed's waiting polls, capped per process and per receiver)."""
+    the revocation feed's waiting polls, capped per process and per receiver). A
+    stream that is not enabled gives only its stream-updated events."""
     svc = services()
     client_id = _receiver(svc, POLL)
     body = _body()
@@ -260,16 +263,16 @@ def poll(stream_id: str) -> Response:
             raise Refusal(400, "invalid_request", "This stream is delivered by push.")
         held = stream.status != "enabled"
     delivery.acknowledge(svc.db, svc.clock, stream_id, acks, errors)
-    if most == 0 or held:
+    if most == 0:
         return json_response(200, {"sets": {}, "moreAvailable": False}).to_flask()
-    events, more = delivery.owed(svc.db, svc.clock, stream_id, most)
+    events, more = delivery.owed(svc.db, svc.clock, stream_id, most, held)
     if not events and not immediately:
-        events, more = _wait(svc, client_id, stream_id, most)
+        events, more = _wait(svc, client_id, stream_id, most, held)
     sets = {e.jti: delivery.sign(svc.oauth.issuer, e.claims) for e in events}
     return json_response(200, {"sets": sets, "moreAvailable": more}).to_flask()
 
 
-def _wait(svc: Services, client_id: str, stream_id: str, most: int) -> Any:
+def _wait(svc: Services, client_id: str, stream_id: str, most: int, held: bool) -> Any:
     """Waits for events: woken by the revocation log (a kill writes to it in the same
     transaction as its events), and looking again every second for the others."""
     from idp.revocations.waiting import Busy
@@ -279,7 +282,7 @@ def _wait(svc: Services, client_id: str, stream_id: str, most: int) -> Any:
         with svc.feed_waits.slot(f"ssf:{client_id}"):
             while True:
                 seen = svc.deny.latest()
-                events, more = delivery.owed(svc.db, svc.clock, stream_id, most)
+                events, more = delivery.owed(svc.db, svc.clock, stream_id, most, held)
                 left = deadline - time.monotonic()
                 if events or left <= 0:
                     return events, more
