@@ -15,6 +15,7 @@ from typing import Any
 from idp.clients.models import ADMIN_SCOPE
 from idp.clients.services import GRANTS, RESERVED_CLAIMS
 from idp.config import SUPPORTED_ALGS
+from idp.ssf.streams import STATUSES as STREAM_STATUSES
 
 # Text an operator types (reasons): no C0 control characters but tab and newlines, no DEL.
 # NUL in particular would reach PostgreSQL, which refuses it in text.
@@ -160,6 +161,23 @@ SCHEMAS: dict[str, Any] = {
             "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": SOME_TEXT},
         },
         "description": "Why the operator does this (not blank); kept in the audit trail.",
+    },
+    "StreamStatusChange": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["status"],
+        "properties": {
+            "status": {
+                "type": "string",
+                "enum": list(STREAM_STATUSES),
+                "description": "paused: events are kept until enabled; disabled: owed "
+                "events are dropped. The receiver gets a stream-updated event.",
+            },
+            # One line: the receiver reads it in the stream-updated event.
+            "reason": {"type": "string", "maxLength": 500, "pattern": LINE},
+        },
+        "description": "The stream's new status and why (kept in the audit trail and sent "
+        'to the receiver; absent or blank: "set by operator").',
     },
     "ClientCreate": {
         "type": "object",
@@ -315,6 +333,25 @@ SCHEMAS: dict[str, Any] = {
         deliveries=_list_of(_ref("Delivery")),
     ),
     "SessionKilled": _object(sid=STRING, killed=BOOLEAN, reason=STRING, ended_at=DATETIME),
+    "Stream": _object(
+        stream_id=STRING,
+        receiver={"type": "string", "description": "The receiver's client_id (the SETs' aud)."},
+        method={"type": "string", "enum": ["push", "poll"]},
+        endpoint_url={"type": ["string", "null"], "description": "Push streams only."},
+        status={"type": "string", "enum": list(STREAM_STATUSES)},
+        status_reason=MAYBE_STRING,
+        owed={**INTEGER, "description": "Events not yet delivered."},
+        lag_seconds={**INTEGER, "description": "Age of the oldest event not yet delivered."},
+        last_delivery_at=MAYBE_DATETIME,
+        last_error=MAYBE_STRING,
+        created_at=DATETIME,
+    ),
+    "StreamList": _object(streams=_list_of(_ref("Stream"))),
+    "StreamStatus": _object(
+        stream_id=STRING,
+        status={"type": "string", "enum": list(STREAM_STATUSES)},
+        reason=STRING,
+    ),
     "User": _object(
         id=STRING,
         username=STRING,
@@ -529,6 +566,7 @@ def _op(
 SID = _path("sid", "The session id (the `sid` claim of its tokens).")
 USER_ID = _path("user_id", "The user's id.")
 CLIENT = _path("client_id", "The client_id.", CLIENT_ID)
+STREAM = _path("stream_id", "The stream's id (SSF stream_id).")
 AUDITED = " Audited."
 
 PATHS: dict[str, Any] = {
@@ -692,6 +730,27 @@ PATHS: dict[str, Any] = {
             body="Reason",
         )
     },
+    "/ssf/streams": {
+        "get": _op(
+            "listStreams",
+            "Shared Signals streams: receiver, delivery, status, events owed, lag, last "
+            "delivery and error.",
+            "StreamList",
+            tag="signals",
+        )
+    },
+    "/ssf/streams/{stream_id}/status": {
+        "post": _op(
+            "setStreamStatus",
+            "Pause, disable or enable a Shared Signals stream; its receiver is told by a "
+            "stream-updated event." + AUDITED,
+            "StreamStatus",
+            tag="signals",
+            params=[STREAM],
+            body="StreamStatusChange",
+            body_required=True,
+        )
+    },
     "/keys": {
         "get": _op("listKeys", "Signing keys: next, active and retired.", "KeyList", tag="keys")
     },
@@ -738,8 +797,8 @@ DOCUMENT: dict[str, Any] = {
     "info": {
         "title": "idp admin API",
         "version": "1",
-        "description": "Operate idp from scripts: sessions, users, clients, keys and the "
-        "audit trail. Authenticate with a Bearer access token carrying the "
+        "description": "Operate idp from scripts: sessions, users, clients, Shared Signals "
+        "streams, keys and the audit trail. Authenticate with a Bearer access token carrying the "
         f"`{ADMIN_SCOPE}` scope, which only admin clients obtain, from the token endpoint "
         "with the client_credentials grant (`idp clients create ops --admin-client`). "
         "Errors are JSON objects with `error` and `error_description`; datetimes are "
@@ -749,7 +808,16 @@ DOCUMENT: dict[str, Any] = {
     "security": [{"bearerAuth": []}],
     "tags": [
         {"name": name}
-        for name in ("overview", "sessions", "users", "clients", "keys", "events", "meta")
+        for name in (
+            "overview",
+            "sessions",
+            "users",
+            "clients",
+            "signals",
+            "keys",
+            "events",
+            "meta",
+        )
     ],
     "paths": PATHS,
     "components": {

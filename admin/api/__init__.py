@@ -13,7 +13,7 @@ from flask import request
 from werkzeug.wrappers import Response
 
 from admin import openapi
-from admin.api import clients, events, keys, sessions, users  # noqa: F401 - their routes
+from admin.api import clients, events, keys, sessions, signals, users  # noqa: F401 - routes
 from admin.api.common import admin_token_required, api_error, bp, prefix, reply
 
 __all__ = ["admin_token_required", "api_error", "bp"]

@@ -31,7 +31,7 @@ bp = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 PREFIX_KEY = "admin.api.prefix"
-NOUNS = {"sid": "session", "user_id": "user", "client_id": "client"}
+NOUNS = {"sid": "session", "user_id": "user", "client_id": "client", "stream_id": "stream"}
 
 
 class Refused(Exception):

@@ -181,6 +181,7 @@ def concrete(path: str) -> str:
         path.replace("{sid}", "0" * 32)
         .replace("{user_id}", "0" * 32)
         .replace("{client_id}", "nobody")
+        .replace("{stream_id}", "0" * 32)
     )
 
 

@@ -19,6 +19,7 @@ import pytest
 from admin import openapi
 from admin.api.checks import problem, resolve
 from idp.sessions import services as sessions
+from idp.ssf import streams
 from tests.admin.test_api import Api, admin_token, row_counts
 from tests.support.auth import AuthActions, RegisteredClient
 
@@ -122,7 +123,20 @@ class Target:
         self.auth.oauth_client(client_id, scope="openid offline_access")
         return client_id
 
+    def stream_id(self) -> str:
+        with self.svc.db.transaction() as s:
+            stream = streams.create(
+                s,
+                self.svc.clock.now(),
+                self.client_id(),
+                {"delivery": {"method": streams.POLL}},
+                self.svc.pusher.outbound,
+            )
+            return str(stream.id)
+
     def path(self, path: str) -> str:
+        if "{stream_id}" in path:
+            return path.replace("{stream_id}", self.stream_id())
         if "{sid}" in path:
             return path.replace("{sid}", self.sid())
         if "{user_id}" in path:
@@ -136,6 +150,8 @@ class Target:
             return {"reason": "probe"}
         if label == "PATCH /clients/{client_id}":
             return {"name": "probe"}
+        if label == "POST /ssf/streams/{stream_id}/status":
+            return {"status": "paused"}
         return {}
 
 
