@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import urllib.error
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -82,9 +83,8 @@ class Receiver:
         )
         self.stream_id = str(stream["stream_id"])
         self._poll_url = str(stream["delivery"]["endpoint_url"])
-        status = http.get_json(
-            f"{meta['status_endpoint']}?stream_id={self.stream_id}", self._bearer()
-        )
+        query = urllib.parse.urlencode({"stream_id": self.stream_id})
+        status = http.get_json(f"{meta['status_endpoint']}?{query}", self._bearer())
         return str(status["status"])
 
     def poll(self, wait: float, verify: Callable[[str], dict[str, Any]]) -> list[dict[str, Any]]:
