@@ -201,7 +201,8 @@ class Verifier:
         if isinstance(updated, dict) and subject.get("id") == self._receiver.stream_id:
             # SSF 1.0 §8.1.5: paused or disabled, events are held or dropped.
             self.stream_status = str(updated.get("status"))
-            log.warning("the Shared Signals stream is now %s", self.stream_status)
+            level = logging.INFO if self.stream_status == "enabled" else logging.WARNING
+            log.log(level, "the Shared Signals stream is now %s", self.stream_status)
 
     def _poll_signals(self, wait: float) -> int:
         if not self._receiver.connected:

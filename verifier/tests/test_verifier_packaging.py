@@ -8,11 +8,14 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 import idp_verifier
 
 DISTRIBUTION = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_importing_it_loads_neither_flask_nor_sqlalchemy_nor_idp():
     code = (
         "import sys; import idp_verifier; from idp_verifier import Verifier; "
