@@ -44,6 +44,7 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
         "private_key_jwt needs",
         "a public client, and only",
     ),
+    "POST /users": ("That username is taken",),
     "PATCH /clients/{client_id}": (
         "redirect URI ",
         "post-logout redirect URI ",
@@ -125,8 +126,9 @@ class Target:
     def path(self, path: str) -> str:
         if "{sid}" in path:
             return path.replace("{sid}", self.sid())
-        if "{user_id}" in path:
-            return path.replace("{user_id}", str(self.user.id))
+        if "{user_id}" in path:  # a fresh user: a probe may delete it
+            user = self.auth.user(f"probe-user-{next(self.ids)}")
+            return path.replace("{user_id}", str(user.id))
         return path.replace("{client_id}", self.client_id()) if "{client_id}" in path else path
 
     def base_body(self, label: str) -> dict[str, Any]:
@@ -135,6 +137,10 @@ class Target:
         if label == "POST /sessions/{sid}/kill":
             return {"reason": "probe"}
         if label == "PATCH /clients/{client_id}":
+            return {"name": "probe"}
+        if label == "POST /users":
+            return {"username": f"new-user-{next(self.ids)}"}
+        if label == "PATCH /users/{user_id}":
             return {"name": "probe"}
         return {}
 
