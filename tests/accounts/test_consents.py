@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from idp.accounts.models import Consent
 from idp.audit.models import AuditEvent
+from tests.bad_input.helpers import assert_clean_error
 from tests.support.auth import AuthActions, RegisteredClient, csrf_from, query_of
 
 pytestmark = pytest.mark.usefixtures("no_background_worker")
@@ -114,8 +115,16 @@ def test_withdrawing_what_was_never_granted_is_404_and_changes_nothing(
     consented_tokens(auth, photos)
     token = csrf_from(auth.client.get("/account").get_data(as_text=True))
     resp = auth.client.post(f"/account/consents/{client_id}/withdraw", data={"csrf_token": token})
-    assert resp.status_code == 404
-    assert "<script>" not in resp.get_data(as_text=True)
+    assert_clean_error(resp, json_body=False, status=404)
+    assert consents(svc) == 1
+
+
+def test_withdrawing_is_post_only(
+    auth: AuthActions, svc: Any, partners: tuple[RegisteredClient, RegisteredClient]
+) -> None:
+    photos, _ = partners
+    consented_tokens(auth, photos)
+    assert auth.client.get("/account/consents/photos/withdraw").status_code == 405
     assert consents(svc) == 1
 
 
