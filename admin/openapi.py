@@ -37,6 +37,10 @@ CLAIM_NAME_CHARS = r"[A-Za-z0-9_:/.-]{1,100}"
 CLAIM_NAME = f"^{CLAIM_NAME_CHARS}$"
 SCOPE = r"^[ !#-\[\]-~]*$"  # RFC 6749 §3.3 scope-token characters and spaces
 CURSOR = r"^[A-Za-z0-9_=-]{1,200}$"  # base64url, opaque
+USERNAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,149}$"  # idp.accounts.services.USERNAME_RE
+# idp.accounts.services.EMAIL_RE, without anything Python's \s or str.strip() would see.
+EMAIL_PART = f"[^@<>\"'{BLANK}]"
+EMAIL = f"^{EMAIL_PART}{{1,64}}@{EMAIL_PART}{{1,255}}$"
 
 DATETIME = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC."}
 MAYBE_DATETIME = {"type": ["string", "null"], "format": "date-time"}
@@ -134,6 +138,15 @@ DPOP_BOUND = {
     "default": False,
     "description": "Every token request must carry a DPoP proof (RFC 9449 section 5.2.1).",
 }
+
+USER_EMAIL = {"type": "string", "maxLength": 320, "pattern": EMAIL}
+USER_NAME = {
+    "type": "string",
+    "maxLength": 200,
+    "pattern": LINE,
+    "description": "The display name (the `name` claim); blank means none.",
+}
+USER_ADMIN = {"type": "boolean", "description": "May use the dashboard."}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -262,6 +275,38 @@ SCHEMAS: dict[str, Any] = {
             "require_pushed_authorization_requests": REQUIRE_PAR,
         },
     },
+    "UserCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["username"],
+        "description": "The options of `idp users create`.",
+        "properties": {
+            "username": {"type": "string", "pattern": USERNAME},
+            "email": USER_EMAIL,
+            "name": USER_NAME,
+            "admin": {**USER_ADMIN, "default": False},
+            "password": {
+                "type": "string",
+                "minLength": 8,
+                "maxLength": 1024,
+                "pattern": r"^[^\u0000]*$",  # anything a person can type; never NUL
+                "description": "Absent: the account has no password, and nobody can log "
+                "in to it until a password is set through a password reset.",
+            },
+        },
+    },
+    "UserPatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "description": "The fields to change; the others stay as they are. A changed "
+        "email is no longer verified.",
+        "properties": {
+            "email": {**USER_EMAIL, "type": ["string", "null"], "description": "null removes it."},
+            "name": {**USER_NAME, "type": ["string", "null"]},
+            "admin": USER_ADMIN,
+        },
+    },
     # --- responses ----------------------------------------------------------------------
     "Session": _object(
         sid=STRING,
@@ -369,6 +414,15 @@ SCHEMAS: dict[str, Any] = {
         consents=_list_of(_object(client_id=STRING, scope=STRING, granted_at=DATETIME)),
     ),
     "UserSessionsKilled": _object(user_id=STRING, sessions_killed=INTEGER),
+    "UserDeleted": _object(
+        user_id=STRING,
+        deleted=BOOLEAN,
+        pseudonym={
+            "type": "string",
+            "description": "What the audit trail now calls the user (deleted-user-...).",
+        },
+        sessions_killed=INTEGER,
+    ),
     "ClientMetadata": _object(
         client_id=STRING,
         client_name=STRING,
@@ -639,7 +693,16 @@ PATHS: dict[str, Any] = {
                 _query("q", "Prefix of a username or email.", maxLength=320),
                 _limit(100, 200),
             ],
-        )
+        ),
+        "post": _op(
+            "createUser",
+            "Create a user, with or without a password." + AUDITED,
+            "User",
+            tag="users",
+            body="UserCreate",
+            body_required=True,
+            status=201,
+        ),
     },
     "/users/{user_id}": {
         "get": _op(
@@ -648,7 +711,26 @@ PATHS: dict[str, Any] = {
             "UserDetail",
             tag="users",
             params=[USER_ID],
-        )
+        ),
+        "patch": _op(
+            "updateUser",
+            "Change a user's email, name or admin flag." + AUDITED,
+            "User",
+            tag="users",
+            params=[USER_ID],
+            body="UserPatch",
+            body_required=True,
+        ),
+        "delete": _op(
+            "deleteUser",
+            "Delete the user for good: every session and refresh family is killed, "
+            "receivers get RISC account-purged, personal data is removed, and the audit "
+            "trail keeps only a pseudonym." + AUDITED,
+            "UserDeleted",
+            tag="users",
+            params=[USER_ID],
+            body="Reason",
+        ),
     },
     "/users/{user_id}/kill-sessions": {
         "post": _op(

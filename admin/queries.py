@@ -754,6 +754,30 @@ def users_page(svc: Any, q: str = "") -> list[dict[str, Any]]:
     return [{**u, "live_sessions": counts.get(u["id"], 0)} for u in users]
 
 
+def user_security_events(svc: Any, user_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest security events about one user (reuse, lockouts, failed re-auth)."""
+    if _bad_key(user_id):
+        return []
+    with svc.db.read() as s:
+        stmt = (
+            select(SecurityEvent)
+            .where(SecurityEvent.user_id == user_id)
+            .order_by(SecurityEvent.at.desc())
+            .limit(limit)
+        )
+        return [
+            {
+                "at": e.at,
+                "kind": e.kind,
+                "client_id": e.client_id,
+                "session_id": e.session_id,
+                "family_id": e.family_id,
+                "details": e.details,
+            }
+            for e in s.scalars(stmt)
+        ]
+
+
 def user_exists(svc: Any, user_id: str) -> bool:
     if _bad_key(user_id):
         return False

@@ -251,7 +251,7 @@ def users_create(
     username: str, password_stdin: bool, email: str | None, name: str | None, admin: bool
 ) -> None:
     """Create a user (prompts for the password unless --password-stdin)."""
-    from idp.accounts.services import AccountError, create_user
+    from idp.accounts.services import AccountError
 
     if not password_stdin and not sys.stdin.isatty():
         _fail(
@@ -264,18 +264,90 @@ def users_create(
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
-    def run(svc: Any, s: Any) -> Any:
-        user = create_user(s, svc.clock, username, password, email=email, name=name, admin=admin)
-        _audit(s, svc, "user.create", target=user.id, username=username, admin=admin)
-        return user
-
     try:
-        user = _in_tx(run, app)
+        user = app.extensions["idp"].actions.create_user(
+            CLI, username, password, email=email, name=name, admin=admin
+        )
     except AccountError as exc:
         _fail(str(exc))
+    click.echo(json.dumps(_user_json(user)))
+
+
+def _user_json(user: Any) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "name": user.name,
+        "admin": user.is_admin,
+        "disabled": user.disabled,
+    }
+
+
+@users.command("list")
+@click.option("--limit", default=1000, type=click.IntRange(1, 100_000), show_default=True)
+def users_list(limit: int) -> None:
+    """Every user by username, one JSON object a line."""
+    from sqlalchemy import select
+
+    from idp.accounts.models import User
+
+    svc = _app().extensions["idp"]
+    with svc.db.read() as s:
+        for user in s.scalars(select(User).order_by(User.username_key).limit(limit)):
+            click.echo(json.dumps({**_user_json(user), "created_at": user.created_at.isoformat()}))
+
+
+@users.command("update")
+@click.argument("username")
+@click.option("--email", default=None, help='New email address ("" removes it).')
+@click.option("--name", default=None, help='New display name ("" removes it).')
+@click.option("--admin/--no-admin", default=None, help="Give or take the admin role.")
+def users_update(username: str, email: str | None, name: str | None, admin: bool | None) -> None:
+    """Change a user's email, name or admin role (a changed email is unverified)."""
+    from idp.accounts.services import KEEP, AccountError
+
+    svc = _app().extensions["idp"]
+    user = _user_or_fail(svc, username)
+    fields = {
+        "email": KEEP if email is None else (email or None),
+        "name": KEEP if name is None else (name or None),
+        "admin": KEEP if admin is None else admin,
+    }
+    try:
+        changed = svc.actions.update_user(user.id, CLI, **fields)
+    except AccountError as exc:
+        _fail(str(exc))
+    if changed is None:
+        _fail(f"no user {username!r}")
+    click.echo(json.dumps({**_user_json(_user_or_fail(svc, username)), "changed": changed}))
+
+
+@users.command("delete")
+@click.argument("username")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--reason", default="deleted by operator", show_default=True)
+def users_delete(username: str, yes: bool, reason: str) -> None:
+    """Delete a user for good: kills everything they hold, removes their personal data;
+    the audit trail keeps a pseudonym."""
+    if not yes and not sys.stdin.isatty():
+        _fail("no terminal to confirm on; pass --yes to delete without asking", code=2)
+    svc = _app().extensions["idp"]
+    user = _user_or_fail(svc, username)
+    if not yes:
+        click.confirm(f"Delete {username} and all their data for good?", abort=True)
+    deleted = svc.actions.delete_user(user.id, CLI, reason)
+    if deleted is None:
+        _fail(f"no user {username!r}")
+    _drain_backchannel(svc)
     click.echo(
         json.dumps(
-            {"id": user.id, "username": user.username, "email": user.email, "admin": user.is_admin}
+            {
+                "user": username,
+                "deleted": True,
+                "pseudonym": deleted.pseudonym,
+                "sessions_killed": deleted.sessions_killed,
+            }
         )
     )
 

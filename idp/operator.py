@@ -16,11 +16,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idp.accounts.models import User
+from idp.accounts import erasure
+from idp.accounts import services as accounts
+from idp.accounts.models import Consent, User
 from idp.audit.services import record
 from idp.clients.models import Client
 from idp.clock import Clock, epoch
@@ -42,6 +45,15 @@ class Actor:
     ip: str | None = None
 
 
+@dataclass(frozen=True)
+class Deleted:
+    """A deleted user: the pseudonym the audit trail now names them by, and what the
+    deletion ended."""
+
+    pseudonym: str
+    sessions_killed: int
+
+
 class OperatorActions:
     def __init__(
         self,
@@ -54,6 +66,7 @@ class OperatorActions:
         keys: KeyService,
         longest_token_ttl: int,
         algs_in_use: Callable[[], set[str]],
+        pseudonym_key: bytes,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -65,6 +78,7 @@ class OperatorActions:
         # "Every token of X issued before now" is kept until the last of them expired.
         self.deny_for = dt.timedelta(seconds=longest_token_ttl + 1)
         self.algs_in_use = algs_in_use
+        self.pseudonym_key = pseudonym_key
 
     # --- sessions -----------------------------------------------------------------
     def kill_session(self, sid: str, by: Actor, reason: str) -> Killed | AlreadyEnded | None:
@@ -118,6 +132,120 @@ class OperatorActions:
         if owed:
             self.notifier.kick()
         return user
+
+    def create_user(
+        self,
+        by: Actor,
+        username: str,
+        password: str | None,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        admin: bool = False,
+    ) -> User:
+        """A new user (idp.accounts.services.create_user: None for ``password`` gives an
+        account no password opens). Raises AccountError."""
+        with self.db.transaction() as s:
+            user = accounts.create_user(
+                s, self.clock, username, password, email=email, name=name, admin=admin
+            )
+            record(
+                s,
+                at=self.clock.now(),
+                actor=by.name,
+                action="user.create",
+                target=user.id,
+                ip=by.ip,
+                username=username,
+                admin=admin,
+                password=password is not None,
+            )
+        return user
+
+    def update_user(self, user_id: str, by: Actor, **fields: Any) -> dict[str, Any] | None:
+        """Changes a user's ``email``, ``name`` or ``admin`` flag (the keyword arguments
+        of idp.accounts.services.update_user); returns what changed (None: no user).
+        Raises AccountError. Audited only when something changed."""
+        with self.db.transaction() as s:
+            user = s.get(User, user_id)
+            if user is None:
+                return None
+            changed = accounts.update_user(user, **fields)
+            if changed:
+                record(
+                    s,
+                    at=self.clock.now(),
+                    actor=by.name,
+                    action="user.update",
+                    target=user.id,
+                    ip=by.ip,
+                    username=user.username,
+                    changed=changed,
+                )
+        return changed
+
+    def delete_user(self, user_id: str, by: Actor, reason: str) -> Deleted | None:
+        """Deletes a user for good, in one transaction: every session and refresh family
+        is killed as :meth:`revoke_user` kills them (with the Shared Signals events and
+        back-channel logouts that go with it), RISC account-purged is emitted, the rows
+        that exist only for the user are deleted, and the audit trail and security events
+        keep a pseudonym in place of every mention of them (idp.accounts.erasure). The
+        deletion itself is audited under that pseudonym. None when there is no user."""
+        with self.db.transaction() as s:
+            user = s.get(User, user_id)
+            if user is None:
+                return None
+            who = erasure.Identity.of(user, self.pseudonym_key)
+            why = who.scrub(reason)  # "as alice asked": the reason outlives the user too
+            killed, owed = self._revoke_user(s, user, by, why)
+            signalled = self.killer.signals.account_purged(s, self.clock.now(), user.id)
+            families = self.refresh.purge_for_user(s, user.id)
+            erasure.purge_rows(s, user)
+            record(
+                s,
+                at=self.clock.now(),
+                actor=by.name,
+                action="user.delete",
+                target=who.alias,
+                reason=why,
+                ip=by.ip,
+                sessions_killed=killed,
+                families_deleted=families,
+            )
+            s.flush()
+            erasure.pseudonymize_records(s, who)
+        if owed or signalled:
+            self.notifier.kick()
+        return Deleted(who.alias, killed)
+
+    def withdraw_consent(self, user_id: str, client_id: str, by: Actor) -> bool:
+        """The user takes back what they granted a client: the consent goes, and every
+        refresh family the user holds at that client is revoked with the access tokens
+        it issued (ASVS 10.7). False when there was no such consent."""
+        with self.db.transaction() as s:
+            consent = s.scalar(
+                select(Consent).where(Consent.user_id == user_id, Consent.client_id == client_id)
+            )
+            if consent is None:
+                return False
+            scope = consent.scope
+            s.delete(consent)
+            revoked = self.refresh.revoke_for_user_at_client(
+                s, user_id, client_id, "consent withdrawn by the user"
+            )
+            self._deny(s, revoked)
+            record(
+                s,
+                at=self.clock.now(),
+                actor=by.name,
+                action="consent.withdraw",
+                target=client_id,
+                ip=by.ip,
+                user_id=user_id,
+                scope=scope,
+                families_revoked=len(revoked.family_ids),
+            )
+        return True
 
     def _revoke_user(self, s: Session, user: User, by: Actor, reason: str) -> tuple[int, bool]:
         """(sessions killed, whether back-channel logouts were queued)"""

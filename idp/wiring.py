@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from idp.accounts.cache import user_cache
+from idp.accounts.erasure import pseudonym_key
 from idp.accounts.models import User
 from idp.accounts.services import Throttle
 from idp.changes.models import CLIENTS, USERS
@@ -109,6 +110,7 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         keys,
         cfg.longest_token_ttl,
         lambda: algs_in_use(cfg),
+        pseudonym_key(kek),
     )
     return Services(
         config=cfg,

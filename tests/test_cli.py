@@ -226,6 +226,55 @@ def test_users_disable_and_enable(run, live_session):
     assert browser.login("dave").status_code == 303
 
 
+def test_users_list_and_update(run, live_session):
+    run("users", "create", "erin", "--password-stdin", stdin="a long password\n")
+    listed = [json.loads(line) for line in run("users", "list").stdout.splitlines()]
+    assert [u["username"] for u in listed] == ["dave", "erin"]
+    assert listed[1]["email"] is None and listed[1]["admin"] is False
+    out = json.loads(
+        run(
+            "users",
+            "update",
+            "erin",
+            "--email",
+            "erin@example.test",
+            "--name",
+            "Erin E.",
+            "--admin",
+        ).stdout
+    )
+    assert out["email"] == "erin@example.test" and out["name"] == "Erin E."
+    assert out["admin"] is True
+    assert out["changed"] == {"email": "erin@example.test", "name": "Erin E.", "is_admin": True}
+    cleared = json.loads(run("users", "update", "erin", "--email", "", "--no-admin").stdout)
+    assert cleared["email"] is None and cleared["admin"] is False and cleared["name"] == "Erin E."
+    assert json.loads(run("users", "update", "erin").stdout)["changed"] == {}
+    bad = run("users", "update", "erin", "--email", "not an email", check=False)
+    assert bad.returncode == 1 and "Email address is not valid" in bad.stderr
+    assert run("users", "update", "nobody", "--name", "x", check=False).returncode == 1
+    after = [json.loads(line) for line in run("users", "list").stdout.splitlines()]
+    assert after[1]["email"] is None  # the refused update changed nothing
+
+
+def test_users_delete_asks_first_and_ends_everything(run, live_session):
+    _, browser = live_session
+    unasked = run("users", "delete", "dave", check=False)  # no terminal, no --yes
+    assert unasked.returncode == 2 and "--yes" in unasked.stderr
+    assert browser.client.get("/account").status_code == 200
+    out = json.loads(run("users", "delete", "dave", "--yes", "--reason", "left").stdout)
+    assert out["user"] == "dave" and out["deleted"] is True and out["sessions_killed"] == 1
+    assert out["pseudonym"].startswith("deleted-user-")
+    assert browser.client.get("/account").status_code == 303
+    assert browser.login("dave").status_code == 401
+    assert run("users", "list").stdout == ""
+    again = run("users", "delete", "dave", "--yes", check=False)
+    assert again.returncode == 1 and "no user" in again.stderr
+    exported = [json.loads(line) for line in run("audit", "export").stdout.splitlines()]
+    assert not any("dave" in json.dumps(e) for e in exported)
+    [deleted] = [e for e in exported if e["action"] == "user.delete"]
+    assert deleted["target"] == out["pseudonym"] and deleted["actor"] == "cli"
+
+
 def test_clients_rotate_secret_and_revoke_tokens(run, live_session):
     app, _ = live_session
     created = json.loads(

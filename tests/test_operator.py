@@ -79,8 +79,9 @@ def test_revoking_a_user_is_one_record_of_everything(holder: str, svc: Any) -> N
         lambda svc, uid: svc.actions.revoke_client("rp", OPS, "r"),
         lambda svc, uid: svc.actions.kill_session(first_sid(svc), OPS, "r"),
         lambda svc, uid: svc.actions.rotate_keys(OPS, "r"),
+        lambda svc, uid: svc.actions.delete_user(uid, OPS, "r"),
     ],
-    ids=["revoke-user", "disable", "revoke-client", "kill-session", "rotate-keys"],
+    ids=["revoke-user", "disable", "revoke-client", "kill-session", "rotate-keys", "delete-user"],
 )
 def test_an_action_that_fails_before_its_commit_leaves_nothing_behind(
     holder: str, svc: Any, monkeypatch: pytest.MonkeyPatch, action: Any
@@ -117,4 +118,7 @@ def test_unknown_targets_change_nothing(svc: Any) -> None:
     assert svc.actions.set_disabled("nobody", True, OPS, "r") is None
     assert svc.actions.revoke_client("nobody", OPS, "r") is None
     assert svc.actions.kill_session("nobody", OPS, "r") is None
+    assert svc.actions.delete_user("nobody", OPS, "r") is None
+    assert svc.actions.update_user("nobody", OPS, name="x") is None
+    assert svc.actions.withdraw_consent("nobody", "rp", OPS) is False
     assert snapshot(svc) == before

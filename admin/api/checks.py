@@ -103,6 +103,9 @@ def _string(schema: dict[str, Any], value: str, where: str) -> str | None:
     except UnicodeEncodeError:
         return f"{named(where)} is not valid Unicode."
     if len(value) < schema.get("minLength", 0):
+        least = schema["minLength"]
+        if least > 1:
+            return f"{named(where)} must have at least {least} characters."
         return f"{named(where)} must not be empty."
     if len(value) > schema.get("maxLength", len(value)):
         return f"{named(where)} must have at most {schema['maxLength']} characters."

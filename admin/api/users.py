@@ -1,15 +1,30 @@
-"""Users: search, inspect, kill their sessions, disable and enable."""
+"""Users: search, inspect, create, change, delete, kill their sessions, disable and
+enable."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from flask import url_for
+from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from admin import queries
-from admin.api.common import admin_token_required, bp, not_found, operator, reason, reply, validated
+from admin.api.common import (
+    Refused,
+    admin_token_required,
+    bp,
+    not_found,
+    operator,
+    reason,
+    reply,
+    validated,
+)
 from idp.accounts.models import User
+from idp.accounts.services import KEEP, AccountError
 from idp.ext import services
+
+TAKEN = "That username is taken."
 
 
 @bp.get("/users")
@@ -28,6 +43,68 @@ def get_user(user_id: str) -> Response:
     if detail is None:
         raise not_found("user_id")
     return reply(detail)
+
+
+@bp.post("/users")
+@admin_token_required
+@validated
+def create_user(body: dict[str, Any]) -> Response:
+    svc = services()
+    try:
+        user = svc.actions.create_user(
+            operator(),
+            body["username"],
+            body.get("password"),
+            email=body.get("email"),
+            name=body.get("name"),
+            admin=bool(body.get("admin", False)),
+        )
+    except AccountError as exc:
+        raise Refused(400, "invalid_request", str(exc)) from None
+    except IntegrityError:  # a concurrent request created the same username
+        raise Refused(400, "invalid_request", TAKEN) from None
+    resp = reply(_shown(user.id), 201)
+    resp.headers["Location"] = url_for("api.get_user", user_id=user.id)
+    return resp
+
+
+@bp.patch("/users/<user_id>")
+@admin_token_required
+@validated
+def update_user(user_id: str, body: dict[str, Any]) -> Response:
+    fields = {key: body.get(key, KEEP) for key in ("email", "name", "admin")}
+    try:
+        changed = services().actions.update_user(user_id, operator(), **fields)
+    except AccountError as exc:
+        raise Refused(400, "invalid_request", str(exc)) from None
+    if changed is None:
+        raise not_found("user_id")
+    return reply(_shown(user_id))
+
+
+@bp.delete("/users/<user_id>")
+@admin_token_required
+@validated
+def delete_user(user_id: str, body: dict[str, Any]) -> Response:
+    why = reason(body, "deleted by operator")
+    deleted = services().actions.delete_user(user_id, operator(), why)
+    if deleted is None:
+        raise not_found("user_id")
+    return reply(
+        {
+            "user_id": user_id,
+            "deleted": True,
+            "pseudonym": deleted.pseudonym,
+            "sessions_killed": deleted.sessions_killed,
+        }
+    )
+
+
+def _shown(user_id: str) -> dict[str, Any]:
+    detail = queries.user_detail(services(), user_id)
+    if detail is None:
+        raise not_found("user_id")
+    return dict(detail["user"])
 
 
 @bp.post("/users/<user_id>/kill-sessions")
@@ -60,10 +137,7 @@ def _set_disabled(user_id: str, disabled: bool, why: str) -> Response:
     # Disabling kills everything the user holds.
     if svc.actions.set_disabled(user_id, disabled, operator(), why) is None:
         raise not_found("user_id")
-    detail = queries.user_detail(svc, user_id)
-    if detail is None:
-        raise not_found("user_id")
-    return reply(detail["user"])
+    return reply(_shown(user_id))
 
 
 def _user_exists(user_id: str) -> bool:

@@ -27,7 +27,15 @@ def _user(user_id: str, status: int = 200, error: str | None = None) -> Response
     if detail is None:
         not_found("There is no such user.")
     recent = queries.events(svc, target=user_id, limit=20)
-    return page("user.html", status, d=detail, audit_events=recent, form_error=error)
+    security = queries.user_security_events(svc, user_id)
+    return page(
+        "user.html",
+        status,
+        d=detail,
+        audit_events=recent,
+        security_events=security,
+        form_error=error,
+    )
 
 
 @bp.route("/users/<user_id>")
@@ -72,3 +80,19 @@ def set_state(user_id: str, disabled: bool) -> Response:
     services().actions.set_disabled(user_id, disabled, operator(), why)
     flash("User disabled: every session ended." if disabled else "User enabled.", "ok")
     return redirect(url_for("users.detail", user_id=user_id), code=303)
+
+
+@bp.post("/users/<user_id>/delete")
+@fresh_auth_required
+def delete(user_id: str) -> Response:
+    why = _checked(user_id)
+    if isinstance(why, Response):
+        return why
+    if user_id == g.admin_user.id:
+        return _user(user_id, 400, "You cannot delete your own account.")
+    # Kills everything, removes the personal data; the audit keeps a pseudonym.
+    deleted = services().actions.delete_user(user_id, operator(), why)
+    if deleted is None:
+        not_found("There is no such user.")
+    flash(f"User deleted. The audit trail now calls them {deleted.pseudonym}.", "ok")
+    return redirect(url_for("users.index"), code=303)

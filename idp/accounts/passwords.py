@@ -13,6 +13,9 @@ _DUMMY = HASHER.hash("idp-dummy-password-for-unknown-users")
 
 MIN_LENGTH = 8
 MAX_LENGTH = 1024
+# The hash of an account created without a password (admin API): no argon2 hash, so no
+# password ever matches it; the person sets one through a password reset.
+UNUSABLE = "!"
 
 
 def hash_password(password: str) -> str:
@@ -20,11 +23,18 @@ def hash_password(password: str) -> str:
 
 
 def verify(password_hash: str | None, password: str) -> bool:
-    """Constant-shape check: always runs one argon2 verification."""
+    """Constant-shape check: always runs one argon2 verification (against a dummy hash
+    for an unknown user or one without a password, so neither answers faster)."""
+    real = password_hash if password_hash != UNUSABLE else None
     try:
-        return HASHER.verify(password_hash or _DUMMY, password) and password_hash is not None
+        return HASHER.verify(real or _DUMMY, password) and real is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+def usable(password_hash: str) -> bool:
+    """Whether any password can match (False for an account created without one)."""
+    return password_hash != UNUSABLE
 
 
 def problem(password: str) -> str | None:

@@ -6,7 +6,7 @@ import ipaddress
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,149}")
 EMAIL_RE = re.compile(r"[^@\s<>\"'\x00-\x1f]{1,64}@[^@\s<>\"'\x00-\x1f]{1,255}")
+NAME_RE = re.compile(r"[^\x00-\x1f\x7f]{0,200}")  # one line, as users.name holds it
+KEEP: Any = object()  # update_user: leave this field as it is
 
 
 class AccountError(ValueError):
@@ -37,21 +39,38 @@ def by_username(db: Session, username: str) -> User | None:
     return db.scalar(select(User).where(User.username_key == username_key(username)))
 
 
+def checked_email(email: str | None) -> str | None:
+    if email is not None and not EMAIL_RE.fullmatch(email):
+        raise AccountError("Email address is not valid.")
+    return email
+
+
+def checked_name(name: str | None) -> str | None:
+    """The display name, stripped (blank: none); one line of at most 200 characters."""
+    if name is None:
+        return None
+    if not NAME_RE.fullmatch(name):
+        raise AccountError("Name must be one line of at most 200 characters.")
+    return name.strip() or None
+
+
 def create_user(
     db: Session,
     clock: Clock,
     username: str,
-    password: str,
+    password: str | None,
     *,
     email: str | None = None,
     name: str | None = None,
     admin: bool = False,
 ) -> User:
+    """A new user. ``password`` None gives an account no password matches
+    (passwords.UNUSABLE) until the person sets one through a password reset."""
     if not USERNAME_RE.fullmatch(username):
         raise AccountError("Username may use letters, digits and . _ @ - (at most 150).")
-    if email is not None and not EMAIL_RE.fullmatch(email):
-        raise AccountError("Email address is not valid.")
-    if problem := passwords.problem(password):
+    email = checked_email(email)
+    name = checked_name(name)
+    if password is not None and (problem := passwords.problem(password)):
         raise AccountError(problem)
     if by_username(db, username) is not None:
         raise AccountError("That username is taken.")
@@ -61,13 +80,33 @@ def create_user(
         email=email,
         name=name,
         is_admin=admin,
-        password_hash=passwords.hash_password(password),
+        password_hash=passwords.UNUSABLE if password is None else passwords.hash_password(password),
         created_at=clock.now(),
         attributes={},
     )
     db.add(user)
     db.flush()
     return user
+
+
+def update_user(
+    user: User, *, email: Any = KEEP, name: Any = KEEP, admin: Any = KEEP
+) -> dict[str, Any]:
+    """Changes the given fields (KEEP: leave as is; None removes an email or a name);
+    returns what changed, as {field: new value}. A changed email is no longer verified."""
+    changed: dict[str, Any] = {}
+    if email is not KEEP:
+        email = checked_email(email)
+        if email != user.email:
+            user.email, user.email_verified = email, False
+            changed["email"] = email
+    if name is not KEEP:
+        name = checked_name(name)
+        if name != user.name:
+            user.name = changed["name"] = name
+    if admin is not KEEP and bool(admin) != user.is_admin:
+        user.is_admin = changed["is_admin"] = bool(admin)
+    return changed
 
 
 class TooManyAttempts(Exception):

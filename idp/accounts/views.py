@@ -9,9 +9,11 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from idp.accounts import services as accounts
-from idp.accounts.models import User
+from idp.accounts.models import Consent, User
 from idp.audit.services import record
+from idp.clients.models import Client
 from idp.ext import services
+from idp.operator import Actor
 from idp.sessions import cookie
 from idp.sessions import services as sessions
 from idp.sessions.agents import describe_agent
@@ -162,8 +164,32 @@ def account() -> Response | str:
                 .order_by(BrowserSession.last_seen_at.desc())
             )
         )
+        consents = s.execute(
+            select(Consent.client_id, Client.name, Consent.scope, Consent.granted_at)
+            .join(Client, Client.client_id == Consent.client_id)
+            .where(Consent.user_id == current.user_id)
+            .order_by(Client.name, Consent.client_id)
+        ).all()
     devices = [(x, *describe_agent(x.user_agent)) for x in own]
-    return render_template("account.html", user=current.user, session=current, devices=devices)
+    return render_template(
+        "account.html", user=current.user, session=current, devices=devices, consents=consents
+    )
+
+
+@bp.route("/account/consents/<client_id>/withdraw", methods=["POST"])
+def withdraw_consent(client_id: str) -> Response:
+    """ASVS 10.7: consent is reviewable and revocable by the user. The consent goes and
+    so does every refresh token the client holds for the user; the next authorization
+    asks again."""
+    current = cookie.current()
+    if current is None:
+        return redirect("/login?next=/account", code=303)
+    unusable = len(client_id) > 100 or "\x00" in client_id  # PostgreSQL refuses NUL
+    if unusable or not services().actions.withdraw_consent(
+        current.user_id, client_id, Actor(current.user.username, client_ip())
+    ):
+        abort(404)
+    return redirect("/account", code=303)
 
 
 @bp.route("/account/sessions/<sid>/end", methods=["POST"])

@@ -28,7 +28,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import ColumnElement, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -567,6 +567,19 @@ class SqlRefreshStore:
 
     def revoke_for_session(self, s: Session, session_id: str, reason: str) -> Revoked:
         return self._revoke(s, RefreshFamily.session_id == session_id, reason)
+
+    def revoke_for_user_at_client(
+        self, s: Session, user_id: str, client_id: str, reason: str
+    ) -> Revoked:
+        condition = and_(RefreshFamily.user_id == user_id, RefreshFamily.client_id == client_id)
+        return self._revoke(s, condition, reason)
+
+    def purge_for_user(self, s: Session, user_id: str) -> int:
+        families = select(RefreshFamily.id).where(RefreshFamily.user_id == user_id)
+        s.execute(delete(RefreshToken).where(RefreshToken.family_id.in_(families)))
+        s.execute(delete(FamilyAccessToken).where(FamilyAccessToken.family_id.in_(families)))
+        result = s.execute(delete(RefreshFamily).where(RefreshFamily.user_id == user_id))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     # --- inspect --------------------------------------------------------------------
     def lookup(self, value: str) -> TokenState | None:

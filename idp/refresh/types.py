@@ -169,3 +169,16 @@ class RefreshStore(Protocol):
         """Revokes the families of a browser session inside the caller's transaction
         (a session kill)."""
         ...
+
+    def revoke_for_user_at_client(
+        self, s: Session, user_id: str, client_id: str, reason: str
+    ) -> Revoked:
+        """Revokes every live family one user holds at one client inside the caller's
+        transaction (the user withdrew their consent to that client)."""
+        ...
+
+    def purge_for_user(self, s: Session, user_id: str) -> int:
+        """Deletes every family of a user, with its tokens and access-token records,
+        inside the caller's transaction (the user is deleted; revoke first, so that the
+        caller can deny what they issued). Returns the families deleted."""
+        ...

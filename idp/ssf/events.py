@@ -1,6 +1,6 @@
 """What idp tells Shared Signals receivers, as Security Event Tokens (RFC 8417) in the
-SSF 1.0 profile: CAEP session-revoked, RISC account-disabled and account-enabled, and
-SSF verification and stream-updated.
+SSF 1.0 profile: CAEP session-revoked, RISC account-disabled, account-enabled and
+account-purged, and SSF verification and stream-updated.
 
 Events are rows written in the transaction of the action they report (the outbox): a
 kill that rolls back owes nothing, a kill that commits owes its events even if the
@@ -27,10 +27,17 @@ SESSION_REVOKED = CAEP + "session-revoked"
 CREDENTIAL_CHANGE = CAEP + "credential-change"
 ACCOUNT_DISABLED = RISC + "account-disabled"
 ACCOUNT_ENABLED = RISC + "account-enabled"
+ACCOUNT_PURGED = RISC + "account-purged"
 VERIFICATION = SSF + "verification"
 STREAM_UPDATED = SSF + "stream-updated"
 # What a receiver may ask for (verification and stream-updated always come).
-SUPPORTED = (SESSION_REVOKED, CREDENTIAL_CHANGE, ACCOUNT_DISABLED, ACCOUNT_ENABLED)
+SUPPORTED = (
+    SESSION_REVOKED,
+    CREDENTIAL_CHANGE,
+    ACCOUNT_DISABLED,
+    ACCOUNT_ENABLED,
+    ACCOUNT_PURGED,
+)
 ALWAYS = (VERIFICATION, STREAM_UPDATED)
 TXN = "ssf_txn"  # key in the SQLAlchemy session's info: one txn per transaction
 
@@ -141,3 +148,10 @@ class Emitter:
         """RISC 1.0 account-disabled / account-enabled."""
         kind = ACCOUNT_DISABLED if disabled else ACCOUNT_ENABLED
         return self.emit(db, now, kind, user_subject(self.issuer, user_id), {}, user_id=user_id)
+
+    def account_purged(self, db: Session, now: dt.datetime, user_id: str) -> int:
+        """RISC 1.0 §2.3 account-purged: the account is gone for good (the subject is
+        the user's ``sub``, which a receiver keys its own data by)."""
+        return self.emit(
+            db, now, ACCOUNT_PURGED, user_subject(self.issuer, user_id), {}, user_id=user_id
+        )

@@ -60,22 +60,6 @@ def admin_token(auth: AuthActions, client: RegisteredClient, scope: str = "idp:a
     return str(resp.get_json()["access_token"])
 
 
-@pytest.fixture
-def ops(auth: AuthActions) -> RegisteredClient:
-    return auth.oauth_client(
-        "ops",
-        grant_types=["client_credentials"],
-        admin_client=True,
-        scope="idp:admin",
-        redirect_uri="https://ops.example.test/x",
-    )
-
-
-@pytest.fixture
-def api(auth: AuthActions, ops: RegisteredClient) -> Api:
-    return Api(auth.client, admin_token(auth, ops))
-
-
 class Login:
     """A user logged in on their own browser, holding tokens of an offline_access client."""
 
@@ -114,28 +98,6 @@ def pyjwt_claims(token: str) -> dict[str, Any]:
     import jwt as pyjwt
 
     return dict(pyjwt.decode(token, options={"verify_signature": False}))
-
-
-@pytest.fixture
-def rp(auth: AuthActions) -> RegisteredClient:
-    return auth.oauth_client("app", scope="openid profile email offline_access")
-
-
-@pytest.fixture
-def rs(auth: AuthActions) -> RegisteredClient:
-    """A resource server that introspects tokens."""
-    return auth.oauth_client(
-        "rs",
-        grant_types=["client_credentials"],
-        scope="api",
-        redirect_uri="https://rs.example.test/unused",
-    )
-
-
-@pytest.fixture
-def alice(app: Any, auth: AuthActions, rp: RegisteredClient) -> Login:
-    auth.user("alice")
-    return Login(app, auth, rp, "alice")
 
 
 def introspect(auth: AuthActions, rs: RegisteredClient, token: str) -> dict[str, Any]:

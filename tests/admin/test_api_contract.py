@@ -45,6 +45,7 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
         "private_key_jwt needs",
         "a public client, and only",
     ),
+    "POST /users": ("That username is taken",),
     "PATCH /clients/{client_id}": (
         "redirect URI ",
         "post-logout redirect URI ",
@@ -139,8 +140,9 @@ class Target:
             return path.replace("{stream_id}", self.stream_id())
         if "{sid}" in path:
             return path.replace("{sid}", self.sid())
-        if "{user_id}" in path:
-            return path.replace("{user_id}", str(self.user.id))
+        if "{user_id}" in path:  # a fresh user: a probe may delete it
+            user = self.auth.user(f"probe-user-{next(self.ids)}")
+            return path.replace("{user_id}", str(user.id))
         return path.replace("{client_id}", self.client_id()) if "{client_id}" in path else path
 
     def base_body(self, label: str) -> dict[str, Any]:
@@ -152,6 +154,10 @@ class Target:
             return {"name": "probe"}
         if label == "POST /ssf/streams/{stream_id}/status":
             return {"status": "paused"}
+        if label == "POST /users":
+            return {"username": f"new-user-{next(self.ids)}"}
+        if label == "PATCH /users/{user_id}":
+            return {"name": "probe"}
         return {}
 
 

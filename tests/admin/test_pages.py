@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from admin import charts
 from admin.queries import PAGE_SIZE, events, keys_list, overview_series, sessions_page
 from idp.accounts.models import Consent, User
+from idp.audit.services import security_event
 from idp.clients.models import Client
 from idp.refresh.models import RefreshFamily
 from idp.sessions.models import BackchannelDelivery, BrowserSession
@@ -236,6 +237,7 @@ def test_demoted_admin_cannot_act(admin, world, svc, rp):
     [
         "/admin/sessions/x/kill",
         "/admin/users/x/disable",
+        "/admin/users/x/delete",
         "/admin/keys/rotate",
         "/admin/clients/rp/rotate-secret",
     ],
@@ -249,6 +251,7 @@ def test_actions_need_the_csrf_token(admin, rp, world, svc):
     before = audit_actions(svc)
     for path in (
         f"/admin/users/{world['user_id']}/disable",
+        f"/admin/users/{world['user_id']}/delete",
         "/admin/clients/rp/rotate-secret",
         "/admin/keys/rotate",
         "/admin/clients/_new",
@@ -574,6 +577,56 @@ def test_an_admin_cannot_disable_themselves(admin, svc):
     assert admin.client.get("/admin/").status_code == 200
 
 
+def test_user_page_shows_recent_security_events(admin, world):
+    body = text(admin.client.get(f"/admin/users/{world['user_id']}"))
+    section = body[body.index("<h2>Recent security events</h2>") : body.index("<h2>Recent audit")]
+    assert "refresh_token_reuse" in section and 'href="/admin/clients/rp"' in section
+    assert "curl/8.5" in section  # the reuse's user agent, from the event's details
+    assert "Delete user" in body
+
+
+def test_user_page_escapes_hostile_security_event_details(admin, world, svc):
+    security_event(svc.db, svc.clock, "admin_reauth_failed", user_id=world["user_id"], ip=MARKUP)
+    body = text(admin.client.get(f"/admin/users/{world['user_id']}"))
+    assert ESCAPED in body and MARKUP not in body
+
+
+def test_deleting_a_user_ends_everything_and_leaves_a_pseudonym(app, admin, rp, svc):
+    victim = Browser(app, "victim", name="Vic Tim")
+    tokens = victim.tokens(rp)
+    resp = post(admin, f"/admin/users/{victim.user.id}/delete", reason="asked by victim")
+    assert resp.status_code == 303 and resp.headers["Location"].endswith("/admin/users")
+    flashed = text(admin.client.get("/admin/users"))
+    pseudonym = found(r"calls them (deleted-user-[0-9a-f]{16})", flashed).group(1)
+    assert ">victim</a>" not in flashed
+    assert not victim.logged_in()
+    assert victim.refresh(rp, tokens["refresh_token"]).status_code == 400
+    assert victim.introspect(rp, tokens["access_token"]) == {"active": False}
+    assert_clean_error(admin.client.get(f"/admin/users/{victim.user.id}"), 404)
+    [deleted] = events(svc, kind="user.delete")
+    assert deleted["actor"] == "root" and deleted["target"] == pseudonym
+    assert deleted["reason"] == f"asked by {pseudonym}"
+    assert all("victim" not in str(e) for e in events(svc))
+
+
+def test_deleting_needs_a_reason_and_changes_nothing_without_one(app, admin, svc):
+    victim = Browser(app, "victim")
+    for reason in ("", "   ", "x" * 501, "nul\x00"):
+        resp = post(admin, f"/admin/users/{victim.user.id}/delete", reason=reason)
+        assert_clean_error(resp, 400)
+        assert victim.logged_in()
+    assert audit_actions(svc) == []
+
+
+def test_an_admin_cannot_delete_themselves(admin, svc):
+    with svc.db.read() as s:
+        root = s.scalar(select(User.id).where(User.username == "root"))
+    resp = post(admin, f"/admin/users/{root}/delete", reason="oops")
+    assert_clean_error(resp, 400)
+    assert "your own account" in text(resp)
+    assert admin.client.get("/admin/").status_code == 200
+
+
 # --- clients --------------------------------------------------------------------------------
 
 
@@ -841,6 +894,7 @@ ACTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "kill-all": ("/admin/users/{user_id}/kill-sessions", {"reason": "r"}),
     "disable": ("/admin/users/{user_id}/disable", {"reason": "r"}),
     "enable": ("/admin/users/{user_id}/enable", {"reason": "r"}),
+    "delete": ("/admin/users/{user_id}/delete", {"reason": "r"}),
     "rotate-secret": ("/admin/clients/rp/rotate-secret", {"reason": "r"}),
     "revoke-tokens": ("/admin/clients/rp/revoke-tokens", {"reason": "r"}),
     "edit-client": ("/admin/clients/rp", EDIT),
@@ -857,6 +911,7 @@ AUDITED_AS = {
     "kill-all": "user.kill_sessions",
     "disable": "user.disable",
     "enable": "user.enable",
+    "delete": "user.delete",
     "rotate-secret": "client.rotate_secret",
     "revoke-tokens": "client.revoke_tokens",
     "edit-client": "client.update",
@@ -926,6 +981,8 @@ def test_unknown_things_are_404_pages(admin, rp, path):
         "/admin/users/nope/kill-sessions",
         "/admin/users/nope/disable",
         "/admin/users/%00/enable",
+        "/admin/users/nope/delete",
+        "/admin/users/%00/delete",
         "/admin/clients/nope",
         "/admin/clients/nope/rotate-secret",
         "/admin/clients/nope%00/revoke-tokens",

@@ -344,3 +344,38 @@ def test_every_dashboard_page_opens_and_shows_hostile_text_as_text(
     assert_no_injected_markup(page)
     assert violations == []
     assert dialogs.unexpected() == []
+
+
+def test_admin_deletes_a_user_and_everything_they_hold(
+    server: LiveServer,
+    users: None,
+    rp: RegisteredClient,
+    resource_server: RegisteredClient,
+    admin_page: Page,
+    victim_context: BrowserContext,
+    dialogs: Dialogs,
+) -> None:
+    """Issue 13: an operator deletes a user from the dashboard (confirming the dialog);
+    the user's tokens and session die and the user is gone from the lists."""
+    tokens = victim_signs_in(victim_context, server, rp)
+    page = admin_page
+    admin_signs_in(page, server)
+    nav(page, "Users")
+    page.locator("table tbody tr").filter(has_text="victim").get_by_role(
+        "link", name="victim", exact=True
+    ).click()
+    expect(heading(page)).to_contain_text("victim")
+    expect(page.locator("main")).to_contain_text("Recent security events")
+    form = page.locator("form").filter(has=page.get_by_role("button", name="Delete user"))
+    form.get_by_label("Reason").fill("erasure request <b>ticket 7</b>")
+    form.get_by_role("button", name="Delete user").click()
+    page.wait_for_url(f"{server.url}/admin/users")
+    expect(page.get_by_role("status")).to_contain_text("User deleted")
+    expect(page.locator("table tbody tr").filter(has_text="victim")).to_have_count(0)
+    assert [d for d in dialogs if d.startswith("confirm: Delete victim")], dialogs
+    assert dialogs.unexpected() == []
+    assert refresh(server, rp, tokens["refresh_token"]).status_code == 400
+    assert introspect(server, resource_server, tokens["access_token"]) == {"active": False}
+    victim = victim_context.pages[0]
+    victim.goto(f"{server.url}/account")
+    expect(victim.get_by_role("heading", name="Sign in")).to_be_visible()
