@@ -364,3 +364,8 @@ def test_the_security_pages_need_a_session(auth: AuthActions, alice: Any) -> Non
     for path in ("/account/security/totp/start", "/account/security/totp/confirm"):
         resp = auth.client.post(path, data={"csrf_token": csrf, "code": "123456"})
         assert resp.status_code == 303 and resp.headers["Location"].startswith("/login")
+
+
+def test_the_account_page_links_to_the_security_page(auth: AuthActions, alice: Any) -> None:
+    auth.login()
+    assert 'href="/account/security"' in auth.client.get("/account").get_data(as_text=True)
