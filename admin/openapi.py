@@ -128,6 +128,11 @@ JWKS_URI = {
     "pattern": URI,
     "description": "Where the client publishes its public keys (fetched when needed).",
 }
+REQUIRE_MFA = {
+    "type": "boolean",
+    "default": False,
+    "description": "Logins for this client need a second factor (acr 2).",
+}
 REQUIRE_PAR = {
     "type": "boolean",
     "default": False,
@@ -247,6 +252,7 @@ SCHEMAS: dict[str, Any] = {
             "jwks": JWKS,
             "jwks_uri": JWKS_URI,
             "require_pushed_authorization_requests": REQUIRE_PAR,
+            "require_mfa": REQUIRE_MFA,
         },
     },
     "ClientPatch": {
@@ -273,6 +279,7 @@ SCHEMAS: dict[str, Any] = {
                 "description": "Replaces the keys; empty removes them.",
             },
             "require_pushed_authorization_requests": REQUIRE_PAR,
+            "require_mfa": REQUIRE_MFA,
         },
     },
     "UserCreate": {
@@ -443,6 +450,8 @@ SCHEMAS: dict[str, Any] = {
         jwks={"type": ["object", "null"]},
         jwks_uri=MAYBE_STRING,
         require_pushed_authorization_requests=BOOLEAN,
+        require_mfa=BOOLEAN,
+        default_acr_values=_list_of(STRING),
     ),
     "Client": {
         "allOf": [

@@ -399,6 +399,11 @@ def clients() -> None:
 @click.option(
     "--require-par", is_flag=True, help="Authorization requests only through PAR (RFC 9126)."
 )
+@click.option(
+    "--require-mfa",
+    is_flag=True,
+    help="Logins for this client need a second factor (acr 2; default_acr_values).",
+)
 def clients_create(
     client_id: str,
     redirect_uris: tuple[str, ...],
@@ -417,6 +422,7 @@ def clients_create(
     jwks_file: str | None,
     jwks_uri: str | None,
     require_par: bool,
+    require_mfa: bool,
 ) -> None:
     """Register a client; prints one JSON object with its secret (shown once)."""
     from idp.clients.services import ClientError, create_client, metadata, parse_claims
@@ -450,6 +456,7 @@ def clients_create(
             jwks=jwks,
             jwks_uri=jwks_uri,
             require_pushed_authorization_requests=require_par,
+            require_mfa=require_mfa,
         )
         _audit(s, svc, "client.create", target=client_id)
         out = metadata(client)
@@ -675,6 +682,19 @@ def users_disable(username: str, reason: str) -> None:
 def users_enable(username: str, reason: str) -> None:
     """Enable a disabled user."""
     _set_disabled(username, False, reason)
+
+
+@users.command("mfa-reset")
+@click.argument("username")
+@click.option("--reason", default="second factors reset by operator", show_default=True)
+def users_mfa_reset(username: str, reason: str) -> None:
+    """Remove a user's second factors and recovery codes (a lost phone): their next
+    login asks for the password only. Audited; emits CAEP credential-change."""
+    svc = _app().extensions["idp"]
+    user = _user_or_fail(svc, username)
+    removed = svc.actions.reset_factors(user.id, CLI, reason)
+    _drain_backchannel(svc)
+    click.echo(json.dumps({"user": username, "factors_removed": removed}))
 
 
 def _set_disabled(username: str, disabled: bool, reason: str) -> None:

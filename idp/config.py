@@ -185,6 +185,17 @@ class LoginConfig:
 
 
 @dataclass(frozen=True)
+class MfaConfig:
+    issuer_label: str = doc(
+        "The name authenticator apps show beside a user's TOTP entry (otpauth issuer).", "idp"
+    )
+    code_seconds: int = doc(
+        "After a right password, how long the user has to give the second factor's code.",
+        300,
+    )
+
+
+@dataclass(frozen=True)
 class KeysConfig:
     kek: str = doc(
         "Key-encryption key (base64url, 32 bytes); better set IDP_KEYS__KEK or "
@@ -257,6 +268,7 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
     ssf: SsfConfig = field(default_factory=SsfConfig)
+    mfa: MfaConfig = field(default_factory=MfaConfig)
 
     @property
     def insecure_http(self) -> bool:

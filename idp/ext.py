@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from idp.db import Database
     from idp.documents import Documents
     from idp.keys.services import KeyService
+    from idp.mfa.services import Factors
     from idp.oauth.access_tokens import AccessTokens
     from idp.oauth.dpop import DPoP
     from idp.oauth.server import IdpAuthorizationServer
@@ -65,6 +66,7 @@ class Services:
     actions: OperatorActions
     oauth: IdpAuthorizationServer
     registrations: Registrations
+    factors: Factors
 
     def algs_in_use(self) -> set[str]:
         return algs_in_use(self.config)

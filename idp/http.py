@@ -37,6 +37,7 @@ AUTHORIZE_PARAMS = (
     "login_hint",
     "id_token_hint",
     "dpop_jkt",
+    "acr_values",
 )
 TOKEN_PARAMS = (
     "grant_type",

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from idp.audit.models import AuditEvent, SecurityEvent
 from idp.clients.models import InitialAccessToken
+from idp.mfa import pending as pending_logins
 from idp.oauth.models import AuthorizationCode, PushedRequest
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
 from idp.sessions.models import BackchannelDelivery, BrowserSession, SessionClient
@@ -110,6 +111,7 @@ def purge(svc: Any) -> dict[str, int]:
         counts["family_access_tokens"] = int(result.rowcount or 0)
         result = s.execute(delete(InitialAccessToken).where(InitialAccessToken.expires_at < now))
         counts["initial_access_tokens"] = int(result.rowcount or 0)
+        counts["pending_logins"] = pending_logins.purge_expired(s, now)
     counts["refresh_tokens"] = _delete_batches(
         svc,
         RefreshToken.id,

@@ -6,6 +6,7 @@ from idp.changes.models import Generation
 from idp.clients.models import Client, InitialAccessToken
 from idp.db import Base
 from idp.keys.models import SigningKey
+from idp.mfa.models import MfaFactor, PendingLogin, RecoveryCode
 from idp.oauth.models import AuthorizationCode, PushedRequest
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
 from idp.revocations.models import RevocationEntry
@@ -23,7 +24,10 @@ __all__ = [
     "FamilyAccessToken",
     "Generation",
     "InitialAccessToken",
+    "MfaFactor",
+    "PendingLogin",
     "PushedRequest",
+    "RecoveryCode",
     "RefreshFamily",
     "RefreshToken",
     "RevocationEntry",

@@ -29,6 +29,7 @@ from idp.clients.models import Client
 from idp.clock import Clock, epoch
 from idp.db import Database
 from idp.keys.services import KeyService
+from idp.mfa.services import Factors
 from idp.refresh.types import RefreshStore, Revoked
 from idp.revocations.service import Revocations
 from idp.sessions.backchannel import Notifier
@@ -67,6 +68,7 @@ class OperatorActions:
         longest_token_ttl: int,
         algs_in_use: Callable[[], set[str]],
         pseudonym_key: bytes,
+        factors: Factors,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -79,6 +81,7 @@ class OperatorActions:
         self.deny_for = dt.timedelta(seconds=longest_token_ttl + 1)
         self.algs_in_use = algs_in_use
         self.pseudonym_key = pseudonym_key
+        self.factors = factors
 
     # --- sessions -----------------------------------------------------------------
     def kill_session(self, sid: str, by: Actor, reason: str) -> Killed | AlreadyEnded | None:
@@ -269,6 +272,30 @@ class OperatorActions:
         # Families whose session had already ended too: offline_access outlives it.
         self._deny(s, self.refresh.revoke_for_user(s, user.id, reason))
         return killed, owed
+
+    def reset_factors(self, user_id: str, by: Actor, reason: str) -> int | None:
+        """Removes every second factor and recovery code of a user (SPEC §5 ``idp users
+        mfa-reset``: a lost phone); their next login asks for the password only. Emits
+        CAEP credential-change ``delete``. Returns the factors removed (None: no user)."""
+        with self.db.transaction() as s:
+            user = s.get(User, user_id)
+            if user is None:
+                return None
+            removed = self.factors.reset_in(s, user.id)
+            record(
+                s,
+                at=self.clock.now(),
+                actor=by.name,
+                action="user.mfa_reset",
+                target=user.id,
+                reason=reason,
+                ip=by.ip,
+                username=user.username,
+                factors_removed=removed,
+            )
+        if removed:
+            self.notifier.kick()  # a push stream may be owed the credential-change
+        return removed
 
     # --- clients ------------------------------------------------------------------
     def revoke_client(self, client_id: str, by: Actor, reason: str) -> int | None:

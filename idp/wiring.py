@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from idp.accounts.cache import user_cache
 from idp.accounts.erasure import pseudonym_key
 from idp.accounts.models import User
@@ -18,6 +20,7 @@ from idp.documents import Documents
 from idp.ext import Services, algs_in_use
 from idp.keys import crypto
 from idp.keys.services import KeyService
+from idp.mfa.services import Factors
 from idp.oauth.access_tokens import AccessTokens
 from idp.oauth.client_keys import ClientKeys
 from idp.oauth.code_store import SqlCodeStore
@@ -85,6 +88,21 @@ def build_services(cfg: Config, clock: Clock) -> Services:
     registry = TokenRegistry(access_tokens, users, revocations, refresh)
     codes = SqlCodeStore(db, clock, state, revocations, refresh, t.authorization_code_ttl)
     outbound = Outbound(cfg.outbound.allow_loopback)
+    login = cfg.login
+    throttle = Throttle(
+        state,
+        login.max_failures_per_account,
+        login.max_failures_per_ip,
+        login.window_seconds,
+        clock,
+        login.max_failures_per_account_network,
+        login.first_delay_seconds,
+    )
+    # Second-factor codes: counted apart from passwords, under the same policy.
+    code_throttle = dataclasses.replace(throttle, prefix="mfa")
+    factors = Factors(
+        db, clock, kek, signals, code_throttle, cfg.mfa.issuer_label, lambda: notifier.kick()
+    )
     oauth = IdpAuthorizationServer(
         cfg,
         db,
@@ -111,6 +129,7 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         cfg.longest_token_ttl,
         lambda: algs_in_use(cfg),
         pseudonym_key(kek),
+        factors,
     )
     return Services(
         config=cfg,
@@ -122,15 +141,7 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         documents=Documents(cfg, keys, metadata(cfg)),
         clients=clients,
         users=users,
-        throttle=Throttle(
-            state,
-            cfg.login.max_failures_per_account,
-            cfg.login.max_failures_per_ip,
-            cfg.login.window_seconds,
-            clock,
-            cfg.login.max_failures_per_account_network,
-            cfg.login.first_delay_seconds,
-        ),
+        throttle=throttle,
         session_policy=SessionPolicy(cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout),
         revocations=revocations,
         deny=deny,
@@ -145,4 +156,5 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         actions=actions,
         oauth=oauth,
         registrations=Registrations(db, clock, cfg, actions, keys),
+        factors=factors,
     )

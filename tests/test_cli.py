@@ -547,3 +547,59 @@ def test_clients_initial_token_prints_one_token_good_for_one_registration(run, t
     issued = [e for e in exported if e["action"] == "initial_token.issue"]
     assert len(issued) == 1 and issued[0]["actor"] == "cli"
     assert lines[0] not in json.dumps(exported)
+
+
+def test_users_mfa_reset_removes_the_factors_and_is_audited(run, live_session):
+    import pyotp
+
+    from idp.audit.models import AuditEvent
+    from idp.mfa.models import MfaFactor
+
+    app, browser = live_session
+    svc = app.extensions["idp"]
+    user = _user_row(svc, _user_id(svc, "dave"))
+    svc.factors.start_totp(user.id)
+    secret = svc.factors.enrolment(user).secret
+    code = pyotp.TOTP(secret).at(int(svc.clock.now().timestamp()))
+    svc.factors.confirm_totp(user, code, "127.0.0.1")
+    assert svc.factors.has_factor(user.id)
+    out = json.loads(run("users", "mfa-reset", "dave", "--reason", "lost phone").stdout)
+    assert out == {"user": "dave", "factors_removed": 1}
+    assert not svc.factors.has_factor(user.id)
+    with svc.db.read() as s:
+        assert s.query(MfaFactor).count() == 0
+        [event] = s.query(AuditEvent).filter_by(action="user.mfa_reset").all()
+        assert event.actor == "cli" and event.reason == "lost phone"
+    assert run("users", "mfa-reset", "nobody", check=False).returncode == 1
+
+
+def _user_id(svc, username):
+    from idp.accounts.services import by_username
+
+    with svc.db.read() as s:
+        user = by_username(s, username)
+        assert user is not None
+        return user.id
+
+
+def _user_row(svc, user_id):
+    from idp.accounts.models import User
+
+    with svc.db.read() as s:
+        user = s.get(User, user_id)
+        s.expunge(user)
+        return user
+
+
+def test_clients_create_require_mfa(run):
+    created = json.loads(
+        run(
+            "clients",
+            "create",
+            "strict",
+            "--redirect-uri",
+            "https://rp.example/cb",
+            "--require-mfa",
+        ).stdout
+    )
+    assert created["require_mfa"] is True and created["default_acr_values"] == ["2"]

@@ -51,6 +51,7 @@ CREATE_ARGS = (
     "jwks",
     "jwks_uri",
     "require_pushed_authorization_requests",
+    "require_mfa",
 )
 
 

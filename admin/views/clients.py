@@ -64,6 +64,7 @@ def _edits() -> dict[str, Any]:
         "claims": parse_claims(lines("claims", label="Private claims", each=1000, most=50)),
         "dpop_bound_access_tokens": flag("dpop_bound_access_tokens"),
         "require_pushed_authorization_requests": flag("require_pushed_authorization_requests"),
+        "require_mfa": flag("require_mfa"),
     }
 
 

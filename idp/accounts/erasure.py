@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from idp.accounts.models import Consent, User
 from idp.audit.models import AuditEvent, SecurityEvent
+from idp.mfa.models import MfaFactor, PendingLogin, RecoveryCode
 from idp.oauth.models import AuthorizationCode
 from idp.sessions.models import BrowserSession, SessionClient
 
@@ -108,6 +109,8 @@ def purge_rows(s: Session, user: User) -> None:
     s.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user.id))
     s.execute(delete(BrowserSession).where(BrowserSession.user_id == user.id))
     s.execute(delete(Consent).where(Consent.user_id == user.id))
+    for factor_table in (RecoveryCode, MfaFactor, PendingLogin):  # second factors
+        s.execute(delete(factor_table).where(factor_table.user_id == user.id))
     s.delete(user)  # through the ORM: the flush bumps the users generation (caches)
     s.flush()
 

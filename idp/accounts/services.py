@@ -163,11 +163,14 @@ class Throttle:
     clock: Clock = field(default_factory=SystemClock)  # for the lockout's security event
     per_account_network: int = 5
     first_delay: int = 30
+    # What is counted: passwords ("login"), second-factor codes ("mfa"): separate
+    # counters under the same policy.
+    prefix: str = "login"
 
     def _keys(self, username: str, ip: str) -> tuple[tuple[str, int], ...]:
         """The (account, network) key first: a guesser from one network is stopped there
         and does not use up the openings of the account's own key."""
-        account = f"login:u:{username_key(username)}"
+        account = f"{self.prefix}:u:{username_key(username)}"
         return (
             (f"{account}|{network_of(ip)}", self.per_account_network),
             (account, self.per_account),
@@ -192,7 +195,7 @@ class Throttle:
 
     def attempt(self, username: str, ip: str) -> int:
         """Counts one attempt: 0 when it may go on, else the seconds to wait."""
-        if self.store.count(f"login:ip:{network_of(ip)}") >= self.per_ip:
+        if self.store.count(f"{self.prefix}:ip:{network_of(ip)}") >= self.per_ip:
             return self.window
         for key, limit in self._keys(username, ip):
             if wait := self._gate(key, limit):
@@ -200,7 +203,7 @@ class Throttle:
         return 0
 
     def failed(self, ip: str) -> None:
-        self.store.hit(f"login:ip:{network_of(ip)}", self.window)
+        self.store.hit(f"{self.prefix}:ip:{network_of(ip)}", self.window)
 
     def succeeded(self, username: str, ip: str) -> None:
         for key, _ in self._keys(username, ip):

@@ -13,6 +13,7 @@ from idp.accounts.models import Consent, User
 from idp.audit.services import record
 from idp.clients.models import Client
 from idp.ext import services
+from idp.mfa.pending import second_factor_response
 from idp.operator import Actor
 from idp.sessions import cookie
 from idp.sessions import services as sessions
@@ -41,7 +42,9 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _login_response(user_id: str, next_url: str) -> Response:
+def login_response(user_id: str, next_url: str, amr: list[str] | None = None) -> Response:
+    """Starts the user's session (``amr``: how they authenticated, RFC 8176; a password
+    when not said) and sends the browser on to ``next_url``."""
     svc = services()
     old = cookie.current()
     if old is not None:
@@ -59,7 +62,13 @@ def _login_response(user_id: str, next_url: str) -> Response:
         user = s.get(User, user_id)
         assert user is not None
         new, token = sessions.start(
-            s, svc.clock, svc.session_policy, user, client_ip(), request.user_agent.string or ""
+            s,
+            svc.clock,
+            svc.session_policy,
+            user,
+            client_ip(),
+            request.user_agent.string or "",
+            amr,
         )
         record(
             s,
@@ -68,6 +77,7 @@ def _login_response(user_id: str, next_url: str) -> Response:
             action="login",
             target=new.id,
             ip=client_ip(),
+            amr=new.amr,
         )
     g.idp_session = new
     resp = redirect(next_url, code=303)
@@ -104,7 +114,10 @@ def login() -> Response | str:
             signup=signup_on,
         )
         return Response(body, status=401, mimetype="text/html")
-    return _login_response(user_id, next_url)
+    if svc.factors.has_factor(user_id):
+        # Not logged in yet: the second factor is asked for first (idp.mfa.views).
+        return second_factor_response(user_id, next_url)
+    return login_response(user_id, next_url)
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -143,7 +156,7 @@ def signup() -> Response | str:
             "signup.html", next=next_url, error=str(exc), username=username, email=email or ""
         )
         return Response(body, status=400, mimetype="text/html")
-    return _login_response(user.id, next_url)
+    return login_response(user.id, next_url)
 
 
 @bp.route("/account")

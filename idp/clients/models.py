@@ -112,6 +112,9 @@ class Client(ClientRules, Base):
     jwks_uri: Mapped[str | None] = mapped_column(String(2000))
     # RFC 9126 §6: authorization requests only through PAR.
     require_pushed_authorization_requests: Mapped[bool] = mapped_column(default=False)
+    # Logins for this client need a second factor (acr "2", idp.mfa.acr); registration
+    # metadata default_acr_values ["2"] (OIDC Dynamic Client Registration §2).
+    require_mfa: Mapped[bool] = mapped_column(default=False)
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[Timestamp]
     # RFC 7592: SHA-256 of the registration access token of a dynamically registered

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from idp.clients.services import ClientError, InvalidRedirectUri
+from idp.mfa.acr import ACR_MFA, LEVEL
+from idp.mfa.acr import SUPPORTED as SUPPORTED_ACR
 
 DEFAULT_SCOPE = "openid profile email offline_access"
 MAX_URIS = 50
@@ -119,4 +121,20 @@ def client_arguments(body: Mapping[str, Any]) -> dict[str, Any]:
         "require_pushed_authorization_requests": bool(
             _member(body, "require_pushed_authorization_requests", "boolean")
         ),
+        "require_mfa": _requires_mfa(_member(body, "default_acr_values", "strings")),
     }
+
+
+def _requires_mfa(default_acr_values: list[str] | None) -> bool:
+    """OIDC Dynamic Client Registration §2 ``default_acr_values``, in idp's two values
+    (idp.mfa.acr): ``["2"]`` makes every login for the client need a second factor;
+    ``["1"]`` (or none) does not. Other values are refused: silently dropping a
+    requirement the client asked for would weaken it."""
+    values = default_acr_values or []
+    if unknown := [v for v in values if v not in SUPPORTED_ACR]:
+        raise InvalidMetadata(
+            f"default_acr_values: {unknown[0]!r} is not supported (use one of "
+            f"{', '.join(SUPPORTED_ACR)})"
+        )
+    # Any of the values satisfies a request, so the lowest one is what is required.
+    return bool(values) and min(values, key=LEVEL.__getitem__) == ACR_MFA

@@ -13,6 +13,7 @@ from idp.clients.models import ADMIN_SCOPE, AUTH_METHODS, SECRET_METHODS, Client
 from idp.clients.redirects import problem as redirect_problem
 from idp.clock import Clock
 from idp.config import SUPPORTED_ALGS
+from idp.mfa.acr import ACR_MFA
 from idp.outbound import Outbound
 
 GRANTS = ("authorization_code", "refresh_token", "client_credentials")
@@ -167,6 +168,7 @@ def _checked(
     jwks: dict[str, Any] | None,
     jwks_uri: str | None,
     require_pushed_authorization_requests: bool,
+    require_mfa: bool,
     allow_loopback: bool,
 ) -> dict[str, Any]:
     """Every rule a client's registration must meet, for a new client and for a full
@@ -229,6 +231,7 @@ def _checked(
         "jwks": jwks,
         "jwks_uri": jwks_uri,
         "require_pushed_authorization_requests": require_pushed_authorization_requests,
+        "require_mfa": require_mfa,
     }
 
 
@@ -253,6 +256,7 @@ def create_client(
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
     require_pushed_authorization_requests: bool = False,
+    require_mfa: bool = False,
     allow_loopback: bool = False,
 ) -> tuple[Client, str | None]:
     """``allow_loopback``: ``[outbound] allow_loopback`` (loopback back-channel and
@@ -280,6 +284,7 @@ def create_client(
         jwks=jwks,
         jwks_uri=jwks_uri,
         require_pushed_authorization_requests=require_pushed_authorization_requests,
+        require_mfa=require_mfa,
         allow_loopback=allow_loopback,
     )
     method = values["token_endpoint_auth_method"]
@@ -311,6 +316,7 @@ def replace_client(
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
     require_pushed_authorization_requests: bool = False,
+    require_mfa: bool = False,
     allow_loopback: bool = False,
 ) -> None:
     """Replaces a client's metadata as a whole (RFC 7592 §2.2), by the rules of
@@ -337,6 +343,7 @@ def replace_client(
         jwks=jwks,
         jwks_uri=jwks_uri,
         require_pushed_authorization_requests=require_pushed_authorization_requests,
+        require_mfa=require_mfa,
         allow_loopback=allow_loopback,
     )
     old, new = client.token_endpoint_auth_method, values["token_endpoint_auth_method"]
@@ -368,6 +375,9 @@ def metadata(client: Client) -> dict[str, Any]:
         "jwks": client.jwks,
         "jwks_uri": client.jwks_uri,
         "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
+        "require_mfa": client.require_mfa,
+        # OIDC Dynamic Client Registration §2: the acr asked for when a request names none.
+        "default_acr_values": [ACR_MFA] if client.require_mfa else [],
     }
 
 
@@ -392,6 +402,7 @@ def update_client(
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
     require_pushed_authorization_requests: bool | None = None,
+    require_mfa: bool | None = None,
     allow_loopback: bool = False,
 ) -> None:
     """Edits what an operator may change; validates like registration. New keys
@@ -400,6 +411,8 @@ def update_client(
         client.dpop_bound_access_tokens = dpop_bound_access_tokens
     if require_pushed_authorization_requests is not None:
         client.require_pushed_authorization_requests = require_pushed_authorization_requests
+    if require_mfa is not None:
+        client.require_mfa = require_mfa
     if jwks is not None or jwks_uri is not None:
         client.jwks, client.jwks_uri = _check_keys(
             client.token_endpoint_auth_method, jwks or None, jwks_uri or None, allow_loopback

@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 
 from idp.config import SUPPORTED_ALGS, Config
 from idp.ext import services
+from idp.mfa.acr import SUPPORTED as ACR_VALUES
 from idp.oauth.dpop import ALGS as DPOP_ALGS
 
 bp = Blueprint("discovery", __name__)
@@ -75,7 +76,11 @@ def metadata(config: Config) -> dict[str, Any]:
             "preferred_username",
             "email",
             "email_verified",
+            "acr",
+            "amr",
         ],
+        # idp.mfa.acr: "1" a password, "2" a password and a second factor.
+        "acr_values_supported": list(ACR_VALUES),
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,

@@ -28,6 +28,9 @@ class AuthorizationCode(Base):
     # RFC 9449 §10: the DPoP key (thumbprint) the token request must prove.
     dpop_jkt: Mapped[str | None] = mapped_column(String(64))
     auth_time: Mapped[Timestamp]
+    # How the session's user authenticated (RFC 8176 amr, and acr), for the ID token.
+    amr: Mapped[Json] = mapped_column(default=lambda: ["pwd"])
+    acr: Mapped[str] = mapped_column(String(40), default="1")
     created_at: Mapped[Timestamp]
     expires_at: Mapped[Timestamp] = mapped_column(index=True)
     used_at: Mapped[Timestamp | None]
@@ -47,11 +50,11 @@ class AuthorizationCode(Base):
     def get_auth_time(self) -> int:
         return int(self.auth_time.timestamp())
 
-    def get_acr(self) -> None:
-        return None
+    def get_acr(self) -> str:
+        return self.acr
 
-    def get_amr(self) -> None:
-        return None
+    def get_amr(self) -> list[str]:
+        return list(self.amr or [])
 
     def is_expired(self, now: dt.datetime) -> bool:
         return now >= self.expires_at

@@ -135,7 +135,11 @@ class TokenIssuer:
         nonce: str | None,
         auth_time: dt.datetime,
         sid: str | None,
+        amr: list[str] | None = None,
+        acr: str | None = None,
     ) -> str:
+        """``amr`` (RFC 8176) and ``acr`` (OIDC Core §2, values in idp.mfa.acr): how the
+        user authenticated, when known (a token from a login; not a refresh)."""
         now = self.clock.now()
         alg = self.id_token_alg(client)
         claims: dict[str, Any] = private_claims(client, user)
@@ -155,6 +159,10 @@ class TokenIssuer:
             claims["nonce"] = nonce
         if sid:
             claims["sid"] = sid
+        if amr:
+            claims["amr"] = list(amr)
+        if acr:
+            claims["acr"] = acr
         if access_token:
             half = create_half_hash(access_token, alg)
             if half is not None:

@@ -22,6 +22,7 @@ from idp.accounts.models import Consent, User
 from idp.audit.services import record
 from idp.ext import services
 from idp.http import AUTHORIZE_PARAMS, ProtocolRequest
+from idp.mfa.acr import ACR_MFA, LEVEL, satisfies, wanted_level
 from idp.oauth import handlers
 from idp.oauth.dpop import DPoPError
 from idp.oauth.id_token_hint import verify_id_token_hint
@@ -121,6 +122,12 @@ def authorize() -> Response | str:
     except ValueError:
         # authlib quotes parameters into URIs and error texts and refuses some characters.
         return _error(InvalidRequestError("The request has malformed parameters."))
+
+
+def _mfa_required(client_name: str) -> Response:
+    """The client requires a second factor and the user has none to step up with."""
+    body = render_template("mfa_required.html", client_name=client_name)
+    return Response(body, status=403, mimetype="text/html")
 
 
 def _error_page(code: str, description: str) -> Response:
@@ -233,7 +240,22 @@ def _authorize() -> Response | str:
         if hinted is None:
             return fail(InvalidRequestError, "id_token_hint is not an ID token issued here.")
         other_user = current is not None and current.user_id != hinted["sub"]
-    if current is None or "login" in prompts or stale or other_user:
+    # Step-up: a session below the acr asked for (OIDC Core §3.1.2.1 acr_values) or
+    # below what the client requires logs in again, with its second factor.
+    level = wanted_level(payload.data.get("acr_values"))
+    if client.require_mfa:
+        level = max(level, LEVEL[ACR_MFA])
+    weak = False
+    if current is not None and not satisfies(current.acr, level):
+        if svc.factors.has_factor(current.user_id):
+            weak = True
+        elif client.require_mfa:
+            if "none" in prompts:
+                return fail(LoginRequiredError)
+            return _mfa_required(client.name)
+        # Otherwise acr_values is only a request (OIDC Core §5.5.1.1: a voluntary
+        # claim); the ID token says what the session is worth.
+    if current is None or "login" in prompts or stale or other_user or weak:
         if "none" in prompts:
             return fail(LoginRequiredError)
         if browser_params is not None:

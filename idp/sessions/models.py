@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, ForeignKey, Index, String, and_, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.accounts.models import User
-from idp.db import Base, Hash, Id, Timestamp
+from idp.db import Base, Hash, Id, Json, Timestamp
 
 
 class BrowserSession(Base):
@@ -39,6 +39,10 @@ class BrowserSession(Base):
     token_hash: Mapped[Hash] = mapped_column(unique=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     auth_time: Mapped[Timestamp]
+    # How the user authenticated at auth_time: RFC 8176 methods (["pwd"], or
+    # ["pwd", "otp", "mfa"]) and the acr they earn (idp.mfa.acr).
+    amr: Mapped[Json] = mapped_column(default=lambda: ["pwd"])
+    acr: Mapped[str] = mapped_column(String(40), default="1")
     ip: Mapped[str] = mapped_column(String(64))
     user_agent: Mapped[str] = mapped_column(String(512))
     created_at: Mapped[Timestamp] = mapped_column(index=True)

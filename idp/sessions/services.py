@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from idp.accounts.models import User
 from idp.clock import Clock
 from idp.db import new_id
+from idp.mfa.acr import PWD, acr_of
 from idp.sessions.models import BrowserSession, SessionClient
 
 # last_seen_at is written at most this often, so page views don't each cost a write.
@@ -30,9 +31,17 @@ class SessionPolicy:
 
 
 def start(
-    db: Session, clock: Clock, policy: SessionPolicy, user: User, ip: str, user_agent: str
+    db: Session,
+    clock: Clock,
+    policy: SessionPolicy,
+    user: User,
+    ip: str,
+    user_agent: str,
+    amr: list[str] | None = None,
 ) -> tuple[BrowserSession, str]:
-    """A new session and the cookie value (256 random bits) that names it."""
+    """A new session and the cookie value (256 random bits) that names it; ``amr``: how
+    the user authenticated (RFC 8176; a password when not said)."""
+    methods = list(amr or [PWD])
     token = secrets.token_urlsafe(32)
     now = clock.now()
     session = BrowserSession(
@@ -42,6 +51,8 @@ def start(
         token_hash=token_hash(token),
         user_id=user.id,
         auth_time=now,
+        amr=methods,
+        acr=acr_of(methods),
         ip=ip[:64],
         user_agent=user_agent[:512],
         created_at=now,

@@ -1,6 +1,6 @@
 """What idp tells Shared Signals receivers, as Security Event Tokens (RFC 8417) in the
-SSF 1.0 profile: CAEP session-revoked, RISC account-disabled, account-enabled and
-account-purged, and SSF verification and stream-updated.
+SSF 1.0 profile: CAEP session-revoked and credential-change, RISC account-disabled,
+account-enabled and account-purged, and SSF verification and stream-updated.
 
 Events are rows written in the transaction of the action they report (the outbox): a
 kill that rolls back owes nothing, a kill that commits owes its events even if the
@@ -143,6 +143,33 @@ class Emitter:
         return self.emit(
             db, now, SESSION_REVOKED, subject, event, session_id=session_id, user_id=user_id
         )
+
+    def credential_change(
+        self,
+        db: Session,
+        now: dt.datetime,
+        user_id: str,
+        *,
+        credential_type: str,
+        change_type: str,
+        initiating_entity: str,
+        reason: str,
+        friendly_name: str | None = None,
+    ) -> int:
+        """CAEP 1.0 §3.3 credential-change: ``credential_type`` such as ``password`` or
+        ``app`` (an authenticator app: TOTP), ``change_type`` one of ``create``,
+        ``revoke``, ``update``, ``delete``."""
+        event: dict[str, Any] = {
+            "event_timestamp": epoch(now),
+            "initiating_entity": initiating_entity,
+            "reason_admin": {"en": reason[:200]},
+            "credential_type": credential_type,
+            "change_type": change_type,
+        }
+        if friendly_name:
+            event["friendly_name"] = friendly_name[:100]
+        subject = user_subject(self.issuer, user_id)
+        return self.emit(db, now, CREDENTIAL_CHANGE, subject, event, user_id=user_id)
 
     def account(self, db: Session, now: dt.datetime, user_id: str, disabled: bool) -> int:
         """RISC 1.0 account-disabled / account-enabled."""

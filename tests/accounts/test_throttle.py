@@ -112,7 +112,7 @@ def test_signups_are_limited_per_network(client: Any, svc: Any) -> None:
 def sql_throttle(svc: Any, clock: Any, **limits: int) -> Throttle:
     """A throttle on the SQL store, whose expiries follow the test clock (Redis keeps
     real time)."""
-    values = {"per_account": 100, "per_ip": 1000, "window": 900, **limits}
+    values: dict[str, Any] = {"per_account": 100, "per_ip": 1000, "window": 900, **limits}
     return Throttle(SqlStateStore(svc.db, clock), clock=clock, **values)
 
 

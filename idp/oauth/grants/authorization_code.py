@@ -91,6 +91,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
             auth_time=browser_session.auth_time,
+            amr=list(browser_session.amr or []),
+            acr=browser_session.acr,
             dpop_jkt=data.get("dpop_jkt"),
         )
 
@@ -179,4 +181,6 @@ class OpenIDCodeExtension(OpenIDCode):
             nonce=code.nonce,
             auth_time=code.auth_time,
             sid=code.session_id,
+            amr=code.get_amr(),
+            acr=code.acr,
         )
