@@ -18,6 +18,11 @@ proof signed by its key for this very request (method, URL, the token's hash, a 
 ``jti``): a stolen token is useless without the client's private key. As a bearer
 token it is refused.
 
+With ``signals=True`` it follows idp's Shared Signals instead, by poll (``start``); a
+resource server that runs an RFC 8935 push endpoint hands each POSTed body to
+:meth:`Verifier.accept_set` (a 400 with ``{"err": exc.error}`` on InvalidToken, else
+202).
+
 Once it follows the feed it fails closed: when no poll has succeeded for
 ``max_feed_age`` seconds (idp unreachable), every token is refused, since a revocation
 may have been missed. A token with an unknown ``kid`` makes it fetch the JWKS again at
@@ -195,10 +200,12 @@ class Verifier:
         with eddsa_allowed():
             decoded = jwt.decode(token, self._keyset(), algorithms=ALGORITHMS)
         claims = dict(decoded.claims)
-        if decoded.header.get("typ") != "secevent+jwt" or claims.get("iss") != self.issuer:
-            raise InvalidToken("not a security event token from the issuer")
+        if decoded.header.get("typ") != "secevent+jwt":
+            raise InvalidToken("not a security event token (typ)", "invalid_request")
+        if claims.get("iss") != self.issuer:
+            raise InvalidToken("a security event token from another issuer", "invalid_issuer")
         if claims.get("aud") != self.client_id:
-            raise InvalidToken("a security event token for another receiver")
+            raise InvalidToken("a security event token for another receiver", "invalid_audience")
         return claims
 
     def _poll_signals(self, wait: float) -> int:
@@ -211,7 +218,6 @@ class Verifier:
                 self._ssf_token = None  # fetched again next time
             raise
         self._acks = []
-        horizon = int(time.time()) + 3600  # longer than any token idp issues lives
         with self._lock:
             for jti, token in got["sets"].items():
                 try:
@@ -220,18 +226,42 @@ class Verifier:
                     log.warning("ignored a security event token: %s", exc)
                     continue
                 self._acks.append(jti)
-                subject = claims.get("sub_id") or {}
-                events = claims.get("events") or {}
-                if SESSION_REVOKED in events and subject.get("session"):
-                    self._revoked[("sid", str(subject["session"]["id"]))] = horizon
-                if ACCOUNT_DISABLED in events and subject.get("sub"):
-                    before, _ = self._not_before.get(("user", str(subject["sub"])), (0, 0))
-                    self._not_before[("user", str(subject["sub"]))] = (
-                        max(before, int(claims.get("iat", 0)) + 1),
-                        horizon,
-                    )
+                self._apply_set(claims)
             self._fed_at = time.monotonic()
         return len(got["sets"])
+
+    def _apply_set(self, claims: dict[str, Any]) -> None:
+        """Applies a verified SET's session-revoked or account-disabled event (with
+        ``self._lock`` held)."""
+        horizon = int(time.time()) + 3600  # longer than any token idp issues lives
+        subject = claims.get("sub_id") or {}
+        events = claims.get("events") or {}
+        if SESSION_REVOKED in events and subject.get("session"):
+            self._revoked[("sid", str(subject["session"]["id"]))] = horizon
+        if ACCOUNT_DISABLED in events and subject.get("sub"):
+            before, _ = self._not_before.get(("user", str(subject["sub"])), (0, 0))
+            self._not_before[("user", str(subject["sub"]))] = (
+                max(before, int(claims.get("iat", 0)) + 1),
+                horizon,
+            )
+
+    def accept_set(self, token: str) -> dict[str, Any]:
+        """A Security Event Token pushed to this receiver (RFC 8935, the body of idp's
+        POST): verified as a poll's are (idp's key, ``typ``, ``iss``, ``aud``) and
+        applied at once; returns its claims. Raises InvalidToken when it is not a SET
+        from the issuer for this receiver: answer 400 with ``{"err": error,
+        "description": str(exc)}`` (RFC 8935 §2.3; ``error`` is one of its codes)."""
+        if not token or len(token) > 16000:
+            raise InvalidToken("malformed security event token", "invalid_request")
+        try:
+            claims = self._verified_set(token.strip())
+        except (JoseError, ValueError, KeyError, TypeError) as exc:
+            raise InvalidToken(
+                f"bad signature or format: {exc.__class__.__name__}", "invalid_request"
+            ) from None
+        with self._lock:
+            self._apply_set(claims)
+        return claims
 
     # --- revocation feed ----------------------------------------------------------------
     def poll(self, wait: float = 0) -> int:
