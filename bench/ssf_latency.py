@@ -651,7 +651,8 @@ class Summary:
     kill_rtt: list[float]
     cpu_seconds: float
     delivered: list[float] = field(default_factory=list)  # push: kill -> POST answered
-    to_receiver: list[float] = field(default_factory=list)  # push: delivered -> learned
+    # push: the receiver's deny state held it -> idp recorded the delivery
+    to_receiver: list[float] = field(default_factory=list)
     attempts_over_one: int = 0
     undelivered: int = 0
 
@@ -709,7 +710,7 @@ def summarize(run: ModeRun) -> Summary:
             summary.attempts_over_one += row["attempts"] > 1
             known = learned_at.get((row["client_id"], row["sid"]))
             if known is not None:
-                summary.to_receiver.append(known - row["delivered"])
+                summary.to_receiver.append(row["delivered"] - known)
     return summary
 
 
@@ -769,8 +770,9 @@ def render(summaries: Sequence[Summary], opts: Options, command: str, env: dict[
             "",
             f"Push, idp's side (outbox rows of the killed sessions, {len(s.delivered)} "
             f"delivered, {s.undelivered} not, {s.attempts_over_one} after a retry): kill → "
-            f"delivered (the receiver answered the POST) {triple(s.delivered)}; delivered → "
-            f"the receiver's deny state held it {triple(s.to_receiver)} (p50 / p99 / max).",
+            f"delivered (idp recorded the POST's answer) {triple(s.delivered)}; the "
+            "receiver's deny state held the session → idp recorded the delivery "
+            f"{triple(s.to_receiver)} (p50 / p99 / max).",
         ]
     busy = load_average()
     lines += [
@@ -801,7 +803,7 @@ def print_summary(s: Summary) -> None:
     )
     if s.mode == "push":
         print(
-            f"[push] kill → delivered {triple(s.delivered)}, delivered → learned "
+            f"[push] kill → delivered {triple(s.delivered)}, learned → delivered "
             f"{triple(s.to_receiver)}, undelivered {s.undelivered}, retried "
             f"{s.attempts_over_one}",
             flush=True,
