@@ -51,7 +51,7 @@ bench: install services
 bench-1m: install services
 	$(BIN)/python bench/sessions_1m.py
 
-## bench-ssf: kill → refusal at 50 resource servers by idp's feed, SSF poll and SSF push (~6 min; ARGS="--receivers 5 --seconds 10")
+## bench-ssf: kill → refusal at 50 resource servers by idp's feed, SSF poll and SSF push (~7 min; ARGS="--receivers 5 --seconds 10")
 bench-ssf: install services
 	$(BIN)/python -m bench.ssf_latency $(ARGS)
 

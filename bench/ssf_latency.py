@@ -107,7 +107,7 @@ class Options:
     kill_every: float = 0.5
     sessions: int = 20  # live sessions the load picks from (kills come on top)
     processes: int = 2
-    grace: float = 60.0
+    grace: float = 300.0  # a push backlog drains for a minute or two after the load
     workers: int = 0  # idp workers; 0: one per CPU, as deployed
     seed: int = 12
 
@@ -676,6 +676,8 @@ def summarize(run: ModeRun) -> Summary:
         worst.append(slowest)
         for why, n in rx["errors"].items():
             errors[why] = errors.get(why, 0) + n
+        if rx["push_refused"]:  # SETs the push endpoint answered 400
+            errors["SET refused"] = errors.get("SET refused", 0) + rx["push_refused"]
     lateness = [x for rx in run.receivers for x in rx["lateness"]]
     summary = Summary(
         mode=run.mode,
@@ -887,7 +889,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, Path]:
     p.add_argument("--kill-every", type=float, default=0.5, help="seconds between kills")
     p.add_argument("--sessions", type=int, default=20, help="live sessions the load uses")
     p.add_argument("--processes", type=int, default=2, help="processes for the servers (1-8)")
-    p.add_argument("--grace", type=float, default=60, help="seconds to wait for refusals")
+    p.add_argument(
+        "--grace", type=float, default=300, help="most seconds to wait for the last refusals"
+    )
     p.add_argument("--workers", type=int, default=0, help="idp workers (0: one per CPU)")
     p.add_argument("--results", type=Path, default=RESULTS, help="markdown file to update")
     p.add_argument("--no-results", action="store_true", help="print only")
