@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test test-fast fuzz lint services bench bench-1m clean
+.PHONY: install run test test-fast fuzz lint services bench bench-1m bench-ssf clean
 
 $(STAMP): pyproject.toml verifier/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -52,6 +52,10 @@ bench: install services
 ## bench-1m: the sessions page and a kill with 1,000,000 sessions in PostgreSQL (~6 min)
 bench-1m: install services
 	$(BIN)/python bench/sessions_1m.py
+
+## bench-ssf: kill → refusal at 50 resource servers by idp's feed, SSF poll and SSF push (~7 min; ARGS="--receivers 5 --seconds 10")
+bench-ssf: install services
+	$(BIN)/python -m bench.ssf_latency $(ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -347,6 +347,8 @@ figures.
   one core, section `compare`.
 - `make bench-1m` (`bench/sessions_1m.py`): the operator's sessions page and a kill with
   1,000,000 sessions, section `sessions-1m`.
+- `make bench-ssf` (`bench/ssf_latency.py`): kill → refusal at 50 resource servers
+  using `idp.verifier` by idp's feed, SSF poll and SSF push, section `ssf-latency`.
 - By hand: `bench/run.py` (/token and /jwks.json under `idp serve` with one worker per
   CPU, as deployed), `bench/refresh.py` (rotation and introspection under it),
   `bench/server_trial.py` (which server `idp serve` runs: gunicorn against granian).

@@ -349,3 +349,50 @@ def test_a_verifier_following_shared_signals_fails_closed_while_its_stream_is_pa
     live.svc.actions.set_stream_status(stream_id, "enabled", Actor("root"), "done")
     verifier.poll()
     assert verifier.verify(tokens["access_token"])
+
+
+def test_a_verifier_accepts_a_pushed_security_event_token(auth, live):
+    """idp.verifier as an SSF push receiver (RFC 8935): ``accept_set`` verifies the SET
+    as a poll's are and applies it at once; anything else is refused (answer 400) and
+    changes nothing."""
+    from idp.ssf.delivery import sign
+    from idp.ssf.events import SESSION_REVOKED, session_subject
+
+    auth.user()
+    rp = auth.oauth_client(
+        "shop", scope="openid offline_access", redirect_uri="http://127.0.0.1/cb"
+    )
+    tokens = code_flow(live.url, "shop", rp.secret, "http://127.0.0.1/cb")
+    verifier = Verifier(
+        live.url, audience="shop", client_id="shop-rx", client_secret="unused", signals=True
+    )
+    claims = verifier.verify(tokens["access_token"])
+
+    def event(**changes):
+        body = {
+            "iss": live.url,
+            "aud": "shop-rx",
+            "iat": int(time.time()),
+            "jti": "j1",
+            "sub_id": session_subject(live.url, claims["sid"], claims["sub"]),
+            "events": {SESSION_REVOKED: {"event_timestamp": int(time.time())}},
+        }
+        return sign(live.svc.oauth.issuer, {**body, **changes})
+
+    for bad, error in (
+        ("", "invalid_request"),
+        ("not a jwt", "invalid_key"),
+        ("x" * 20000, "invalid_request"),
+        (event(aud="another-rx"), "invalid_audience"),
+        (event(iss="https://elsewhere.test"), "invalid_issuer"),
+        (tokens["access_token"], "invalid_request"),  # a JWT from idp, but not a SET
+        (event()[:-4] + "AAAA", "invalid_key"),  # the signature broken
+    ):
+        with pytest.raises(InvalidToken) as refused:
+            verifier.accept_set(bad)
+        assert refused.value.error == error
+        assert verifier.verify(tokens["access_token"])["sid"] == claims["sid"]
+    got = verifier.accept_set(event())
+    assert got["jti"] == "j1"
+    with pytest.raises(InvalidToken, match="revoked"):
+        verifier.verify(tokens["access_token"])

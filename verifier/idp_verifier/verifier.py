@@ -39,6 +39,7 @@ ALGORITHMS = ["ES256", "RS256", "EdDSA"]
 # How long a revocation from a SET is kept (SETs carry no token expiry): longer than
 # any access token idp issues lives.
 SIGNAL_MEMORY = 86_400
+MAX_SET_CHARS = 16_000  # a pushed SET longer than this is refused unread
 
 
 class Clock(Protocol):
@@ -203,6 +204,22 @@ class Verifier:
             self.stream_status = str(updated.get("status"))
             level = logging.INFO if self.stream_status == "enabled" else logging.WARNING
             log.log(level, "the Shared Signals stream is now %s", self.stream_status)
+
+    def accept_set(self, token: str) -> dict[str, Any]:
+        """A Security Event Token pushed to this receiver (RFC 8935: the body of the
+        transmitter's POST), verified as a polled one is and applied at once; returns
+        its claims. Raises InvalidToken whose ``error`` is the RFC 8935 §2.4 code to
+        answer 400 with (``{"err": error, "description": str(exc)}``); an OSError
+        (the JWKS out of reach) should be a 5xx, so that the transmitter sends it again."""
+        if not token or len(token) > MAX_SET_CHARS:
+            raise InvalidToken("malformed security event token", "invalid_request")
+        try:
+            claims = self._verified_set(token.strip())
+        except BadSet as exc:
+            raise InvalidToken(str(exc), exc.err) from None
+        with self._lock:
+            self._apply(claims, self.clock.time() + SIGNAL_MEMORY)
+        return claims
 
     def _poll_signals(self, wait: float) -> int:
         if not self._receiver.connected:
