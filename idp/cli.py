@@ -327,6 +327,11 @@ def clients() -> None:
 @click.option(
     "--require-par", is_flag=True, help="Authorization requests only through PAR (RFC 9126)."
 )
+@click.option(
+    "--require-verified-email",
+    is_flag=True,
+    help="Users must have verified their email address to sign in to this client.",
+)
 def clients_create(
     client_id: str,
     redirect_uris: tuple[str, ...],
@@ -345,6 +350,7 @@ def clients_create(
     jwks_file: str | None,
     jwks_uri: str | None,
     require_par: bool,
+    require_verified_email: bool,
 ) -> None:
     """Register a client; prints one JSON object with its secret (shown once)."""
     from idp.clients.services import ClientError, create_client, metadata, parse_claims
@@ -378,6 +384,7 @@ def clients_create(
             jwks=jwks,
             jwks_uri=jwks_uri,
             require_pushed_authorization_requests=require_par,
+            require_verified_email=require_verified_email,
         )
         _audit(s, svc, "client.create", target=client_id)
         out = metadata(client)

@@ -1,8 +1,10 @@
 """Purges what has expired and prunes what is kept only for a while (issue 9 item 6):
 deny-list and counter entries, used or expired authorization codes, access-token records
-of families, expired initial access tokens (RFC 7591), retired keys past their last
+of families, expired initial access tokens (RFC 7591), expired reset and verification
+links, retired keys past their last
 token (as Hydra's janitor does), and after ``[retention]``: expired refresh tokens, dead
-refresh families, ended browser sessions with their back-channel deliveries, and (when
+refresh families, ended browser sessions with their back-channel deliveries, mail sent
+or given up on (the outbox rows, bodies already blanked), and (when
 configured) audit and security events.
 
 Runs from ``idp janitor`` (a CronJob: deploy/k8s/janitor-cronjob.yaml) and in the
@@ -22,8 +24,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from idp.accounts.links import purge as purge_links
 from idp.audit.models import AuditEvent, SecurityEvent
 from idp.clients.models import InitialAccessToken
+from idp.mail.models import MailMessage
 from idp.oauth.models import AuthorizationCode, PushedRequest
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
 from idp.sessions.models import BackchannelDelivery, BrowserSession, SessionClient
@@ -110,6 +114,14 @@ def purge(svc: Any) -> dict[str, int]:
         counts["family_access_tokens"] = int(result.rowcount or 0)
         result = s.execute(delete(InitialAccessToken).where(InitialAccessToken.expires_at < now))
         counts["initial_access_tokens"] = int(result.rowcount or 0)
+        counts["account_links"] = purge_links(s, now)
+        result = s.execute(
+            delete(MailMessage).where(
+                MailMessage.status != "pending",
+                MailMessage.created_at < now - dt.timedelta(days=keep.sessions_days),
+            )
+        )
+        counts["mails"] = int(result.rowcount or 0)
     counts["refresh_tokens"] = _delete_batches(
         svc,
         RefreshToken.id,

@@ -1,11 +1,12 @@
 """Imports every model so that Base.metadata knows all tables (alembic, tests)."""
 
-from idp.accounts.models import Consent, User
+from idp.accounts.models import AccountToken, Consent, User
 from idp.audit.models import AuditEvent, SecurityEvent
 from idp.changes.models import Generation
 from idp.clients.models import Client, InitialAccessToken
 from idp.db import Base
 from idp.keys.models import SigningKey
+from idp.mail.models import MailMessage
 from idp.oauth.models import AuthorizationCode, PushedRequest
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
 from idp.revocations.models import RevocationEntry
@@ -14,6 +15,7 @@ from idp.ssf.models import SsfEvent, SsfStream
 from idp.state.models import StateEntry
 
 __all__ = [
+    "AccountToken",
     "AuditEvent",
     "AuthorizationCode",
     "Base",
@@ -23,6 +25,7 @@ __all__ = [
     "FamilyAccessToken",
     "Generation",
     "InitialAccessToken",
+    "MailMessage",
     "PushedRequest",
     "RefreshFamily",
     "RefreshToken",

@@ -51,7 +51,7 @@ def create_user(
         raise AccountError("Username may use letters, digits and . _ @ - (at most 150).")
     if email is not None and not EMAIL_RE.fullmatch(email):
         raise AccountError("Email address is not valid.")
-    if problem := passwords.problem(password):
+    if problem := passwords.problem(password, username=username):
         raise AccountError(problem)
     if by_username(db, username) is not None:
         raise AccountError("That username is taken.")

@@ -43,6 +43,7 @@ class ClientView(ClientRules):
     jwks: dict[str, Any] | None
     jwks_uri: str | None
     require_pushed_authorization_requests: bool
+    require_verified_email: bool
     disabled: bool
 
     @classmethod
@@ -65,6 +66,7 @@ class ClientView(ClientRules):
             jwks=dict(row.jwks) if row.jwks else None,
             jwks_uri=row.jwks_uri,
             require_pushed_authorization_requests=row.require_pushed_authorization_requests,
+            require_verified_email=row.require_verified_email,
             disabled=row.disabled,
         )
 

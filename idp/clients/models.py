@@ -112,6 +112,8 @@ class Client(ClientRules, Base):
     jwks_uri: Mapped[str | None] = mapped_column(String(2000))
     # RFC 9126 §6: authorization requests only through PAR.
     require_pushed_authorization_requests: Mapped[bool] = mapped_column(default=False)
+    # Users without a verified email address get no code for this client (issue 13).
+    require_verified_email: Mapped[bool] = mapped_column(default=False)
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[Timestamp]
     # RFC 7592: SHA-256 of the registration access token of a dynamically registered

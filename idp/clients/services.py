@@ -253,6 +253,7 @@ def create_client(
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
     require_pushed_authorization_requests: bool = False,
+    require_verified_email: bool = False,
     allow_loopback: bool = False,
 ) -> tuple[Client, str | None]:
     """``allow_loopback``: ``[outbound] allow_loopback`` (loopback back-channel and
@@ -288,6 +289,7 @@ def create_client(
         client_id=client_id,
         secret_hash=hash_secret(secret) if secret else None,
         created_at=clock.now(),
+        require_verified_email=require_verified_email,
         **values,
     )
     db.add(client)
@@ -368,6 +370,7 @@ def metadata(client: Client) -> dict[str, Any]:
         "jwks": client.jwks,
         "jwks_uri": client.jwks_uri,
         "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
+        "require_verified_email": client.require_verified_email,
     }
 
 
@@ -392,6 +395,7 @@ def update_client(
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
     require_pushed_authorization_requests: bool | None = None,
+    require_verified_email: bool | None = None,
     allow_loopback: bool = False,
 ) -> None:
     """Edits what an operator may change; validates like registration. New keys
@@ -400,6 +404,8 @@ def update_client(
         client.dpop_bound_access_tokens = dpop_bound_access_tokens
     if require_pushed_authorization_requests is not None:
         client.require_pushed_authorization_requests = require_pushed_authorization_requests
+    if require_verified_email is not None:
+        client.require_verified_email = require_verified_email
     if jwks is not None or jwks_uri is not None:
         client.jwks, client.jwks_uri = _check_keys(
             client.token_endpoint_auth_method, jwks or None, jwks_uri or None, allow_loopback

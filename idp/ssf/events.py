@@ -141,3 +141,26 @@ class Emitter:
         """RISC 1.0 account-disabled / account-enabled."""
         kind = ACCOUNT_DISABLED if disabled else ACCOUNT_ENABLED
         return self.emit(db, now, kind, user_subject(self.issuer, user_id), {}, user_id=user_id)
+
+    def credential_change(
+        self,
+        db: Session,
+        now: dt.datetime,
+        user_id: str,
+        *,
+        initiating_entity: str,
+        reason: str,
+        credential_type: str = "password",
+        change_type: str = "update",
+    ) -> int:
+        """CAEP 1.0 §3.3 credential-change: ``credential_type`` (password, ...) and
+        ``change_type`` (create, revoke, update, delete) are required."""
+        event = {
+            "credential_type": credential_type,
+            "change_type": change_type,
+            "event_timestamp": epoch(now),
+            "initiating_entity": initiating_entity,
+            "reason_admin": {"en": reason[:200]},
+        }
+        subject = user_subject(self.issuer, user_id)
+        return self.emit(db, now, CREDENTIAL_CHANGE, subject, event, user_id=user_id)
