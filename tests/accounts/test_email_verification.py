@@ -161,9 +161,7 @@ def test_a_refused_address_change_changes_nothing(
     assert mailbox.messages == []
 
 
-def test_the_link_can_be_sent_again_a_few_times(
-    auth: AuthActions, svc: Any, mailbox: Sink
-) -> None:
+def test_the_link_can_be_sent_again_a_few_times(auth: AuthActions, svc: Any, mailbox: Sink) -> None:
     auth.user()
     auth.login()
     for _ in range(5):
@@ -198,4 +196,3 @@ def test_a_client_that_requires_a_verified_address_gets_no_code_before_it(
     confirm(auth.client, verification_link(svc, mailbox, "alice@example.test"))
     code, _, _ = auth.code_for(rp)
     assert code
-

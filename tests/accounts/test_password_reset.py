@@ -103,7 +103,8 @@ def test_a_reset_link_sets_a_new_password_and_ends_every_session(
     # CAEP credential-change for the receivers, in the same transaction.
     with svc.db.read() as s:
         [event] = s.scalars(select(SsfEvent).where(SsfEvent.event_type == CREDENTIAL_CHANGE))
-    assert event.claims["sub_id"] == {"format": "iss_sub", "iss": svc.issuer.issuer, "sub": alice.id}
+    subject = {"format": "iss_sub", "iss": svc.issuer.issuer, "sub": alice.id}
+    assert event.claims["sub_id"] == subject
     body = event.claims["events"][CREDENTIAL_CHANGE]
     assert body["credential_type"] == "password" and body["change_type"] == "update"
     # Audited, and the user is told by mail.
@@ -194,9 +195,7 @@ def test_the_link_also_works_as_a_path(auth: AuthActions, mailbox: Sink) -> None
     assert page.status_code == 200 and 'name="token"' in page.get_data(as_text=True)
 
 
-def test_an_expired_link_is_refused(
-    auth: AuthActions, svc: Any, clock: Any, mailbox: Sink
-) -> None:
+def test_an_expired_link_is_refused(auth: AuthActions, svc: Any, clock: Any, mailbox: Sink) -> None:
     auth.user()
     link = reset_link(auth, mailbox)
     page = auth.client.get(link)

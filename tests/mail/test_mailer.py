@@ -50,7 +50,7 @@ def test_a_queued_mail_is_sent_as_text_and_html_then_its_body_is_dropped(
     html = mail.get_body(("html",))
     assert html is not None
     # HTML is escaped: a name cannot inject markup into the mail.
-    assert "Hello &lt;b&gt;alice&lt;/b&gt;," in html.get_content()  # type: ignore[attr-defined]
+    assert "Hello &lt;b&gt;alice&lt;/b&gt;," in html.get_content()
     assert mailbox.link(mail) == "/password/reset?token=abc"
     sent = row(svc, message_id)
     assert sent.status == "sent" and sent.attempts == 1
@@ -63,7 +63,12 @@ def test_a_queued_mail_is_sent_as_text_and_html_then_its_body_is_dropped(
 def test_an_action_that_rolls_back_mails_nothing(svc: Any, mailbox: Sink) -> None:
     with pytest.raises(RuntimeError), svc.db.transaction() as s:
         svc.outbox.queue(
-            s, svc.clock.now(), "a@example.test", "password_reset", username="a", link="x",
+            s,
+            svc.clock.now(),
+            "a@example.test",
+            "password_reset",
+            username="a",
+            link="x",
             minutes=1,
         )
         raise RuntimeError("the action failed after queueing its mail")

@@ -51,7 +51,7 @@ class Sink:
     def text(message: EmailMessage) -> str:
         part = message.get_body(("plain",))
         assert part is not None
-        return str(part.get_content())  # type: ignore[attr-defined]
+        return str(part.get_content())
 
     def link(self, message: EmailMessage) -> str:
         """The path (with query) of the idp link in a message's text part."""
