@@ -352,6 +352,7 @@ SCHEMAS: dict[str, Any] = {
         jwks={"type": ["object", "null"]},
         jwks_uri=MAYBE_STRING,
         require_pushed_authorization_requests=BOOLEAN,
+        require_verified_email=BOOLEAN,
     ),
     "Client": {
         "allOf": [
