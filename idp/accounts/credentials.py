@@ -107,9 +107,9 @@ class PasswordChanges:
         identifier = identifier.strip()[:MAX_IDENTIFIER]
         with self.db.read() as s:
             found = [(u.id, u.username) for u in self._find(s, identifier)]
+        typed = hashlib.sha256(username_key(identifier).encode()).hexdigest()[:32]
         if not found:
             # The same counter write and rendering an existing account costs.
-            typed = hashlib.sha256(username_key(identifier).encode()).hexdigest()[:32]
             self.state.hit(f"mail:u:{typed}", self.window)
             self.outbox.render("password_reset", username="", link="", minutes=0)
         allowed = [
@@ -120,6 +120,18 @@ class PasswordChanges:
         ttl = self.cfg.reset_link_ttl_seconds
         now = self.clock.now()
         with self.db.transaction() as s:
+            if not allowed:
+                # Audited too (a burst of these is someone probing for accounts), and the
+                # same durable write as a request that mails: no faster answer for "none".
+                record(
+                    s,
+                    at=now,
+                    actor="anonymous",
+                    action="password.reset_requested",
+                    ip=ip[:64],
+                    matched=False,
+                    identifier_sha256=typed,
+                )
             for user_id, username in allowed:
                 user = s.get(User, user_id)
                 if user is None or user.disabled or not user.email:

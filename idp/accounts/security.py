@@ -7,6 +7,7 @@ from flask import Blueprint, redirect, render_template, request
 from werkzeug.wrappers import Response
 
 from idp.accounts.credentials import PasswordError
+from idp.accounts.models import User
 from idp.accounts.services import AccountError, TooManyAttempts
 from idp.ext import services
 from idp.sessions import cookie
@@ -28,8 +29,6 @@ NOTICES = {
 def _page(session: BrowserSession, status: int = 200, **errors: str | None) -> Response:
     svc = services()
     with svc.db.read() as s:
-        from idp.accounts.models import User
-
         user = s.get(User, session.user_id)
     body = render_template(
         "account_security.html",
