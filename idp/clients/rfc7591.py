@@ -119,4 +119,6 @@ def client_arguments(body: Mapping[str, Any]) -> dict[str, Any]:
         "require_pushed_authorization_requests": bool(
             _member(body, "require_pushed_authorization_requests", "boolean")
         ),
+        # idp's own member: no code for users whose address is not verified.
+        "require_verified_email": bool(_member(body, "require_verified_email", "boolean")),
     }

@@ -313,6 +313,7 @@ def replace_client(
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
     require_pushed_authorization_requests: bool = False,
+    require_verified_email: bool = False,
     allow_loopback: bool = False,
 ) -> None:
     """Replaces a client's metadata as a whole (RFC 7592 §2.2), by the rules of
@@ -349,6 +350,7 @@ def replace_client(
         )
     for column, value in values.items():
         setattr(client, column, value)
+    client.require_verified_email = require_verified_email
 
 
 def metadata(client: Client) -> dict[str, Any]:
