@@ -160,9 +160,11 @@ class Janitor:
 
     def _run(self) -> None:
         try:
-            # Back-channel logout deliveries left pending by a restart are retried by
-            # every process; the purge runs in one process of the cluster per interval.
+            # Back-channel logout deliveries and mail left pending by a restart are
+            # retried by every process; the purge runs in one process of the cluster
+            # per interval.
             self.svc.notifier.kick()
+            self.svc.mailer.kick()
             if not self.svc.state.add_once(LEASE, self.every):
                 return
             counts = purge(self.svc)
