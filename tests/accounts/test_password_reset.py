@@ -4,6 +4,7 @@ items 2 and 8). Mail goes through a real SMTP server on loopback."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -11,6 +12,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from idp.accounts.credentials import LinkInvalid
 from idp.accounts.models import AccountToken, User
 from idp.audit.models import AuditEvent
 from idp.operator import Actor
@@ -314,3 +316,28 @@ def test_bad_input_to_forgot_is_a_clear_400(auth: AuthActions, client: Any) -> N
         assert "<script>" not in resp.get_data(as_text=True)
     # Control characters are refused before any view runs.
     assert ask(client, "a\x00b@example.test").status_code == 400
+
+
+def test_racing_uses_of_one_link_set_one_password(
+    app: Flask, auth: AuthActions, svc: Any, mailbox: Sink
+) -> None:
+    auth.user()
+    token = token_of(reset_link(auth, mailbox))
+    barrier = threading.Barrier(4)
+    won: list[str] = []
+
+    def attempt(n: int) -> None:
+        try:
+            barrier.wait()
+            svc.password_changes.reset(token, f"racer number {n} passphrase", "127.0.0.1")
+            won.append(f"racer number {n} passphrase")
+        except LinkInvalid:
+            pass
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(won) == 1
+    assert AuthActions(app, app.test_client()).login(password=won[0]).status_code == 303
