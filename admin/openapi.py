@@ -452,6 +452,7 @@ SCHEMAS: dict[str, Any] = {
         require_pushed_authorization_requests=BOOLEAN,
         require_mfa=BOOLEAN,
         default_acr_values=_list_of(STRING),
+        require_verified_email=BOOLEAN,
     ),
     "Client": {
         "allOf": [

@@ -404,6 +404,11 @@ def clients() -> None:
     is_flag=True,
     help="Logins for this client need a second factor (acr 2; default_acr_values).",
 )
+@click.option(
+    "--require-verified-email",
+    is_flag=True,
+    help="Users must have verified their email address to sign in to this client.",
+)
 def clients_create(
     client_id: str,
     redirect_uris: tuple[str, ...],
@@ -423,6 +428,7 @@ def clients_create(
     jwks_uri: str | None,
     require_par: bool,
     require_mfa: bool,
+    require_verified_email: bool,
 ) -> None:
     """Register a client; prints one JSON object with its secret (shown once)."""
     from idp.clients.services import ClientError, create_client, metadata, parse_claims
@@ -457,6 +463,7 @@ def clients_create(
             jwks_uri=jwks_uri,
             require_pushed_authorization_requests=require_par,
             require_mfa=require_mfa,
+            require_verified_email=require_verified_email,
         )
         _audit(s, svc, "client.create", target=client_id)
         out = metadata(client)

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 SUPPORTED_ALGS = ("ES256", "RS256", "EdDSA")
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
 REGISTRATION_MODES = ("token", "open", "closed")
+MAIL_TLS = ("starttls", "tls", "none")
 
 # Every IDP_ variable that is not an IDP_<SECTION>__<KEY> setting yet is read by
 # something in this repository, and what reads it. Any other IDP_ name stops startup:
@@ -59,8 +60,14 @@ class ConfigError(ValueError):
         self.problem = problem
 
 
-def doc(text: str, default: Any) -> Any:
-    return field(default=default, metadata={"doc": text})
+def doc(text: str, default: Any, *, key: str | None = None) -> Any:
+    """A setting: its one-line doc and default; ``key`` is its name in config.toml when
+    that is not a Python name (``[mail] from``)."""
+    return field(default=default, metadata={"doc": text, "key": key})
+
+
+def _key(f: dataclasses.Field[Any]) -> str:
+    return str(f.metadata.get("key") or f.name)
 
 
 @dataclass(frozen=True)
@@ -230,6 +237,40 @@ class SsfConfig:
 
 
 @dataclass(frozen=True)
+class MailConfig:
+    smtp_url: str = doc(
+        "SMTP server as smtp://host:port (smtps:// for TLS from the first byte); empty:"
+        " mails are written to the log instead (development: `make run` prints them).",
+        "",
+    )
+    from_: str = doc("The From address of every mail idp sends.", "idp <idp@localhost>", key="from")
+    tls: str = doc(
+        "starttls (upgrade the connection, required), tls (implicit TLS, usually port 465) or"
+        " none (plain: only for a local sink or relay).",
+        "starttls",
+    )
+    username: str = doc("SMTP user name; empty: no authentication.", "")
+    password: str = doc("SMTP password (better set IDP_MAIL__PASSWORD).", "")
+    timeout_seconds: int = doc("Seconds to wait on the SMTP server before trying later.", 10)
+
+
+@dataclass(frozen=True)
+class AccountsConfig:
+    reset_link_ttl_seconds: int = doc("A password reset link works this many seconds.", 1800)
+    verify_link_ttl_seconds: int = doc(
+        "An email verification link works this many seconds.", 3 * 24 * 3600
+    )
+    reset_requests_per_network: int = doc(
+        "Password reset requests per network (IPv4 address or IPv6 /64) per login window.", 10
+    )
+    mails_per_account: int = doc(
+        "Reset and verification mails one account is sent per login window (more requests"
+        " get the same answer and no mail).",
+        3,
+    )
+
+
+@dataclass(frozen=True)
 class RetentionConfig:
     refresh_tokens_days: int = doc(
         "Refresh tokens are deleted this many days after they expired (an expired one "
@@ -241,7 +282,7 @@ class RetentionConfig:
     )
     sessions_days: int = doc(
         "Ended or expired browser sessions and their back-channel deliveries are deleted "
-        "after this many days.",
+        "after this many days; so are mails sent or given up on.",
         30,
     )
     audit_days: int = doc(
@@ -269,6 +310,8 @@ class Config:
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
     ssf: SsfConfig = field(default_factory=SsfConfig)
     mfa: MfaConfig = field(default_factory=MfaConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
 
     @property
     def insecure_http(self) -> bool:
@@ -308,18 +351,18 @@ def _section(name: str, cls: type, raw: Mapping[str, Any], env: Mapping[str, str
     if not isinstance(raw, Mapping):
         raise ConfigError(name, "expected a table")
     hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {_key(f) for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in names:
             raise ConfigError(f"{name}.{key}", "unknown setting")
     values = {}
     for f in dataclasses.fields(cls):
-        key = f"{name}.{f.name}"
-        env_key = f"IDP_{name.upper()}__{f.name.upper()}"
+        key = f"{name}.{_key(f)}"
+        env_key = f"IDP_{name.upper()}__{_key(f).upper()}"
         if env_key in env:
             values[f.name] = _coerce(key, hints[f.name], env[env_key])
-        elif f.name in raw:
-            values[f.name] = _coerce(key, hints[f.name], raw[f.name])
+        elif _key(f) in raw:
+            values[f.name] = _coerce(key, hints[f.name], raw[_key(f)])
     return cls(**values)
 
 
@@ -366,6 +409,11 @@ def _validate(cfg: Config) -> None:
         "admin.reauth_seconds": cfg.admin.reauth_seconds,
         "ssf.event_ttl_seconds": cfg.ssf.event_ttl_seconds,
         "ssf.poll_wait_seconds": cfg.ssf.poll_wait_seconds,
+        "mail.timeout_seconds": cfg.mail.timeout_seconds,
+        "accounts.reset_link_ttl_seconds": cfg.accounts.reset_link_ttl_seconds,
+        "accounts.verify_link_ttl_seconds": cfg.accounts.verify_link_ttl_seconds,
+        "accounts.reset_requests_per_network": cfg.accounts.reset_requests_per_network,
+        "accounts.mails_per_account": cfg.accounts.mails_per_account,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -402,6 +450,35 @@ def _validate(cfg: Config) -> None:
     _validate_database_url(cfg.database.url)
     if cfg.redis.url and urlsplit(cfg.redis.url).scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError("redis.url", "must be a redis://, rediss:// or unix:// URL")
+    _validate_mail(cfg.mail)
+
+
+def _validate_mail(mail: MailConfig) -> None:
+    if mail.tls not in MAIL_TLS:
+        raise ConfigError("mail.tls", f"must be one of {', '.join(MAIL_TLS)}")
+    if mail.smtp_url:
+        parts = urlsplit(mail.smtp_url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in {"smtp", "smtps"} or not parts.hostname or port == -1:
+            raise ConfigError("mail.smtp_url", "must look like smtp://host:port or smtps://host")
+        if parts.path not in ("", "/") or parts.query or parts.username or parts.password:
+            raise ConfigError(
+                "mail.smtp_url",
+                "must be only smtp://host:port (set [mail] username and password apart)",
+            )
+    from email.headerregistry import Address
+    from email.utils import parseaddr
+
+    name, address = parseaddr(mail.from_)
+    if "@" not in address or any(c in mail.from_ for c in "\r\n"):
+        raise ConfigError("mail.from", "must be an address such as idp <idp@example.com>")
+    try:
+        Address(display_name=name, addr_spec=address)
+    except (ValueError, IndexError):
+        raise ConfigError("mail.from", "must be an address such as idp <idp@example.com>") from None
 
 
 def _validate_database_url(raw: str) -> None:
@@ -509,6 +586,14 @@ def warn_insecure(cfg: Config) -> list[str]:
         )
     if cfg.database.url.startswith("sqlite"):
         warnings.append("SQLite database: fine for one machine, use PostgreSQL for several")
+    if not cfg.mail.smtp_url:
+        warnings.append(
+            "no [mail] smtp_url: mails (reset and verification links) are written to the log"
+        )
+    elif cfg.mail.tls == "none" and urlsplit(cfg.mail.smtp_url).scheme == "smtp":
+        host = urlsplit(cfg.mail.smtp_url).hostname or ""
+        if host not in LOOPBACK_HOSTS:
+            warnings.append(f"[mail] tls = none: mails to {host} travel unencrypted")
     for w in warnings:
         log.warning("insecure setting: %s", w)
     return warnings
@@ -520,5 +605,5 @@ def describe() -> list[tuple[str, str, Any]]:
     hints = get_type_hints(Config)
     for section in dataclasses.fields(Config):
         for f in dataclasses.fields(hints[section.name]):
-            rows.append((f"{section.name}.{f.name}", f.metadata["doc"], f.default))
+            rows.append((f"{section.name}.{_key(f)}", f.metadata["doc"], f.default))
     return rows

@@ -118,6 +118,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # The demo relying app takes back-channel logouts on 127.0.0.1 (development only).
     os.environ.setdefault("IDP_OUTBOUND__ALLOW_LOOPBACK", "true")
+    # A newcomer signs up and verifies the address from the mail printed below.
+    os.environ.setdefault("IDP_SERVER__SIGNUP_ENABLED", "true")
     app = create_app()
     svc = app.extensions["idp"]
     warn_insecure(svc.config)
@@ -138,6 +140,11 @@ def main() -> None:
     )
     threading.Thread(target=rp_server.serve_forever, daemon=True).start()
     host, port = svc.config.server.host, svc.config.server.port
+    mail = (
+        f"sent through {svc.config.mail.smtp_url}"
+        if svc.config.mail.smtp_url
+        else "printed here (no [mail] smtp_url): click the links in it"
+    )
     print(
         f"""
   idp is running at   {svc.config.server.issuer}
@@ -148,6 +155,9 @@ def main() -> None:
   Operator dashboard: {svc.config.server.issuer}/admin/
   Demo client:        {creds["client_id"]}
                       (secret in {svc.config.server.instance_path}/demo_client.json)
+  Sign up:            {svc.config.server.issuer}/signup
+  Forgot a password:  {svc.config.server.issuer}/password/forgot
+  Mail:               {mail}
 
   Press Ctrl+C to stop.
 """,

@@ -13,7 +13,9 @@ from flask import current_app
 
 if TYPE_CHECKING:
     from idp.accounts.cache import UserView
+    from idp.accounts.credentials import PasswordChanges
     from idp.accounts.services import Throttle
+    from idp.accounts.verification import EmailVerification
     from idp.changes.cache import ViewCache
     from idp.changes.watch import Generations
     from idp.clients.cache import ClientView
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     from idp.db import Database
     from idp.documents import Documents
     from idp.keys.services import KeyService
+    from idp.mail.outbox import Outbox
+    from idp.mail.sender import Mailer
     from idp.mfa.services import Factors
     from idp.oauth.access_tokens import AccessTokens
     from idp.oauth.dpop import DPoP
@@ -67,6 +71,10 @@ class Services:
     oauth: IdpAuthorizationServer
     registrations: Registrations
     factors: Factors
+    outbox: Outbox
+    mailer: Mailer
+    password_changes: PasswordChanges
+    verification: EmailVerification
 
     def algs_in_use(self) -> set[str]:
         return algs_in_use(self.config)

@@ -1,8 +1,10 @@
 """Purges what has expired and prunes what is kept only for a while (issue 9 item 6):
 deny-list and counter entries, used or expired authorization codes, access-token records
-of families, expired initial access tokens (RFC 7591), retired keys past their last
+of families, expired initial access tokens (RFC 7591), expired reset and verification
+links, retired keys past their last
 token (as Hydra's janitor does), and after ``[retention]``: expired refresh tokens, dead
-refresh families, ended browser sessions with their back-channel deliveries, and (when
+refresh families, ended browser sessions with their back-channel deliveries, mail sent
+or given up on (the outbox rows, bodies already blanked), and (when
 configured) audit and security events.
 
 Runs from ``idp janitor`` (a CronJob: deploy/k8s/janitor-cronjob.yaml) and in the
@@ -22,8 +24,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from idp.accounts.links import purge as purge_links
 from idp.audit.models import AuditEvent, SecurityEvent
 from idp.clients.models import InitialAccessToken
+from idp.mail.models import MailMessage
 from idp.mfa import pending as pending_logins
 from idp.oauth.models import AuthorizationCode, PushedRequest
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
@@ -112,6 +116,14 @@ def purge(svc: Any) -> dict[str, int]:
         result = s.execute(delete(InitialAccessToken).where(InitialAccessToken.expires_at < now))
         counts["initial_access_tokens"] = int(result.rowcount or 0)
         counts["pending_logins"] = pending_logins.purge_expired(s, now)
+        counts["account_links"] = purge_links(s, now)
+        result = s.execute(
+            delete(MailMessage).where(
+                MailMessage.status != "pending",
+                MailMessage.created_at < now - dt.timedelta(days=keep.sessions_days),
+            )
+        )
+        counts["mails"] = int(result.rowcount or 0)
     counts["refresh_tokens"] = _delete_batches(
         svc,
         RefreshToken.id,
@@ -150,9 +162,11 @@ class Janitor:
 
     def _run(self) -> None:
         try:
-            # Back-channel logout deliveries left pending by a restart are retried by
-            # every process; the purge runs in one process of the cluster per interval.
+            # Back-channel logout deliveries and mail left pending by a restart are
+            # retried by every process; the purge runs in one process of the cluster
+            # per interval.
             self.svc.notifier.kick()
+            self.svc.mailer.kick()
             if not self.svc.state.add_once(LEASE, self.every):
                 return
             counts = purge(self.svc)

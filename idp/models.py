@@ -1,11 +1,12 @@
 """Imports every model so that Base.metadata knows all tables (alembic, tests)."""
 
-from idp.accounts.models import Consent, User
+from idp.accounts.models import AccountToken, Consent, User
 from idp.audit.models import AuditEvent, SecurityEvent
 from idp.changes.models import Generation
 from idp.clients.models import Client, InitialAccessToken
 from idp.db import Base
 from idp.keys.models import SigningKey
+from idp.mail.models import MailMessage
 from idp.mfa.models import MfaFactor, PendingLogin, RecoveryCode
 from idp.oauth.models import AuthorizationCode, PushedRequest
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
@@ -15,6 +16,7 @@ from idp.ssf.models import SsfEvent, SsfStream
 from idp.state.models import StateEntry
 
 __all__ = [
+    "AccountToken",
     "AuditEvent",
     "AuthorizationCode",
     "Base",
@@ -26,6 +28,7 @@ __all__ = [
     "InitialAccessToken",
     "MfaFactor",
     "PendingLogin",
+    "MailMessage",
     "PushedRequest",
     "RecoveryCode",
     "RefreshFamily",

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 from idp.accounts.cache import user_cache
+from idp.accounts.credentials import PasswordChanges
 from idp.accounts.erasure import pseudonym_key
 from idp.accounts.models import User
 from idp.accounts.services import Throttle
+from idp.accounts.verification import EmailVerification
 from idp.changes.models import CLIENTS, USERS
 from idp.changes.watch import Generations, signal_for
 from idp.clients.cache import client_cache
@@ -20,6 +22,8 @@ from idp.documents import Documents
 from idp.ext import Services, algs_in_use
 from idp.keys import crypto
 from idp.keys.services import KeyService
+from idp.mail.outbox import Outbox
+from idp.mail.sender import Mailer, transport_for
 from idp.mfa.services import Factors
 from idp.oauth.access_tokens import AccessTokens
 from idp.oauth.client_keys import ClientKeys
@@ -131,6 +135,18 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         pseudonym_key(kek),
         factors,
     )
+    throttle = Throttle(
+        state,
+        cfg.login.max_failures_per_account,
+        cfg.login.max_failures_per_ip,
+        cfg.login.window_seconds,
+        clock,
+        cfg.login.max_failures_per_account_network,
+        cfg.login.first_delay_seconds,
+    )
+    outbox = Outbox(cfg.server.issuer)
+    mailer = Mailer(db, clock, cfg.mail, transport_for(cfg.mail))
+    window = cfg.login.window_seconds
     return Services(
         config=cfg,
         db=db,
@@ -157,4 +173,10 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         oauth=oauth,
         registrations=Registrations(db, clock, cfg, actions, keys),
         factors=factors,
+        outbox=outbox,
+        mailer=mailer,
+        password_changes=PasswordChanges(
+            killer, refresh, revocations, throttle, outbox, mailer, cfg.accounts, window
+        ),
+        verification=EmailVerification(db, throttle, outbox, mailer, cfg.accounts, window),
     )

@@ -24,6 +24,7 @@ from tests.support import fuzzing
 from tests.support.auth import AuthActions
 from tests.support.clock import FrozenClock
 from tests.support.databases import REDIS_URL, clear_redis, postgres_database, redis_prefix
+from tests.support.smtp import Sink, free_port, smtp_sink
 
 fuzzing.load()  # before any test module builds its hypothesis settings
 
@@ -170,6 +171,33 @@ def no_background_worker(
     Modules opt in with ``pytestmark = pytest.mark.usefixtures("no_background_worker")``."""
     if request.node.get_closest_marker("background_worker") is None:
         monkeypatch.setattr(svc.notifier, "kick", lambda: None)
+
+
+@pytest.fixture(autouse=True)
+def mail_by_hand(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mail is sent when the test says so (``svc.mailer.deliver_due()``), not by the
+    worker thread an action kicks; a test marked ``background_worker`` keeps the thread."""
+    if "app" in request.fixturenames and not request.node.get_closest_marker("background_worker"):
+        svc = request.getfixturevalue("svc")
+        monkeypatch.setattr(svc.mailer, "kick", lambda: None)
+
+
+@pytest.fixture(scope="session")
+def mail_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def mail_config(mail_port: int) -> dict[str, dict[str, Any]]:
+    """``config_overrides`` that send idp's mail to the ``mailbox`` server."""
+    return {"mail": {"smtp_url": f"smtp://127.0.0.1:{mail_port}", "tls": "none"}}
+
+
+@pytest.fixture
+def mailbox(mail_port: int) -> Iterator[Sink]:
+    """A real SMTP server on loopback (aiosmtpd) keeping what it receives."""
+    with smtp_sink(mail_port) as sink:
+        yield sink
 
 
 @pytest.fixture

@@ -118,6 +118,19 @@ def test_clients_create_dpop_bound(run):
     assert json.loads(plain)["dpop_bound_access_tokens"] is False
 
 
+def test_clients_create_can_require_a_verified_email(run):
+    """Users without a verified address get no code for such a client (issue 13)."""
+    proc = run(
+        "clients",
+        "create",
+        "strict",
+        "--redirect-uri",
+        "https://strict.example.test/cb",
+        "--require-verified-email",
+    )
+    assert json.loads(proc.stdout)["require_verified_email"] is True
+
+
 def test_clients_create_prints_one_json_object(run):
     out = run(
         "clients",

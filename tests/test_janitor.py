@@ -50,6 +50,8 @@ def test_janitor_purges_expired_entries_and_keeps_live_ones(auth, svc, clock, ba
         "family_access_tokens": 0,
         "initial_access_tokens": 0,
         "pending_logins": 0,
+        "account_links": 0,
+        "mails": 0,
         "refresh_tokens": 0,
         "refresh_families": 0,
         "browser_sessions": 0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.db import Base, Id, Json, Timestamp
+from idp.db import Base, Hash, Id, Json, Timestamp
 
 
 class User(Base):
@@ -44,3 +44,22 @@ class Consent(Base):
 
     def covers(self, scope: str) -> bool:
         return set(scope.split()) <= set(self.scope.split())
+
+
+class AccountToken(Base):
+    """A single-use link mailed to a user (a password reset, an email verification),
+    stored as the SHA-256 of its token only: the database never holds a usable link.
+
+    ``binding`` is what the link was issued against: for a reset, a fingerprint of the
+    password hash then (a changed password voids every older link); for a verification,
+    the address it verifies (a changed address voids it)."""
+
+    __tablename__ = "account_tokens"
+
+    token_hash: Mapped[Hash] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(10))
+    binding: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[Timestamp]
+    expires_at: Mapped[Timestamp] = mapped_column(index=True)
+    used_at: Mapped[Timestamp | None]

@@ -1,6 +1,10 @@
-"""Password hashing with argon2id (OWASP Password Storage Cheat Sheet parameters)."""
+"""Password hashing with argon2id (OWASP Password Storage Cheat Sheet parameters), and
+what a new password must be (NIST SP 800-63B §3.1.1.2)."""
 
 from __future__ import annotations
+
+import functools
+from importlib.resources import files
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -37,9 +41,27 @@ def usable(password_hash: str) -> bool:
     return password_hash != UNUSABLE
 
 
-def problem(password: str) -> str | None:
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The most common leaked passwords (common_passwords.txt, shipped with idp: no
+    network), lower case."""
+    text = files("idp.accounts").joinpath("common_passwords.txt").read_text(encoding="utf-8")
+    return frozenset(
+        line.casefold() for line in text.splitlines() if line and not line.startswith("#")
+    )
+
+
+def problem(password: str, username: str | None = None) -> str | None:
+    """Why ``password`` may not be set, or None. NIST SP 800-63B §3.1.1.2: at least 8
+    characters, any characters, and not a value known from breaches or the account's own
+    name; no composition rules."""
     if len(password) < MIN_LENGTH:
         return f"Password must have at least {MIN_LENGTH} characters."
     if len(password) > MAX_LENGTH:
         return f"Password must have at most {MAX_LENGTH} characters."
+    folded = password.casefold()
+    if folded in common_passwords():
+        return "That password is one of the most common ones, which are guessed first."
+    if username and folded == username.casefold():
+        return "Password must not be your username."
     return None

@@ -70,7 +70,7 @@ def create_user(
         raise AccountError("Username may use letters, digits and . _ @ - (at most 150).")
     email = checked_email(email)
     name = checked_name(name)
-    if password is not None and (problem := passwords.problem(password)):
+    if password is not None and (problem := passwords.problem(password, username=username)):
         raise AccountError(problem)
     if by_username(db, username) is not None:
         raise AccountError("That username is taken.")

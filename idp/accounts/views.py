@@ -151,11 +151,15 @@ def signup() -> Response | str:
                 target=user.id,
                 ip=client_ip(),
             )
+            # The address counts once its owner follows the mailed link (issue 13).
+            verifying = svc.verification.queue(s, svc.clock.now(), user)
     except accounts.AccountError as exc:
         body = render_template(
             "signup.html", next=next_url, error=str(exc), username=username, email=email or ""
         )
         return Response(body, status=400, mimetype="text/html")
+    if verifying:
+        svc.mailer.kick()
     return login_response(user.id, next_url)
 
 

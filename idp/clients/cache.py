@@ -44,6 +44,7 @@ class ClientView(ClientRules):
     jwks_uri: str | None
     require_pushed_authorization_requests: bool
     require_mfa: bool
+    require_verified_email: bool
     disabled: bool
 
     @classmethod
@@ -67,6 +68,7 @@ class ClientView(ClientRules):
             jwks_uri=row.jwks_uri,
             require_pushed_authorization_requests=row.require_pushed_authorization_requests,
             require_mfa=row.require_mfa,
+            require_verified_email=row.require_verified_email,
             disabled=row.disabled,
         )
 

@@ -115,6 +115,8 @@ class Client(ClientRules, Base):
     # Logins for this client need a second factor (acr "2", idp.mfa.acr); registration
     # metadata default_acr_values ["2"] (OIDC Dynamic Client Registration §2).
     require_mfa: Mapped[bool] = mapped_column(default=False)
+    # Users without a verified email address get no code for this client (issue 13).
+    require_verified_email: Mapped[bool] = mapped_column(default=False)
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[Timestamp]
     # RFC 7592: SHA-256 of the registration access token of a dynamically registered

@@ -122,6 +122,8 @@ def client_arguments(body: Mapping[str, Any]) -> dict[str, Any]:
             _member(body, "require_pushed_authorization_requests", "boolean")
         ),
         "require_mfa": _requires_mfa(_member(body, "default_acr_values", "strings")),
+        # idp's own member: no code for users whose address is not verified.
+        "require_verified_email": bool(_member(body, "require_verified_email", "boolean")),
     }
 
 

@@ -257,6 +257,7 @@ def create_client(
     jwks_uri: str | None = None,
     require_pushed_authorization_requests: bool = False,
     require_mfa: bool = False,
+    require_verified_email: bool = False,
     allow_loopback: bool = False,
 ) -> tuple[Client, str | None]:
     """``allow_loopback``: ``[outbound] allow_loopback`` (loopback back-channel and
@@ -293,6 +294,7 @@ def create_client(
         client_id=client_id,
         secret_hash=hash_secret(secret) if secret else None,
         created_at=clock.now(),
+        require_verified_email=require_verified_email,
         **values,
     )
     db.add(client)
@@ -317,6 +319,7 @@ def replace_client(
     jwks_uri: str | None = None,
     require_pushed_authorization_requests: bool = False,
     require_mfa: bool = False,
+    require_verified_email: bool = False,
     allow_loopback: bool = False,
 ) -> None:
     """Replaces a client's metadata as a whole (RFC 7592 §2.2), by the rules of
@@ -354,6 +357,7 @@ def replace_client(
         )
     for column, value in values.items():
         setattr(client, column, value)
+    client.require_verified_email = require_verified_email
 
 
 def metadata(client: Client) -> dict[str, Any]:
@@ -378,6 +382,7 @@ def metadata(client: Client) -> dict[str, Any]:
         "require_mfa": client.require_mfa,
         # OIDC Dynamic Client Registration §2: the acr asked for when a request names none.
         "default_acr_values": [ACR_MFA] if client.require_mfa else [],
+        "require_verified_email": client.require_verified_email,
     }
 
 
@@ -403,6 +408,7 @@ def update_client(
     jwks_uri: str | None = None,
     require_pushed_authorization_requests: bool | None = None,
     require_mfa: bool | None = None,
+    require_verified_email: bool | None = None,
     allow_loopback: bool = False,
 ) -> None:
     """Edits what an operator may change; validates like registration. New keys
@@ -413,6 +419,8 @@ def update_client(
         client.require_pushed_authorization_requests = require_pushed_authorization_requests
     if require_mfa is not None:
         client.require_mfa = require_mfa
+    if require_verified_email is not None:
+        client.require_verified_email = require_verified_email
     if jwks is not None or jwks_uri is not None:
         client.jwks, client.jwks_uri = _check_keys(
             client.token_endpoint_auth_method, jwks or None, jwks_uri or None, allow_loopback

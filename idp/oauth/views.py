@@ -9,7 +9,11 @@ from urllib.parse import urlencode
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oidc.core.errors import (
+    ConsentRequiredError,
+    InteractionRequiredError,
+    LoginRequiredError,
+)
 from flask import Blueprint, abort, g, redirect, render_template, request
 from flask_wtf.csrf import validate_csrf
 from sqlalchemy import select
@@ -263,6 +267,12 @@ def _authorize() -> Response | str:
         return _login_redirect(request.args if request.method == "GET" else payload.data, prompts)
 
     user = current.user
+    if client.require_verified_email and not user.email_verified:
+        # The client relies on the address: no code until its owner has proven it.
+        if "none" in prompts:
+            return fail(InteractionRequiredError, "The user's email address is not verified.")
+        body = render_template("verify_email_required.html", user=user, client_name=client.name)
+        return Response(body, status=403, mimetype="text/html")
     scope = grant.request.scope or ""
     decided = request.method == "POST" and request.form.get("decision") in {"allow", "deny"}
     needs_consent = not client.first_party and (

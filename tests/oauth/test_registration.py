@@ -294,6 +294,7 @@ def test_registration_records_every_supported_member(client: Any, svc: Any) -> N
         "id_token_signed_response_alg": "ES256",
         "dpop_bound_access_tokens": True,
         "require_pushed_authorization_requests": True,
+        "require_verified_email": True,
     }
     info = registered(client, svc, body)
     for name, value in body.items():
