@@ -219,6 +219,14 @@ class SsfConfig:
 
 
 @dataclass(frozen=True)
+class WebAuthnConfig:
+    rp_name: str = doc("Name of idp that passkey prompts show (WebAuthn rp.name).", "idp")
+    timeout_seconds: int = doc(
+        "How long a passkey ceremony (and its single-use challenge) may take.", 300
+    )
+
+
+@dataclass(frozen=True)
 class RetentionConfig:
     refresh_tokens_days: int = doc(
         "Refresh tokens are deleted this many days after they expired (an expired one "
@@ -257,6 +265,7 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
     ssf: SsfConfig = field(default_factory=SsfConfig)
+    webauthn: WebAuthnConfig = field(default_factory=WebAuthnConfig)
 
     @property
     def insecure_http(self) -> bool:
@@ -354,6 +363,7 @@ def _validate(cfg: Config) -> None:
         "admin.reauth_seconds": cfg.admin.reauth_seconds,
         "ssf.event_ttl_seconds": cfg.ssf.event_ttl_seconds,
         "ssf.poll_wait_seconds": cfg.ssf.poll_wait_seconds,
+        "webauthn.timeout_seconds": cfg.webauthn.timeout_seconds,
     }
     for key, value in positive.items():
         if value <= 0:
