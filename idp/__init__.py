@@ -45,6 +45,7 @@ def create_app(
     """Build the idp app. ``config`` is a Config, a plain mapping shaped like config.toml
     (tests), or None to read config.toml and the environment."""
     from idp import health, web
+    from idp.accounts import passkey_views, security
     from idp.accounts import views as account_views
     from idp.clients import views as registration_views
     from idp.cors import Cors, origin_cache
@@ -83,6 +84,8 @@ def create_app(
     csrf = CSRFProtect(app)
     for bp in (
         account_views.bp,
+        passkey_views.bp,
+        security.bp,
         session_views.bp,
         oauth_views.bp,
         registration_views.bp,

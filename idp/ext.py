@@ -13,6 +13,7 @@ from flask import current_app
 
 if TYPE_CHECKING:
     from idp.accounts.cache import UserView
+    from idp.accounts.passkeys import Passkeys
     from idp.accounts.services import Throttle
     from idp.changes.cache import ViewCache
     from idp.changes.watch import Generations
@@ -65,6 +66,7 @@ class Services:
     actions: OperatorActions
     oauth: IdpAuthorizationServer
     registrations: Registrations
+    passkeys: Passkeys
 
     def algs_in_use(self) -> set[str]:
         return algs_in_use(self.config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from idp.accounts.cache import user_cache
 from idp.accounts.models import User
+from idp.accounts.passkeys import Passkeys, RelyingParty
 from idp.accounts.services import Throttle
 from idp.changes.models import CLIENTS, USERS
 from idp.changes.watch import Generations, signal_for
@@ -143,4 +144,11 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         actions=actions,
         oauth=oauth,
         registrations=Registrations(db, clock, cfg, actions, keys),
+        passkeys=Passkeys(
+            db,
+            state,
+            clock,
+            RelyingParty.from_issuer(cfg.server.issuer, cfg.webauthn.rp_name),
+            cfg.webauthn.timeout_seconds,
+        ),
     )

@@ -39,7 +39,8 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _login_response(user_id: str, next_url: str) -> Response:
+def _login_response(user_id: str, next_url: str, amr: tuple[str, ...] = ("pwd",)) -> Response:
+    """A new browser session for ``user_id``, authenticated by ``amr`` (RFC 8176)."""
     svc = services()
     old = cookie.current()
     if old is not None:
@@ -66,6 +67,7 @@ def _login_response(user_id: str, next_url: str) -> Response:
             action="login",
             target=new.id,
             ip=client_ip(),
+            amr=list(amr),
         )
     g.idp_session = new
     resp = redirect(next_url, code=303)
