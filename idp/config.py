@@ -397,6 +397,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("server.trusted_proxies", "must not be negative")
     if not cfg.database.url:
         raise ConfigError("database.url", "must not be empty")
+    if not cfg.webauthn.rp_name.strip() or len(cfg.webauthn.rp_name) > 100:
+        raise ConfigError("webauthn.rp_name", "must be a name of 1 to 100 characters")
     _validate_database_url(cfg.database.url)
     if cfg.redis.url and urlsplit(cfg.redis.url).scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError("redis.url", "must be a redis://, rediss:// or unix:// URL")
