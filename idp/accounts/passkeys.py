@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -242,39 +243,42 @@ class Passkeys:
         if len(credential_id) > CREDENTIAL_ID_CHARS:
             raise PasskeyError("The passkey's credential id is too long.")
         now = self.clock.now()
-        with self.db.transaction() as s:
-            taken = s.scalar(
-                select(WebAuthnCredential.id).where(
-                    WebAuthnCredential.credential_id == credential_id
+        try:
+            with self.db.transaction() as s:
+                taken = s.scalar(
+                    select(WebAuthnCredential.id).where(
+                        WebAuthnCredential.credential_id == credential_id
+                    )
                 )
-            )
-            if taken is not None:
-                raise PasskeyError("This passkey is already registered.")
-            count = len(
-                s.scalars(
-                    select(WebAuthnCredential.id).where(WebAuthnCredential.user_id == user_id)
-                ).all()
-            )
-            if count >= MAX_PASSKEYS_PER_USER:
-                raise PasskeyError(f"At most {MAX_PASSKEYS_PER_USER} passkeys per account.")
-            row = WebAuthnCredential(
-                user_id=user_id,
-                credential_id=credential_id,
-                public_key=verified.credential_public_key,
-                sign_count=verified.sign_count,
-                transports=[t.value for t in credential.response.transports or []][:8],
-                label=label,
-                aaguid=verified.aaguid,
-                backup_eligible=(
-                    verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE
-                ),
-                backed_up=verified.credential_backed_up,
-                created_at=now,
-                last_used_at=None,
-            )
-            s.add(row)
-            s.flush()
-            record(s, at=now, actor=actor, action="passkey.add", target=row.id, ip=ip)
+                if taken is not None:
+                    raise PasskeyError("This passkey is already registered.")
+                count = len(
+                    s.scalars(
+                        select(WebAuthnCredential.id).where(WebAuthnCredential.user_id == user_id)
+                    ).all()
+                )
+                if count >= MAX_PASSKEYS_PER_USER:
+                    raise PasskeyError(f"At most {MAX_PASSKEYS_PER_USER} passkeys per account.")
+                row = WebAuthnCredential(
+                    user_id=user_id,
+                    credential_id=credential_id,
+                    public_key=verified.credential_public_key,
+                    sign_count=verified.sign_count,
+                    transports=[t.value for t in credential.response.transports or []][:8],
+                    label=label,
+                    aaguid=verified.aaguid,
+                    backup_eligible=(
+                        verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE
+                    ),
+                    backed_up=verified.credential_backed_up,
+                    created_at=now,
+                    last_used_at=None,
+                )
+                s.add(row)
+                s.flush()
+                record(s, at=now, actor=actor, action="passkey.add", target=row.id, ip=ip)
+        except IntegrityError:  # the same passkey, registered at the same moment elsewhere
+            raise PasskeyError("This passkey is already registered.") from None
         return row
 
     def remove(self, user_id: str, passkey_id: str, *, ip: str, actor: str) -> bool:

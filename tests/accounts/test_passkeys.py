@@ -387,3 +387,16 @@ def test_security_page_needs_a_session(client: Any) -> None:
     resp = client.get("/account/security")
     assert resp.status_code == 303
     assert resp.headers["Location"] == "/login?next=/account/security"
+
+
+def test_a_passkey_belongs_to_one_account_only(
+    app: Any, svc: Any, auth: AuthActions, alice: Any, enrolled: SoftAuthenticator
+) -> None:
+    auth.user("bob")
+    bob = AuthActions(app, app.test_client())
+    bob.login("bob")
+    same_device = SoftAuthenticator(origin=ISSUER)  # same seed: the same credential id
+    resp = post_registration(bob.client, same_device.create(creation_options(bob.client)))
+    assert resp.status_code == 400
+    assert "already registered" in resp.get_data(as_text=True)
+    assert [p.user_id for p in passkeys(svc)] == [alice.id]
