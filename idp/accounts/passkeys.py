@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -399,6 +400,13 @@ class Passkeys:
                 row.backed_up = verified.credential_backed_up
                 row.last_used_at = self.clock.now()
         return Verified(found.user_id, found.id)
+
+
+def delete_for_user(s: Session, user_id: str) -> int:
+    """Deletes every passkey of ``user_id`` inside the caller's transaction (a factor
+    reset or an account deletion records its own audit); how many there were."""
+    gone = s.execute(delete(WebAuthnCredential).where(WebAuthnCredential.user_id == user_id))
+    return int(getattr(gone, "rowcount", 0) or 0)
 
 
 def _reason(exc: Exception) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select
 
 from idp.accounts.models import User
 from idp.accounts.passkey_models import WebAuthnCredential
+from idp.accounts.passkeys import delete_for_user
 from idp.audit.models import AuditEvent, SecurityEvent
 from idp.sessions.models import BrowserSession
 from tests.conftest import ISSUER
@@ -359,6 +360,15 @@ def test_removing_a_passkey_needs_the_password_and_ownership(
     assert passkeys(svc) == []
     browser = app.test_client()
     assert post_login(browser, enrolled.get(request_options(browser))).status_code == 401
+
+
+def test_a_factor_reset_deletes_every_passkey_of_the_user(
+    app: Any, svc: Any, auth: AuthActions, alice: Any, enrolled: SoftAuthenticator
+) -> None:
+    register(auth.client, enrolled, label="Phone")
+    with svc.db.transaction() as s:
+        assert delete_for_user(s, alice.id) == 2
+    assert passkeys(svc) == []
 
 
 def test_deleting_a_user_deletes_their_passkeys(
