@@ -138,6 +138,8 @@ def main() -> None:
     )
     threading.Thread(target=rp_server.serve_forever, daemon=True).start()
     host, port = svc.config.server.host, svc.config.server.port
+    issuer = svc.config.server.issuer
+    passkeys = svc.passkeys.rp.problem() or f"add one at {issuer}/account/security"
     print(
         f"""
   idp is running at   {svc.config.server.issuer}
@@ -146,6 +148,7 @@ def main() -> None:
   Try a login:        open http://127.0.0.1:{RP_PORT}/ and click "Sign in with idp"
   Demo admin user:    {DEMO_USER} / {DEMO_PASSWORD}
   Operator dashboard: {svc.config.server.issuer}/admin/
+  Passkeys:           {passkeys}
   Demo client:        {creds["client_id"]}
                       (secret in {svc.config.server.instance_path}/demo_client.json)
 

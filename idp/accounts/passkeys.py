@@ -28,6 +28,7 @@ second factor on top of that possession.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import secrets
 from collections.abc import Mapping
@@ -96,6 +97,18 @@ class RelyingParty:
     def from_issuer(cls, issuer: str, name: str) -> RelyingParty:
         parts = urlsplit(issuer)
         return cls(parts.hostname or "", f"{parts.scheme}://{parts.netloc}", name)
+
+    def problem(self) -> str | None:
+        """Why browsers will refuse passkeys here, if they will: an RP ID must be a
+        domain (WebAuthn L2 §5.1.4.1), never an IP address."""
+        try:
+            ipaddress.ip_address(self.id)
+        except ValueError:
+            return None
+        return (
+            f"browsers need a domain name as the issuer's host, not {self.id}; "
+            "in development, set IDP_SERVER__ISSUER=http://localhost:PORT"
+        )
 
 
 @dataclass(frozen=True)

@@ -410,3 +410,15 @@ def test_a_passkey_belongs_to_one_account_only(
     assert resp.status_code == 400
     assert "already registered" in resp.get_data(as_text=True)
     assert [p.user_id for p in passkeys(svc)] == [alice.id]
+
+
+def test_an_ip_address_issuer_is_warned_about_and_localhost_is_not() -> None:
+    from idp.accounts.passkeys import RelyingParty
+
+    problem = RelyingParty.from_issuer("http://127.0.0.1:5000", "idp").problem()
+    assert problem is not None and "localhost" in problem
+    assert RelyingParty.from_issuer("http://[::1]:5000", "idp").problem() is not None
+    rp = RelyingParty.from_issuer("http://localhost:5000", "idp")
+    assert (rp.id, rp.origin, rp.problem()) == ("localhost", "http://localhost:5000", None)
+    rp = RelyingParty.from_issuer("https://login.example.com", "idp")
+    assert (rp.id, rp.origin) == ("login.example.com", "https://login.example.com")
