@@ -113,3 +113,34 @@ def test_register_a_passkey_then_sign_in_without_a_password(
     again = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
     assert again["credentials"][0]["signCount"] >= 1
     assert alice.id
+
+
+def test_a_failed_ceremony_shows_an_error_and_stores_nothing(
+    page: Page, context: BrowserContext, localhost: LiveServer, auth: AuthActions
+) -> None:
+    alice = auth.user("alice")
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    # An authenticator whose user verification fails (a wrong fingerprint), while idp
+    # requires it: the browser refuses the ceremony and the page says so.
+    cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": False,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    sign_in(page, localhost.url, "alice", next="/account/security")
+    page.wait_for_url(f"{localhost.url}/account/security")
+    add = page.locator("form[data-passkey=register]")
+    add.get_by_label("Current password").fill(PASSWORD)
+    add.get_by_role("button", name="Add a passkey").click()
+    expect(add.get_by_role("alert")).to_contain_text("cancelled or timed out")
+    expect(page.get_by_text("No passkeys yet.")).to_be_visible()
+    assert localhost.svc.passkeys.of_user(alice.id) == []
