@@ -45,6 +45,7 @@ def create_app(
     """Build the idp app. ``config`` is a Config, a plain mapping shaped like config.toml
     (tests), or None to read config.toml and the environment."""
     from idp import health, web
+    from idp.accounts import passkey_views
     from idp.accounts import recovery as recovery_views
     from idp.accounts import security as security_views
     from idp.accounts import views as account_views
@@ -89,6 +90,7 @@ def create_app(
         security_views.bp,
         mfa_views.bp,
         recovery_views.bp,
+        passkey_views.bp,
         session_views.bp,
         oauth_views.bp,
         registration_views.bp,

@@ -271,6 +271,14 @@ class AccountsConfig:
 
 
 @dataclass(frozen=True)
+class WebAuthnConfig:
+    rp_name: str = doc("Name of idp that passkey prompts show (WebAuthn rp.name).", "idp")
+    timeout_seconds: int = doc(
+        "How long a passkey ceremony (and its single-use challenge) may take.", 300
+    )
+
+
+@dataclass(frozen=True)
 class RetentionConfig:
     refresh_tokens_days: int = doc(
         "Refresh tokens are deleted this many days after they expired (an expired one "
@@ -312,6 +320,7 @@ class Config:
     mfa: MfaConfig = field(default_factory=MfaConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
+    webauthn: WebAuthnConfig = field(default_factory=WebAuthnConfig)
 
     @property
     def insecure_http(self) -> bool:
@@ -414,6 +423,7 @@ def _validate(cfg: Config) -> None:
         "accounts.verify_link_ttl_seconds": cfg.accounts.verify_link_ttl_seconds,
         "accounts.reset_requests_per_network": cfg.accounts.reset_requests_per_network,
         "accounts.mails_per_account": cfg.accounts.mails_per_account,
+        "webauthn.timeout_seconds": cfg.webauthn.timeout_seconds,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -447,6 +457,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("server.trusted_proxies", "must not be negative")
     if not cfg.database.url:
         raise ConfigError("database.url", "must not be empty")
+    if not cfg.webauthn.rp_name.strip() or len(cfg.webauthn.rp_name) > 100:
+        raise ConfigError("webauthn.rp_name", "must be a name of 1 to 100 characters")
     _validate_database_url(cfg.database.url)
     if cfg.redis.url and urlsplit(cfg.redis.url).scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError("redis.url", "must be a redis://, rediss:// or unix:// URL")

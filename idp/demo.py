@@ -145,6 +145,8 @@ def main() -> None:
         if svc.config.mail.smtp_url
         else "printed here (no [mail] smtp_url): click the links in it"
     )
+    issuer = svc.config.server.issuer
+    passkeys = svc.passkeys.rp.problem() or f"add one at {issuer}/account/security"
     print(
         f"""
   idp is running at   {svc.config.server.issuer}
@@ -153,6 +155,7 @@ def main() -> None:
   Try a login:        open http://127.0.0.1:{RP_PORT}/ and click "Sign in with idp"
   Demo admin user:    {DEMO_USER} / {DEMO_PASSWORD}
   Operator dashboard: {svc.config.server.issuer}/admin/
+  Passkeys:           {passkeys}
   Demo client:        {creds["client_id"]}
                       (secret in {svc.config.server.instance_path}/demo_client.json)
   Sign up:            {svc.config.server.issuer}/signup

@@ -14,6 +14,7 @@ from flask import current_app
 if TYPE_CHECKING:
     from idp.accounts.cache import UserView
     from idp.accounts.credentials import PasswordChanges
+    from idp.accounts.passkeys import Passkeys
     from idp.accounts.services import Throttle
     from idp.accounts.verification import EmailVerification
     from idp.changes.cache import ViewCache
@@ -75,6 +76,7 @@ class Services:
     mailer: Mailer
     password_changes: PasswordChanges
     verification: EmailVerification
+    passkeys: Passkeys
 
     def algs_in_use(self) -> set[str]:
         return algs_in_use(self.config)

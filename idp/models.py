@@ -1,6 +1,7 @@
 """Imports every model so that Base.metadata knows all tables (alembic, tests)."""
 
 from idp.accounts.models import AccountToken, Consent, User
+from idp.accounts.passkey_models import WebAuthnCredential
 from idp.audit.models import AuditEvent, SecurityEvent
 from idp.changes.models import Generation
 from idp.clients.models import Client, InitialAccessToken
@@ -41,4 +42,5 @@ __all__ = [
     "SsfStream",
     "StateEntry",
     "User",
+    "WebAuthnCredential",
 ]

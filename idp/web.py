@@ -31,10 +31,11 @@ PROTOCOL_PREFIXES = (
     "/metrics",
 )
 # No form-action: after login or consent the browser is redirected on to the
-# client's redirect URI, which Chromium checks against form-action.
+# client's redirect URI, which Chromium checks against form-action. connect-src 'self':
+# passkeys.js fetches its WebAuthn options from idp itself, nowhere else.
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
 

@@ -8,6 +8,7 @@ from idp.accounts.cache import user_cache
 from idp.accounts.credentials import PasswordChanges
 from idp.accounts.erasure import pseudonym_key
 from idp.accounts.models import User
+from idp.accounts.passkeys import Passkeys, RelyingParty
 from idp.accounts.services import Throttle
 from idp.accounts.verification import EmailVerification
 from idp.changes.models import CLIENTS, USERS
@@ -179,4 +180,12 @@ def build_services(cfg: Config, clock: Clock) -> Services:
             killer, refresh, revocations, throttle, outbox, mailer, cfg.accounts, window
         ),
         verification=EmailVerification(db, throttle, outbox, mailer, cfg.accounts, window),
+        passkeys=Passkeys(
+            db,
+            state,
+            clock,
+            RelyingParty.from_issuer(cfg.server.issuer, cfg.webauthn.rp_name),
+            cfg.webauthn.timeout_seconds,
+            signals,
+        ),
     )

@@ -26,6 +26,7 @@ from sqlalchemy import String, cast, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import Consent, User
+from idp.accounts.passkey_models import WebAuthnCredential
 from idp.audit.models import AuditEvent, SecurityEvent
 from idp.mfa.models import MfaFactor, PendingLogin, RecoveryCode
 from idp.oauth.models import AuthorizationCode
@@ -109,7 +110,7 @@ def purge_rows(s: Session, user: User) -> None:
     s.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user.id))
     s.execute(delete(BrowserSession).where(BrowserSession.user_id == user.id))
     s.execute(delete(Consent).where(Consent.user_id == user.id))
-    for factor_table in (RecoveryCode, MfaFactor, PendingLogin):  # second factors
+    for factor_table in (RecoveryCode, MfaFactor, PendingLogin, WebAuthnCredential):
         s.execute(delete(factor_table).where(factor_table.user_id == user.id))
     s.delete(user)  # through the ORM: the flush bumps the users generation (caches)
     s.flush()

@@ -205,6 +205,11 @@ class Throttle:
     def failed(self, ip: str) -> None:
         self.store.hit(f"{self.prefix}:ip:{network_of(ip)}", self.window)
 
+    def network_locked(self, ip: str) -> bool:
+        """True while the network has failed too many logins (of any kind: passkey
+        sign-ins count their failures here too)."""
+        return self.store.count(f"login:ip:{network_of(ip)}") >= self.per_ip
+
     def succeeded(self, username: str, ip: str) -> None:
         for key, _ in self._keys(username, ip):
             for suffix in ("", ":gate", ":gates"):

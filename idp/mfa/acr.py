@@ -4,7 +4,8 @@ Two ``acr`` values, numbered like Keycloak's levels of authentication, so that
 ``acr_values=2`` asks for the same step-up there and here:
 
 - ``"1"``: a password;
-- ``"2"``: a password and a second factor (TOTP or a recovery code; passkeys later).
+- ``"2"``: a password and a second factor (TOTP, a recovery code or a passkey), or a
+  user-verified passkey alone.
 
 A higher level satisfies a request for a lower one. Values idp does not define are
 ignored, as OIDC Core §3.1.2.1 makes ``acr_values`` a voluntary request.

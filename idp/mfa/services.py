@@ -19,6 +19,9 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import User
+from idp.accounts.passkey_models import WebAuthnCredential
+from idp.accounts.passkeys import CREDENTIAL_TYPE as PASSKEY_CREDENTIAL
+from idp.accounts.passkeys import delete_for_user as delete_passkeys
 from idp.accounts.services import Throttle, TooManyAttempts
 from idp.audit.services import record
 from idp.clock import Clock
@@ -100,9 +103,18 @@ class Factors:
         self.kick = kick
 
     # --- reading ------------------------------------------------------------------
-    def has_factor(self, user_id: str) -> bool:
+    def has_totp(self, user_id: str) -> bool:
         with self.db.read() as s:
             return _confirmed(s, user_id).first() is not None
+
+    def has_factor(self, user_id: str) -> bool:
+        """A confirmed TOTP factor or a passkey: the login asks for one after the
+        password."""
+        with self.db.read() as s:
+            if _confirmed(s, user_id).first() is not None:
+                return True
+            passkey = select(WebAuthnCredential.id).where(WebAuthnCredential.user_id == user_id)
+            return s.scalar(passkey.limit(1)) is not None
 
     def of_user(self, user_id: str) -> list[FactorView]:
         with self.db.read() as s:
@@ -273,6 +285,17 @@ class Factors:
         confirmed = [f for f in factors if f.confirmed_at is not None]
         s.execute(delete(MfaFactor).where(MfaFactor.user_id == user_id))
         s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+        passkeys = delete_passkeys(s, user_id)
+        if passkeys:
+            self.signals.credential_change(
+                s,
+                self.clock.now(),
+                user_id,
+                credential_type=PASSKEY_CREDENTIAL,
+                change_type="delete",
+                initiating_entity="admin",
+                reason="passkeys reset by an operator",
+            )
         if confirmed:
             self.signals.credential_change(
                 s,
@@ -283,7 +306,7 @@ class Factors:
                 initiating_entity="admin",
                 reason="second factors reset by an operator",
             )
-        return len(confirmed)
+        return len(confirmed) + passkeys
 
     # --- the login's second step ----------------------------------------------------
     def verify(self, user_id: str, username: str, code: str, ip: str) -> str | None:

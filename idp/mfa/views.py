@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, redirect, render_template, request
+from flask import Blueprint, abort, jsonify, redirect, render_template, request
 from werkzeug.wrappers import Response
 
 from idp.accounts import services as accounts
@@ -13,10 +13,10 @@ from idp.accounts.models import User
 from idp.accounts.views import login_response
 from idp.ext import services
 from idp.mfa import pending
-from idp.mfa.acr import with_second_factor
+from idp.mfa.acr import HWK, with_second_factor
 from idp.mfa.services import FactorError
 from idp.sessions import cookie
-from idp.web import client_ip, form_text
+from idp.web import client_ip, error_response, form_text
 
 bp = Blueprint("mfa", __name__)
 
@@ -36,40 +36,99 @@ def _back(message: str, status: int = 400) -> Response:
 
 
 # --- the login's second step -------------------------------------------------------------
-@bp.route("/login/code", methods=["GET", "POST"])
-def login_code() -> Response:
-    """After a right password for a user with a second factor (idp.mfa.pending): a TOTP
-    code or a recovery code, and only then a session."""
+Pending = tuple[str, str, str, list[str], str]  # (id, user id, next URL, amr, username)
+
+
+def _pending() -> Pending | None:
+    """The browser's pending login (a right password, no second factor yet), if any."""
     svc = services()
     with svc.db.read() as s:
         row = pending.find(s, svc.clock, pending.cookie_value())
         user = s.get(User, row.user_id) if row is not None else None
-        found = (
-            (row.id, row.user_id, row.next_url, list(row.amr), user.username)
-            if row is not None and user is not None and not user.disabled
-            else None
-        )
-    if found is None:
-        resp = redirect("/login", code=303)
-        pending.clear_cookie(resp)
-        return resp
-    pending_id, user_id, next_url, amr, username = found
-    if request.method == "GET":
-        return _page("login_code.html", 200, error=None)
-    code = form_text("code", 64)
-    try:
-        method = svc.factors.verify(user_id, username, code, client_ip())
-    except accounts.TooManyAttempts as locked:
-        resp = _page("login_code.html", 429, error=locked.message)
-        resp.headers["Retry-After"] = str(locked.retry_after)
-        return resp
-    if method is None:
-        return _page("login_code.html", 401, error=WRONG_CODE)
-    with svc.db.transaction() as s:
+        if row is None or user is None or user.disabled:
+            return None
+        return (row.id, row.user_id, row.next_url, list(row.amr), user.username)
+
+
+def _start_again() -> Response:
+    resp = redirect("/login", code=303)
+    pending.clear_cookie(resp)
+    return resp
+
+
+def _code_page(status: int, user_id: str, error: str | None) -> Response:
+    svc = services()
+    return _page(
+        "login_code.html",
+        status,
+        error=error,
+        totp=svc.factors.has_totp(user_id),
+        passkey=svc.passkeys.has_passkey(user_id),
+    )
+
+
+def _finish(found: Pending, method: str) -> Response:
+    pending_id, user_id, next_url, amr, _ = found
+    with services().db.transaction() as s:
         pending.finish(s, pending_id)
     resp = login_response(user_id, next_url, with_second_factor(amr, method))
     pending.clear_cookie(resp)
     return resp
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def login_code() -> Response:
+    """After a right password for a user with a second factor (idp.mfa.pending): a TOTP
+    code, a recovery code or a passkey (``/login/code/passkey``), and only then a
+    session."""
+    svc = services()
+    found = _pending()
+    if found is None:
+        return _start_again()
+    user_id, username = found[1], found[4]
+    if request.method == "GET":
+        return _code_page(200, user_id, None)
+    code = form_text("code", 64)
+    try:
+        method = svc.factors.verify(user_id, username, code, client_ip())
+    except accounts.TooManyAttempts as locked:
+        resp = _code_page(429, user_id, locked.message)
+        resp.headers["Retry-After"] = str(locked.retry_after)
+        return resp
+    if method is None:
+        return _code_page(401, user_id, WRONG_CODE)
+    return _finish(found, method)
+
+
+@bp.route("/login/code/passkey/options", methods=["POST"])
+def login_code_passkey_options() -> Response:
+    """WebAuthn options for the second step: the user's own passkeys, a challenge bound
+    to this pending login (idp/static/passkeys.js asks, CSRF in X-CSRFToken)."""
+    found = _pending()
+    if found is None:
+        return error_response(401, "login_required", "Sign in with your password first.")
+    options = services().passkeys.second_factor_options(found[1], found[0])
+    resp = jsonify(options)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.route("/login/code/passkey", methods=["POST"])
+def login_code_passkey() -> Response:
+    """The second step by passkey: its assertion for the challenge of this pending
+    login (single use); ``amr`` gains ``hwk`` and ``mfa``."""
+    svc = services()
+    found = _pending()
+    if found is None:
+        return _start_again()
+    ip = client_ip()
+    if svc.throttle.network_locked(ip):
+        return _code_page(429, found[1], "Too many attempts. Try again later.")
+    credential = form_text("credential", 20_000)
+    if not svc.passkeys.verify_second_factor(found[1], credential, found[0]):
+        svc.throttle.failed(ip)
+        return _code_page(401, found[1], "That passkey did not sign in. Try again.")
+    return _finish(found, HWK)
 
 
 # --- /account/security: the TOTP section --------------------------------------------------

@@ -121,7 +121,8 @@ def test_wrong_password_shows_the_generic_error(
     assert not [c for c in context.cookies() if c["name"] == "idp_session"]
 
     # The form still carries the way back to the relying app: the right password works.
-    assert page.locator("input[name=next]").input_value().startswith("/authorize?")
+    next_field = page.locator("form[action='/login'] input[name=next]")
+    assert next_field.input_value().startswith("/authorize?")
     fill_login(page, "alice")
     page.wait_for_url(relying_app + "/")
     expect(page.get_by_text("Signed in as")).to_contain_text("alice")
