@@ -421,6 +421,7 @@ SCHEMAS: dict[str, Any] = {
         consents=_list_of(_object(client_id=STRING, scope=STRING, granted_at=DATETIME)),
     ),
     "UserSessionsKilled": _object(user_id=STRING, sessions_killed=INTEGER),
+    "UserFactorsReset": _object(user_id=STRING, factors_removed=INTEGER),
     "UserDeleted": _object(
         user_id=STRING,
         deleted=BOOLEAN,
@@ -747,6 +748,17 @@ PATHS: dict[str, Any] = {
             "killUserSessions",
             "Kill every session and refresh family of the user." + AUDITED,
             "UserSessionsKilled",
+            tag="users",
+            params=[USER_ID],
+            body="Reason",
+        )
+    },
+    "/users/{user_id}/mfa-reset": {
+        "post": _op(
+            "resetUserFactors",
+            "Remove every second factor (authenticator apps, passkeys) and recovery code of "
+            "the user; receivers get CAEP credential-change." + AUDITED,
+            "UserFactorsReset",
             tag="users",
             params=[USER_ID],
             body="Reason",

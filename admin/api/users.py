@@ -118,6 +118,17 @@ def kill_sessions(user_id: str, body: dict[str, Any]) -> Response:
     return reply({"user_id": user_id, "sessions_killed": killed})
 
 
+@bp.post("/users/<user_id>/mfa-reset")
+@admin_token_required
+@validated
+def mfa_reset(user_id: str, body: dict[str, Any]) -> Response:
+    why = reason(body, "second factors reset by operator")
+    removed = services().actions.reset_factors(user_id, operator(), why)
+    if removed is None:
+        raise not_found("user_id")
+    return reply({"user_id": user_id, "factors_removed": removed})
+
+
 @bp.post("/users/<user_id>/disable")
 @admin_token_required
 @validated

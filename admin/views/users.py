@@ -34,6 +34,9 @@ def _user(user_id: str, status: int = 200, error: str | None = None) -> Response
         d=detail,
         audit_events=recent,
         security_events=security,
+        factors=svc.factors.of_user(user_id),
+        passkeys=svc.passkeys.of_user(user_id),
+        recovery_left=svc.factors.recovery_codes_left(user_id),
         form_error=error,
     )
 
@@ -79,6 +82,19 @@ def set_state(user_id: str, disabled: bool) -> Response:
     # Disabling kills every session and refresh family.
     services().actions.set_disabled(user_id, disabled, operator(), why)
     flash("User disabled: every session ended." if disabled else "User enabled.", "ok")
+    return redirect(url_for("users.detail", user_id=user_id), code=303)
+
+
+@bp.post("/users/<user_id>/mfa-reset")
+@fresh_auth_required
+def mfa_reset(user_id: str) -> Response:
+    why = _checked(user_id)
+    if isinstance(why, Response):
+        return why
+    # A lost phone or key: the next login asks for the password only (audited, and
+    # receivers hear of it as CAEP credential-change).
+    removed = services().actions.reset_factors(user_id, operator(), why)
+    flash(f"Removed {removed or 0} second factor(s) and every recovery code.", "ok")
     return redirect(url_for("users.detail", user_id=user_id), code=303)
 
 

@@ -16,6 +16,7 @@ from idp.clients.models import Client
 from idp.models import Base
 from tests.support.auth import PASSWORD, AuthActions, RegisteredClient, csrf_from
 from tests.support.jwt import header
+from tests.support.mfa import enrol
 
 API = "/admin/api"
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
@@ -420,7 +421,18 @@ def test_disabling_a_user_kills_everything_and_enabling_lets_them_back(api, auth
     assert auth.login("alice").status_code == 303
 
 
-@pytest.mark.parametrize("action", ["kill-sessions", "disable", "enable"])
+def test_mfa_reset_removes_the_users_factors(api, app, svc):
+    carol = AuthActions(app, app.test_client())
+    user = carol.user("carol")
+    enrol(carol, "carol")
+    done = api.ok("POST", f"/users/{user.id}/mfa-reset", {"reason": "lost phone"})
+    assert done == {"user_id": user.id, "factors_removed": 1}
+    assert not svc.factors.has_factor(user.id)
+    [event] = audit(api, action="user.mfa_reset")
+    assert event["actor"] == "client:ops" and event["reason"] == "lost phone"
+
+
+@pytest.mark.parametrize("action", ["kill-sessions", "disable", "enable", "mfa-reset"])
 def test_actions_on_an_unknown_user_are_404(api, svc, action):
     before = row_counts(svc)
     assert_json_error(api.post("/users/" + "0" * 32 + f"/{action}", {"reason": "x"}), 404)

@@ -45,7 +45,13 @@ SEMANTIC_REFUSALS: dict[str, tuple[str, ...]] = {
         "private_key_jwt needs",
         "a public client, and only",
     ),
-    "POST /users": ("That username is taken",),
+    "POST /users": (
+        "That username is taken",
+        # Password rules no schema can state (idp.accounts.passwords.problem): a password
+        # from the shipped list of common ones, or the username itself.
+        "That password is one of the most common ones",
+        "Password must not be your username",
+    ),
     "PATCH /clients/{client_id}": (
         "redirect URI ",
         "post-logout redirect URI ",

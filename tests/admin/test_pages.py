@@ -24,6 +24,7 @@ from idp.clients.models import Client
 from idp.refresh.models import RefreshFamily
 from idp.sessions.models import BackchannelDelivery, BrowserSession
 from tests.support.auth import AuthActions, RegisteredClient, csrf_from
+from tests.support.mfa import enrol
 
 MARKUP = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -551,6 +552,24 @@ def test_kill_all_sessions_ends_every_session_and_refresh_token(app, admin, rp, 
     assert len(events(svc, kind="session.kill")) == 2
 
 
+def test_a_users_second_factors_are_shown_and_reset(app, admin, svc):
+    victim = AuthActions(app, app.test_client())
+    user = victim.user("victim")
+    enrol(victim, "victim")
+    page = text(admin.client.get(f"/admin/users/{user.id}"))
+    factors = page[page.index("<h2>Second factors</h2>") :]
+    assert "authenticator app (TOTP)" in factors and "Recovery codes left: 10" in factors
+    resp = post(admin, f"/admin/users/{user.id}/mfa-reset", reason="lost phone")
+    assert resp.status_code == 303
+    assert not svc.factors.has_factor(user.id)
+    assert "None: the user signs in with a password only." in text(
+        admin.client.get(f"/admin/users/{user.id}")
+    )
+    [reset] = events(svc, kind="user.mfa_reset")
+    assert reset["reason"] == "lost phone" and reset["details"]["factors_removed"] == 1
+    assert victim.login("victim").headers["Location"] == "/account"  # no code step now
+
+
 def test_disabling_a_user_kills_sessions_and_blocks_login_until_enabled(app, admin, rp, svc):
     victim = Browser(app, "victim")
     tokens = victim.tokens(rp)
@@ -895,6 +914,7 @@ ACTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "disable": ("/admin/users/{user_id}/disable", {"reason": "r"}),
     "enable": ("/admin/users/{user_id}/enable", {"reason": "r"}),
     "delete": ("/admin/users/{user_id}/delete", {"reason": "r"}),
+    "mfa-reset": ("/admin/users/{user_id}/mfa-reset", {"reason": "r"}),
     "rotate-secret": ("/admin/clients/rp/rotate-secret", {"reason": "r"}),
     "revoke-tokens": ("/admin/clients/rp/revoke-tokens", {"reason": "r"}),
     "edit-client": ("/admin/clients/rp", EDIT),
@@ -912,6 +932,7 @@ AUDITED_AS = {
     "disable": "user.disable",
     "enable": "user.enable",
     "delete": "user.delete",
+    "mfa-reset": "user.mfa_reset",
     "rotate-secret": "client.rotate_secret",
     "revoke-tokens": "client.revoke_tokens",
     "edit-client": "client.update",
