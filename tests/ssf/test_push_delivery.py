@@ -29,7 +29,8 @@ ACCOUNT_DISABLED = "https://schemas.openid.net/secevent/risc/event-type/account-
 
 class _Endpoint(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        server: Any = self.server
+        server = self.server
+        assert isinstance(server, _Server)
         token = self.rfile.read(int(self.headers["Content-Length"])).decode()
         payload = token.split(".")[1]
         jti = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["jti"]
@@ -48,19 +49,26 @@ class _Endpoint(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Endpoint)
+        self.lock = threading.Lock()
+        self.received: list[tuple[str, str]] = []  # (path, jti) as they arrive
+        self.answers: dict[str, list[int]] = {}
+        self.gates: dict[str, threading.Event] = {}
+
+
 class Endpoints:
     """Push endpoints of several receivers on one server: ``/<name>`` each. A receiver
     may answer a list of statuses first (202 after them) or wait behind a gate."""
 
     def __init__(self) -> None:
-        self.server: Any = ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
-        self.server.lock = threading.Lock()
-        self.server.received, self.server.answers, self.server.gates = [], {}, {}
+        self.server = _Server()
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/{name}"
+        return f"http://127.0.0.1:{self.server.server_port}/{name}"
 
     def got(self, name: str) -> list[str]:
         """The jti of each SET the receiver was sent, in the order they arrived."""
