@@ -1,9 +1,9 @@
 """A delivery worker: one background thread per process that sends what is owed
 (back-channel logouts, Shared Signals pushes) and sleeps when nothing is.
 
-``kick`` starts the thread if it is not running and wakes it; the thread calls
-``deliver_due`` until it reports nothing pending, then waits a minute for another kick
-before it ends. A round that fails is logged and tried again.
+``kick`` starts the thread if it is not running and wakes it; the thread calls ``step``
+(by default one ``deliver_due`` round) until it reports nothing pending, then waits a
+minute for another kick before it ends. A round that fails is logged and tried again.
 """
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ class Worker:
         """One round; True while something is still owed."""
         raise NotImplementedError
 
+    def step(self) -> bool:
+        """What the thread does each time it wakes; True while something is still owed.
+        A worker whose sends finish on their own (the Shared Signals pusher) returns
+        without waiting for them and sets ``_wake`` when one does."""
+        return self.deliver_due()
+
     def kick(self) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
@@ -39,7 +45,7 @@ class Worker:
         while True:
             self._wake.clear()
             try:
-                pending = self.deliver_due()
+                pending = self.step()
             except Exception:  # noqa: BLE001 - the worker must survive a bad moment
                 log.exception("%s round failed", self.what)
                 pending = True
