@@ -139,7 +139,7 @@ class TokenIssuer:
         acr: str | None = None,
     ) -> str:
         """``amr`` (RFC 8176) and ``acr`` (OIDC Core §2, values in idp.mfa.acr): how the
-        user authenticated, when known (a token from a login; not a refresh)."""
+        user authenticated, when known (from the login, or the refresh family it opened)."""
         now = self.clock.now()
         alg = self.id_token_alg(client)
         claims: dict[str, Any] = private_claims(client, user)

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from idp.db import Base, Hash, Id, Timestamp
+from idp.db import Base, Hash, Id, Json, Timestamp
 
 
 class RefreshFamily(Base):
@@ -35,6 +35,11 @@ class RefreshFamily(Base):
     # RFC 9449 §5: a public client's chain is bound to the DPoP key of its first token
     # request (the key's thumbprint); every refresh must prove possession of that key.
     dpop_jkt: Mapped[str | None] = mapped_column(String(64))
+    # How the user authenticated at the login that opened the family (RFC 8176 amr, and
+    # acr), so that a refreshed ID token says the same (OIDC Core §12.2). None for
+    # families opened before idp recorded it: their refreshed ID tokens carry neither.
+    amr: Mapped[Json | None] = mapped_column()
+    acr: Mapped[str | None] = mapped_column(String(40))
 
     tokens: Mapped[list[RefreshToken]] = relationship(
         back_populates="family", order_by="RefreshToken.generation", lazy="raise"

@@ -101,9 +101,22 @@ def open_child(parent_value: str, parent_id: str, sealed: bytes) -> str:
     )
 
 
+def _amr(stored: Any) -> tuple[str, ...] | None:
+    return tuple(stored) if stored is not None else None
+
+
 def _info(f: Any) -> FamilyInfo:
     return FamilyInfo(
-        f.id, f.client_id, f.user_id, f.session_id, f.scope, f.auth_time, f.nonce, f.dpop_jkt
+        f.id,
+        f.client_id,
+        f.user_id,
+        f.session_id,
+        f.scope,
+        f.auth_time,
+        f.nonce,
+        f.dpop_jkt,
+        _amr(f.amr),
+        f.acr,
     )
 
 
@@ -132,6 +145,8 @@ PRESENTED = select(
     F.auth_time,
     F.nonce,
     F.dpop_jkt,
+    F.amr,
+    F.acr,
     F.absolute_expires_at,
     F.revoked_at,
     U.username,
@@ -189,6 +204,8 @@ ADD_FAMILY = RawStatement(
         "revoked_at",
         "revoked_reason",
         "dpop_jkt",
+        "amr",
+        "acr",
     ),
 )
 TOUCH_FAMILY = RawStatement(
@@ -235,9 +252,12 @@ class SqlRefreshStore:
         access_jti: str,
         access_expires_at: dt.datetime,
         dpop_jkt: str | None = None,
+        amr: list[str] | None = None,
+        acr: str | None = None,
     ) -> str:
         """Opens a family for a login at a client; returns its first refresh token.
-        ``dpop_jkt`` binds the whole chain to that DPoP key."""
+        ``dpop_jkt`` binds the whole chain to that DPoP key; ``amr`` and ``acr`` (how the
+        login authenticated) come back with every rotation, for its ID token."""
         now = self.clock.now()
         value = new_value()
         family_id = new_id()
@@ -260,6 +280,8 @@ class SqlRefreshStore:
                     "revoked_at": None,
                     "revoked_reason": None,
                     "dpop_jkt": dpop_jkt,
+                    "amr": list(amr) if amr is not None else None,
+                    "acr": acr,
                 },
             )
             cur.execute(ADD_TOKEN, self._link(family_id, absolute, None, 0, value, scope, use, now))
@@ -620,6 +642,8 @@ def _info_of(row: Any) -> FamilyInfo:
         row.auth_time,
         row.nonce,
         row.dpop_jkt,
+        _amr(row.amr),
+        row.acr,
     )
 
 

@@ -31,6 +31,10 @@ class FamilyInfo:
     auth_time: dt.datetime
     nonce: str | None
     dpop_jkt: str | None = None  # the DPoP key the chain is bound to (public clients)
+    # How the user authenticated at the family's login (RFC 8176 amr, and acr); None for
+    # families opened before idp recorded it.
+    amr: tuple[str, ...] | None = None
+    acr: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,10 +121,13 @@ class RefreshStore(Protocol):
         access_jti: str,
         access_expires_at: dt.datetime,
         dpop_jkt: str | None = None,
+        amr: list[str] | None = None,
+        acr: str | None = None,
     ) -> str:
         """Opens a family for one login at one client; returns its first token (whose
         SHA-256 alone is stored). The access token issued with it is recorded, so that
-        revoking the family denies it. ``dpop_jkt`` binds the chain to a DPoP key."""
+        revoking the family denies it. ``dpop_jkt`` binds the chain to a DPoP key;
+        ``amr`` and ``acr`` are how the login authenticated, for refreshed ID tokens."""
         ...
 
     def rotate(

@@ -12,6 +12,7 @@ from idp.audit.models import SecurityEvent
 from idp.refresh.models import RefreshFamily, RefreshToken
 from idp.sessions.models import BrowserSession
 from tests.conftest import make_config
+from tests.support.jwt import claims_unverified
 
 
 def ok(resp):
@@ -123,6 +124,9 @@ def test_grace_replay_returns_the_same_child(chain, svc, clock, config_overrides
     again = ok(chain.refresh(chain.first["refresh_token"]))
     assert again["refresh_token"] == second["refresh_token"], "the chain does not fork"
     assert again["access_token"] != second["access_token"]
+    # The replayed answer's ID token describes the same login (OIDC Core §12.2).
+    replayed = claims_unverified(again["id_token"])
+    assert (replayed["amr"], replayed["acr"]) == (["pwd"], "1")
     third = ok(chain.refresh(again["refresh_token"]))
     assert third["refresh_token"] not in {second["refresh_token"], chain.first["refresh_token"]}
     assert families(svc)[0].revoked_at is None

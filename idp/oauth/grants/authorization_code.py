@@ -57,6 +57,8 @@ class RefreshStarter(Protocol):
         access_jti: str,
         access_expires_at: dt.datetime,
         dpop_jkt: str | None = None,
+        amr: list[str] | None = None,
+        acr: str | None = None,
     ) -> str:
         """Opens a refresh-token family for this login at this client and returns its first
         token (whose SHA-256 alone is stored)."""
@@ -157,6 +159,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 # RFC 9449 §5: a public client's chain is bound to its key; a confidential
                 # client's refresh tokens are already bound by its authentication.
                 dpop_jkt=jkt if client.is_public else None,
+                # OIDC Core §12.2: a refreshed ID token describes this same login.
+                amr=code.get_amr(),
+                acr=code.acr,
             )
         return token
 

@@ -103,6 +103,10 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):
                 nonce=None,
                 auth_time=family.auth_time,
                 sid=family.session_id,
+                # OIDC Core §12.2: the same authentication as the first ID token (none
+                # for families opened before idp recorded it).
+                amr=list(family.amr) if family.amr is not None else None,
+                acr=family.acr,
             )
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
