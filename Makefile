@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test test-fast fuzz lint services bench bench-1m bench-ssf clean
+.PHONY: install run test test-fast fuzz lint services bench bench-1m bench-ssf lock config-docs clean
 
 $(STAMP): pyproject.toml verifier/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -56,6 +56,16 @@ bench-1m: install services
 ## bench-ssf: kill → refusal at 50 resource servers by idp's feed, SSF poll and SSF push (~7 min; ARGS="--receivers 5 --seconds 10")
 bench-ssf: install services
 	$(BIN)/python -m bench.ssf_latency $(ARGS)
+
+## lock: pin the runtime dependencies with hashes into requirements.lock (keeps pins; ARGS=--upgrade moves them)
+lock: install
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
+		--allow-unsafe --no-emit-find-links --no-emit-index-url --output-file requirements.lock \
+		$(ARGS) pyproject.toml
+
+## config-docs: rewrite the configuration reference in docs/operations.md from idp/config.py
+config-docs: install
+	$(BIN)/python -m idp.config_reference --write docs/operations.md
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,9 @@
 
 Every setting has a type, a default and a one-line doc here; ``config.toml``
 mirrors this file. ``IDP_CONFIG`` names another file, and any key can be
-overridden with ``IDP_<SECTION>__<KEY>`` (for example ``IDP_DATABASE__URL``).
+overridden with ``IDP_<SECTION>__<KEY>`` (for example ``IDP_DATABASE__URL``), or
+with ``IDP_<SECTION>__<KEY>_FILE`` naming a file that holds the value (a mounted
+secret; ``IDP_KEK_FILE`` too).
 A bad value raises :class:`ConfigError` naming the key, and so does an ``IDP_``
 variable that names no key and is not in :data:`OTHER_IDP_VARIABLES`.
 """
@@ -556,11 +558,38 @@ def from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
     return cfg
 
 
+FILE_VARIABLE_SUFFIX = "_FILE"
+
+
+def read_secret_files(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with every ``IDP_..._FILE`` variable replaced by the variable it names, set
+    to the file's text without its trailing newline (how Docker and Kubernetes mount
+    secrets). Setting both a variable and its ``_FILE`` is an error, and so is a file that
+    cannot be read; messages never repeat what a file holds. A ``_FILE`` whose stem names
+    no setting is left alone, so the unknown-name check refuses it."""
+    known = env_names() | {"IDP_KEK"}
+    out = dict(env)
+    for name in sorted(env):
+        stem = name.removesuffix(FILE_VARIABLE_SUFFIX)
+        if not name.startswith("IDP_") or stem == name or stem not in known:
+            continue
+        if stem in env:
+            raise ConfigError(name, f"set either {stem} or {name}, not both")
+        try:
+            text = Path(env[name]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+            raise ConfigError(name, f"cannot read {env[name]}: {reason}") from None
+        del out[name]
+        out[stem] = text.removesuffix("\n").removesuffix("\r")
+    return out
+
+
 def load(
     path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
 ) -> Config:
     """Read ``IDP_CONFIG`` or ./config.toml (missing file means all defaults)."""
-    env = dict(os.environ) if env is None else env
+    env = read_secret_files(dict(os.environ) if env is None else env)
     # IDP_KEK is the documented short name of the key-encryption key.
     if "IDP_KEK" in env and "IDP_KEYS__KEK" not in env:
         env = {**env, "IDP_KEYS__KEK": env["IDP_KEK"]}
