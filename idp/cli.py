@@ -148,16 +148,18 @@ def serve(
     host: str | None, port: int | None, workers: int | None, threads: int | None, dev: bool
 ) -> None:
     """The production server (what deploy/ runs); creates the database and first keys if
-    absent."""
-    from idp import migrate
+    absent ([server] migrate_on_start; without it, a database not at head stops it)."""
+    from idp import config, migrate
     from idp import serve as server
     from idp.config import warn_insecure
 
-    app = _app(creates_database=True)
+    migrates = config.load().server.migrate_on_start
+    app = _app(creates_database=migrates)
     svc = app.extensions["idp"]
     cfg = svc.config
     warn_insecure(cfg)
-    migrate.upgrade(cfg.database.url)
+    if migrates:
+        migrate.upgrade(cfg.database.url)
     svc.keys.ensure(svc.algs_in_use())
     # Workers build their own app and connections: none may cross the fork.
     svc.db.dispose()

@@ -81,6 +81,11 @@ class ServerConfig:
     port: int = doc("Port `idp serve` listens on.", 5000)
     workers: int = doc("Worker processes of `idp serve`; 0: one per CPU it may use.", 0)
     threads: int = doc("Request threads per worker (requests that wait on storage).", 4)
+    migrate_on_start: bool = doc(
+        "`idp serve` applies migrations before it serves; false: it refuses a database "
+        "not at head (run `idp db upgrade` once per release, as the Kubernetes Job does).",
+        True,
+    )
     feed_waits: int = doc(
         "Long polls of /revocations one worker holds at once, each in a thread beside the "
         "request threads (429 beyond).",

@@ -616,3 +616,24 @@ def test_clients_create_require_mfa(run):
         ).stdout
     )
     assert created["require_mfa"] is True and created["default_acr_values"] == ["2"]
+
+
+def test_serve_without_migrate_on_start_refuses_a_database_behind_and_changes_nothing(tmp_path):
+    """The image sets [server] migrate_on_start = false: a replica never migrates, the
+    Job does (deploy/k8s/migrate-job.yaml)."""
+    url = f"sqlite:///{tmp_path}/old.db"
+    migrate.upgrade(url)
+    migrate.downgrade(url, "-1")
+    before = migrate.current_revisions(url)
+    proc = idp(
+        tmp_path,
+        "serve",
+        IDP_CONFIG=os.devnull,
+        IDP_DATABASE__URL=url,
+        IDP_SERVER__MIGRATE_ON_START="false",
+        IDP_SERVER__INSTANCE_PATH=str(tmp_path / "instance"),
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.rstrip().endswith("run 'idp db upgrade' first")
+    assert migrate.current_revisions(url) == before
+    assert not (tmp_path / "instance").exists()

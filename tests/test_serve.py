@@ -53,7 +53,11 @@ def test_sigterm_stops_the_server_cleanly(backend, tmp_path):
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_with_an_admin_port_the_dashboard_is_only_there(backend, tmp_path):
     admin_port = free_port()
-    config = make_config(backend, tmp_path, admin={"port": admin_port})
+    # As deploy/k8s runs it: the admin port set, and no migration on start (the database
+    # is at head, so the server starts).
+    config = make_config(
+        backend, tmp_path, admin={"port": admin_port}, server={"migrate_on_start": False}
+    )
     with idp_serve(config, workers=1) as served:
         assert requests.get(served.url + "/admin/", timeout=10).status_code == 404
         dashboard = wait_for(lambda: _get(f"http://127.0.0.1:{admin_port}/"), timeout=30)
