@@ -125,7 +125,10 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 @click.version_option(package_name="idp", prog_name="idp", message="%(prog)s %(version)s")
 def cli() -> None:
     """idp: OAuth 2.0 / OpenID Connect identity provider."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from idp import config, logs
+
+    # A bad configuration stops here with exit code 2 and one line (main).
+    logs.configure(config.load().log)
 
 
 @cli.command()
