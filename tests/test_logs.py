@@ -8,16 +8,23 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 
 from idp import logs
 from idp.config import LogConfig
+from tests.conftest import make_config
 from tests.support.auth import PASSWORD, AuthActions
+from tests.support.server import idp_serve
 
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -170,3 +177,71 @@ def test_login_token_and_refresh_at_debug_log_no_secret(
         assert value
         for part in value.split("."):  # a JWT's signature alone is a leak too
             assert part not in text or len(part) < 16, f"the {name} is in the log"
+
+
+def json_lines(output: str) -> list[dict[str, Any]]:
+    """Every line of ``output`` as JSON (fails on a line that is not)."""
+    lines = []
+    for text in output.splitlines():
+        try:
+            lines.append(json.loads(text))
+        except json.JSONDecodeError:
+            pytest.fail(f"not a JSON line: {text!r}")
+    for line in lines:
+        assert {"ts", "level", "logger", "msg", "request_id"} <= line.keys(), line
+        assert TS.fullmatch(line["ts"])
+    return lines
+
+
+@pytest.mark.slow
+def test_the_idp_command_logs_json_lines(tmp_path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("IDP_")},
+        "IDP_CONFIG": os.devnull,
+        "IDP_LOG__FORMAT": "json",
+        "IDP_SERVER__INSTANCE_PATH": str(tmp_path),
+        "IDP_DATABASE__URL": f"sqlite:///{tmp_path}/idp.db",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "idp.cli", "db", "upgrade"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "database is at head\n"  # the command's answer stays plain
+    lines = json_lines(proc.stderr)
+    # No IDP_KEK: the development key is generated, and said so.
+    assert any("development key-encryption key" in line["msg"] for line in lines), lines
+    assert all(line["request_id"] is None for line in lines)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_idp_serve_workers_log_json_with_request_ids(backend, tmp_path) -> None:
+    log = tmp_path / "serve.log"
+    config = make_config(backend, tmp_path, log={"format": "json"})
+    with idp_serve(config, workers=2, threads=2, log=log) as served:
+        ids = [f"probe-{n}" for n in range(6)]
+        for rid in ids:
+            resp = requests.get(
+                served.url + "/jwks.json?x=1", headers={"X-Request-ID": rid}, timeout=10
+            )
+            assert resp.headers["X-Request-ID"] == rid
+        hostile = {"X-Request-ID": "bad id\u00e9"}
+        resp = requests.get(served.url + "/healthz", headers=hostile, timeout=10)
+        assert re.fullmatch(r"[0-9a-f]{32}", resp.headers["X-Request-ID"])
+        served.process.send_signal(signal.SIGTERM)
+        served.process.wait(timeout=40)
+    lines = json_lines(log.read_text())
+    access = {
+        line["request_id"]: line
+        for line in lines
+        if line["logger"] == "idp.access" and line["path"] == "/jwks.json"
+    }
+    assert set(ids) <= access.keys()
+    assert all(access[rid]["status"] == 200 for rid in ids)
+    assert any(line["logger"] == "idp.cli" and "idp on http" in line["msg"] for line in lines)
+    assert any(line["logger"] == "_granian" for line in lines)  # the server's own lines too
