@@ -40,7 +40,7 @@ def test_a_redis_refusal_logs_once_however_many_requests_it_fails(
     # A refusal (READONLY during a failover, OOM) is not a lost connection, so the state
     # store cannot fall back: each request gets a 503, the log gets one line.
     @app.get("/test-redis-refuses")
-    def refuses() -> None:
+    def refuses() -> str:
         raise redis.ReadOnlyError("READONLY You can't write against a read only replica.")
 
     try:
