@@ -145,6 +145,8 @@ def configure(cfg: LogConfig, stream: Any = None) -> None:
     # SQL statements and their parameters never reach the log, whatever the level
     # (SQLAlchemy's own default, made explicit; [database] echo has its own handler).
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    # alembic's plugin set-up says nothing an operator needs, at every start.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     # authlib's DEBUG lines print issued tokens and client records: never below INFO.
     logging.getLogger("authlib").setLevel(max(logging.INFO, root.level))
     # The access line is idp.access's; granian's and gunicorn's own go to the root.
@@ -159,6 +161,23 @@ def granian_dictconfig() -> dict[str, Any]:
             "_granian": {"handlers": [], "propagate": True, "level": "INFO"},
             "granian.access": {"handlers": [], "propagate": True, "level": "INFO"},
         }
+    }
+
+
+def gunicorn_logconfig(cfg: LogConfig) -> dict[str, Any]:
+    """For gunicorn's ``logconfig_dict`` (deploy/gunicorn.conf.py): the root logger
+    writes through idp's handler from the start, gunicorn's error log goes there too,
+    its access log is off (idp.access writes one line per request, with its id)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "root": {"level": cfg.level.upper(), "handlers": ["idp"]},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
+        },
+        "handlers": {"idp": {"()": handler, "cfg": cfg}},
+        "formatters": {},
     }
 
 

@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,7 +25,8 @@ from idp import logs
 from idp.config import LogConfig
 from tests.conftest import make_config
 from tests.support.auth import PASSWORD, AuthActions
-from tests.support.server import idp_serve
+from tests.support.live import free_port
+from tests.support.server import ROOT, env_for, idp_serve
 
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -34,7 +36,7 @@ def logged() -> Iterator[Callable[..., list[dict[str, Any]]]]:
     """Configures logging as the idp command does, into a buffer; returns a function
     that (re)configures it and gives the JSON lines written so far."""
     root = logging.getLogger()
-    quiet = [logging.getLogger(name) for name in ("sqlalchemy", "authlib")]
+    quiet = [logging.getLogger(n) for n in ("sqlalchemy", "authlib", "alembic.runtime.plugins")]
     saved = (list(root.handlers), root.level, [q.level for q in quiet])
     buffer = io.StringIO()
 
@@ -245,3 +247,42 @@ def test_idp_serve_workers_log_json_with_request_ids(backend, tmp_path) -> None:
     assert all(access[rid]["status"] == 200 for rid in ids)
     assert any(line["logger"] == "idp.cli" and "idp on http" in line["msg"] for line in lines)
     assert any(line["logger"] == "_granian" for line in lines)  # the server's own lines too
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_gunicorn_with_the_deploy_config_logs_json_with_request_ids(backend, tmp_path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = env_for(make_config(backend, tmp_path, log={"format": "json"}), url)
+    log = tmp_path / "gunicorn.log"
+    conf = ROOT / "deploy" / "gunicorn.conf.py"
+    command = [sys.executable, "-m", "gunicorn", "-c", str(conf), "-b", f"127.0.0.1:{port}"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [*command, "--workers", "2", "idp.wsgi:app"],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    resp = requests.get(
+                        url + "/healthz", headers={"X-Request-ID": "g-1"}, timeout=5
+                    )
+                    break
+                except requests.ConnectionError:
+                    assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.2)
+            assert resp.status_code == 200 and resp.headers["X-Request-ID"] == "g-1"
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(40)
+    lines = json_lines(log.read_text())
+    assert any(line["logger"] == "gunicorn.error" for line in lines)
+    (access,) = [line for line in lines if line["logger"] == "idp.access"]
+    assert access["request_id"] == "g-1" and access["path"] == "/healthz"
