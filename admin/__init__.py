@@ -49,4 +49,8 @@ def create_app(idp_app: Flask) -> Flask:
         from idp.health import metrics_bp
 
         app.register_blueprint(metrics_bp)  # on the internal port only (SPEC §5)
+        # Served on its own, so it logs its requests itself (under /admin idp's app does).
+        from idp import logs
+
+        app.wsgi_app = logs.install(app.wsgi_app)  # type: ignore[method-assign,assignment]
     return app

@@ -1,7 +1,9 @@
 """WSGI entry point of the admin app on its own port:
-``IDP_ADMIN__PORT=8081 gunicorn -b 127.0.0.1:8081 admin.wsgi:app``."""
+``IDP_ADMIN__PORT=8081 gunicorn -c deploy/gunicorn.conf.py -b 127.0.0.1:8081 admin.wsgi:app``."""
 
 import admin
-from idp import create_app
+from idp import config, create_app, logs
 
-app = admin.create_app(create_app())
+_config = config.load()
+logs.configure(_config.log)
+app = admin.create_app(create_app(_config))

@@ -44,7 +44,7 @@ def create_app(
 ) -> Flask:
     """Build the idp app. ``config`` is a Config, a plain mapping shaped like config.toml
     (tests), or None to read config.toml and the environment."""
-    from idp import health, web
+    from idp import health, logs, web
     from idp.accounts import passkey_views
     from idp.accounts import recovery as recovery_views
     from idp.accounts import security as security_views
@@ -131,4 +131,6 @@ def create_app(
     if cfg.server.trusted_proxies:
         n = cfg.server.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore
+    # Outermost: a request id for every line logged while handling it, an access line.
+    app.wsgi_app = logs.install(app.wsgi_app)  # type: ignore[method-assign,assignment]
     return app

@@ -16,6 +16,8 @@ from flask import Flask
 from idp.config import Config, ConfigError
 from idp.operator import Actor
 
+log = logging.getLogger("idp.cli")
+
 
 def _app(*, creates_database: bool = False) -> Flask:
     """The app from config.toml / IDP_CONFIG and the environment. Unless the command
@@ -125,7 +127,10 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 @click.version_option(package_name="idp", prog_name="idp", message="%(prog)s %(version)s")
 def cli() -> None:
     """idp: OAuth 2.0 / OpenID Connect identity provider."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from idp import config, logs
+
+    # A bad configuration stops here with exit code 2 and one line (main).
+    logs.configure(config.load().log)
 
 
 @cli.command()
@@ -165,18 +170,24 @@ def serve(
     svc.db.dispose()
     host = host or cfg.server.host
     port = port or cfg.server.port
+    # Logged, not printed: the server's output is one stream in [log] format.
     if dev:
-        click.echo(f"idp (development) on http://{host}:{port}  (issuer {cfg.server.issuer})")
+        log.info("idp (development) on http://%s:%d  (issuer %s)", host, port, cfg.server.issuer)
         server.development(cfg, host, port)
         return
     count = server.worker_count(cfg, workers)
     per = threads or cfg.server.threads
-    click.echo(
-        f"idp on http://{host}:{port}  (issuer {cfg.server.issuer}; "
-        f"{count} worker{'s' * (count != 1)} x {per} threads)"
+    log.info(
+        "idp on http://%s:%d  (issuer %s; %d worker%s x %d threads)",
+        host,
+        port,
+        cfg.server.issuer,
+        count,
+        "s" * (count != 1),
+        per,
     )
     if cfg.admin.port:
-        click.echo(f"admin dashboard on http://{host}:{cfg.admin.port}/")
+        log.info("admin dashboard on http://%s:%d/", host, cfg.admin.port)
     server.production(cfg, host, port, count, per)
 
 

@@ -31,6 +31,8 @@ SUPPORTED_ALGS = ("ES256", "RS256", "EdDSA")
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
 REGISTRATION_MODES = ("token", "open", "closed")
 MAIL_TLS = ("starttls", "tls", "none")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 # Every IDP_ variable that is not an IDP_<SECTION>__<KEY> setting yet is read by
 # something in this repository, and what reads it. Any other IDP_ name stops startup:
@@ -311,6 +313,18 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    format: str = doc(
+        "text (one readable line) or json (one object a line: ts, level, logger, msg, request_id).",
+        "text",
+    )
+    level: str = doc("Lowest level written: DEBUG, INFO, WARNING or ERROR.", "INFO")
+    access: bool = doc(
+        "One INFO line per request under idp.access (method, path, status, duration).", True
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -328,6 +342,7 @@ class Config:
     mail: MailConfig = field(default_factory=MailConfig)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     webauthn: WebAuthnConfig = field(default_factory=WebAuthnConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     @property
     def insecure_http(self) -> bool:
@@ -470,6 +485,10 @@ def _validate(cfg: Config) -> None:
     if cfg.redis.url and urlsplit(cfg.redis.url).scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError("redis.url", "must be a redis://, rediss:// or unix:// URL")
     _validate_mail(cfg.mail)
+    if cfg.log.format not in LOG_FORMATS:
+        raise ConfigError("log.format", f"must be one of {', '.join(LOG_FORMATS)}")
+    if cfg.log.level.upper() not in LOG_LEVELS:
+        raise ConfigError("log.level", f"must be one of {', '.join(LOG_LEVELS)}")
 
 
 def _validate_mail(mail: MailConfig) -> None:

@@ -113,9 +113,9 @@ def seed_signals(app: Flask) -> str:
 
 
 def main() -> None:
-    import logging
+    from idp import config, logs
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(config.load().log)
     # The demo relying app takes back-channel logouts on 127.0.0.1 (development only).
     os.environ.setdefault("IDP_OUTBOUND__ALLOW_LOOPBACK", "true")
     # A newcomer signs up and verifies the address from the mail printed below.

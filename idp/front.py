@@ -33,7 +33,7 @@ from idp.http import (
     refusal,
 )
 from idp.oauth import handlers
-from idp.outage import DATABASE
+from idp.outage import DATABASE, REDIS
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class Front:
             import redis
 
             if isinstance(exc, redis.RedisError):
-                log.error("redis unavailable: %s", exc.__class__.__name__)
+                REDIS.failed(exc)
                 return error(503, "temporarily_unavailable", "Storage is unavailable.")
             log.exception("unhandled error on %s", req.path)
             return error(500, "server_error", "Something went wrong on our side.")

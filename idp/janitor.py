@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from idp.accounts.links import purge as purge_links
@@ -30,6 +31,7 @@ from idp.clients.models import InitialAccessToken
 from idp.mail.models import MailMessage
 from idp.mfa import pending as pending_logins
 from idp.oauth.models import AuthorizationCode, PushedRequest
+from idp.outage import DATABASE
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
 from idp.sessions.models import BackchannelDelivery, BrowserSession, SessionClient
 from idp.ssf.models import SsfEvent
@@ -171,5 +173,7 @@ class Janitor:
                 return
             counts = purge(self.svc)
             log.info("janitor purged %s", counts)
+        except OperationalError as exc:
+            DATABASE.failed(exc)  # one line per outage (idp.outage), not a traceback a round
         except Exception:  # noqa: BLE001 - a failed purge is retried next round
             log.exception("janitor failed")

@@ -63,3 +63,7 @@ class Outage:
 
 # The database of this process (idp.front, idp.web and admin.api report to it).
 DATABASE = Outage("database")
+# Redis errors that reach a request (the state store falls back to the database on a
+# lost connection, idp.state.fallback; a refusal such as READONLY or OOM reaches here);
+# the state store reports each answer Redis gives.
+REDIS = Outage("redis")

@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import os
 
+from idp import logs
 from idp.config import Config
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ def granian(target: str, host: str, port: int, workers: int, threads: int) -> ob
         respawn_failed_workers=True,
         workers_kill_timeout=GRACEFUL_SECONDS,
         websockets=False,
-        log_access=False,
+        log_access=False,  # idp.access logs each request, with its request id
+        log_dictconfig=logs.granian_dictconfig(),
     )
 
 
@@ -78,16 +80,14 @@ def production(cfg: Config, host: str, port: int, workers: int, threads: int) ->
 
 
 def quiet_handler() -> type:
-    """Werkzeug's request handler, logging the path without its query string: queries
-    carry id_token_hint, codes, state and login hints, which must not reach a log."""
+    """Werkzeug's request handler without its request lines: idp.access writes one per
+    request (with the request id and the path without its query string: queries carry
+    id_token_hint, codes, state and login hints, which must not reach a log)."""
     from werkzeug.serving import WSGIRequestHandler
 
     class Handler(WSGIRequestHandler):
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            path = getattr(self, "path", "")
-            if "?" in path:
-                self.path = path.split("?", 1)[0] + "?…"
-            super().log_request(code, size)
+            pass
 
     return Handler
 

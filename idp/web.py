@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from idp.http import ERROR_CODES, ProtocolRequest, refusal
-from idp.outage import DATABASE
+from idp.outage import DATABASE, REDIS
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def install(app: Flask) -> None:
         import redis
 
         if isinstance(exc, redis.RedisError):
-            log.error("redis unavailable: %s", exc.__class__.__name__)
+            REDIS.failed(exc)
             return error_response(503, "temporarily_unavailable", "Storage is unavailable.")
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "server_error", "Something went wrong on our side.")

@@ -11,6 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 
+from sqlalchemy.exc import OperationalError
+
+from idp.outage import DATABASE
+
 log = logging.getLogger(__name__)
 
 
@@ -46,6 +50,10 @@ class Worker:
             self._wake.clear()
             try:
                 pending = self.step()
+            except OperationalError as exc:
+                # The database is down: one line per outage, not a traceback a round.
+                DATABASE.failed(exc)
+                pending = True
             except Exception:  # noqa: BLE001 - the worker must survive a bad moment
                 log.exception("%s round failed", self.what)
                 pending = True

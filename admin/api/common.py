@@ -24,7 +24,7 @@ from idp.clients.models import ADMIN_SCOPE, Client
 from idp.ext import services
 from idp.http import ERROR_CODES
 from idp.operator import Actor
-from idp.outage import DATABASE
+from idp.outage import DATABASE, REDIS
 from idp.web import client_ip
 
 bp = Blueprint("api", __name__)
@@ -252,7 +252,7 @@ def _error(exc: Exception) -> Response:
         return api_error(503, "temporarily_unavailable", "Storage is unavailable.")
     if isinstance(exc, redis.RedisError):
         # Fail closed, as idp.web does: without storage nothing can be checked or changed.
-        log.error("storage unavailable: %s", exc.__class__.__name__)
+        REDIS.failed(exc)
         return api_error(503, "temporarily_unavailable", "Storage is unavailable.")
     log.exception("unhandled error on %s %s", request.method, request.path)
     return api_error(500, "server_error", "Something went wrong on our side.")

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from idp.outage import REDIS
 from idp.state.store import RedisStateStore, SqlStateStore
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class FallbackStateStore:
                 if self._down_until is not None:
                     log.warning("Redis answers again: short-lived state is back in Redis")
                 self._down_until = None
+        REDIS.ok()  # a refusal that reached requests (idp.outage) is over too
         return result
 
     def deny(self, key: str, until: dt.datetime) -> None:
