@@ -268,7 +268,7 @@ def in_process_app(env: Mapping[str, str]) -> Iterator[Any]:
             with app.app_context():
                 yield app
         finally:
-            app.extensions["idp"].db.dispose()
+            app.extensions["idp"].close()
     finally:
         os.environ.clear()
         os.environ.update(saved)

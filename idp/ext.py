@@ -81,6 +81,13 @@ class Services:
     def algs_in_use(self) -> set[str]:
         return algs_in_use(self.config)
 
+    def close(self) -> None:
+        """Stops the delivery threads, then closes the database's connections: an app
+        torn down (tests, a command that is done) leaves nothing that could use them."""
+        for worker in (self.notifier, self.pusher, self.mailer):
+            worker.stop()
+        self.db.dispose()
+
 
 def algs_in_use(cfg: Config) -> set[str]:
     """The signing algorithms the configuration uses; RS256 is always supported for ID

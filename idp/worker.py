@@ -4,6 +4,8 @@
 ``kick`` starts the thread if it is not running and wakes it; the thread calls ``step``
 (by default one ``deliver_due`` round) until it reports nothing pending, then waits a
 minute for another kick before it ends. A round that fails is logged and tried again.
+``stop`` ends it for good (the app is being torn down: nothing may use its database
+afterwards, or a round would open connections in a pool nobody closes).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Worker:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._stopped = False
 
     def deliver_due(self) -> bool:
         """One round; True while something is still owed."""
@@ -40,13 +43,25 @@ class Worker:
 
     def kick(self) -> None:
         with self._lock:
+            if self._stopped:
+                return
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
         self._wake.set()
 
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ends the thread after its current round and waits for it; later kicks do
+        nothing."""
+        with self._lock:
+            self._stopped = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
     def _run(self) -> None:
-        while True:
+        while not self._stopped:
             self._wake.clear()
             try:
                 pending = self.step()
@@ -57,7 +72,7 @@ class Worker:
             except Exception:  # noqa: BLE001 - the worker must survive a bad moment
                 log.exception("%s round failed", self.what)
                 pending = True
-            if not pending and not self._wake.wait(timeout=60):
+            if self._stopped or (not pending and not self._wake.wait(timeout=60)):
                 return
             if pending:
                 self._wake.wait(timeout=self.retry_every)

@@ -154,7 +154,7 @@ def app(
     _empty(app, backend)
     yield app
     _empty(app, backend)
-    app.extensions["idp"].db.dispose()
+    app.extensions["idp"].close()
 
 
 @pytest.fixture

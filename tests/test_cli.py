@@ -207,7 +207,7 @@ def live_session(run, tmp_path):
     browser = AuthActions(app, app.test_client())
     assert browser.login("dave").status_code == 303
     yield app, browser
-    app.extensions["idp"].db.dispose()
+    app.extensions["idp"].close()
 
 
 def test_sessions_list_and_kill(run, live_session):
@@ -555,7 +555,7 @@ def test_clients_initial_token_prints_one_token_good_for_one_registration(run, t
             again = client.post("/register", json=body, headers=headers)
             assert again.status_code == 401 and again.get_json()["error"] == "invalid_token"
     finally:
-        app.extensions["idp"].db.dispose()
+        app.extensions["idp"].close()
     exported = [json.loads(line) for line in run("audit", "export").stdout.splitlines()]
     issued = [e for e in exported if e["action"] == "initial_token.issue"]
     assert len(issued) == 1 and issued[0]["actor"] == "cli"

@@ -150,6 +150,12 @@ class Pusher(Worker):
         self._in_flight: dict[str, tuple[_Push, Future[Sent]]] = {}  # by stream id
         self._stepping = threading.Lock()  # the thread and a caller of deliver_due
 
+    def stop(self, timeout: float = 10.0) -> None:
+        """The thread, then the POSTs in flight (their outcomes are not recorded: the
+        claims' leases let another process send them again)."""
+        super().stop(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
     def step(self) -> bool:
         """Records finished POSTs and starts the next ones; True while events are owed
         or POSTs are in flight."""

@@ -44,7 +44,7 @@ def localhost(
         with serve(live, port):
             yield LiveServer(live, url)
     finally:
-        live.extensions["idp"].db.dispose()
+        live.extensions["idp"].close()
 
 
 def add_virtual_authenticator(context: BrowserContext, page: Page) -> Any:

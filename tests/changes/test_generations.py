@@ -33,7 +33,7 @@ def other(
     its clients, keys and deny list before the change happens."""
     second = create_app(make_config(backend, tmp_path / "other"), clock=clock)
     yield AuthActions(second, second.test_client())
-    second.extensions["idp"].db.dispose()
+    second.extensions["idp"].close()
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ def test_clients_registered_before_registration_closed_still_manage_themselves(
             assert manage(other, info).status_code == 200
             assert other.post("/register", json={}).status_code == 404
     finally:
-        closed.extensions["idp"].db.dispose()
+        closed.extensions["idp"].close()
 
 
 # --- registration (RFC 7591 §3) --------------------------------------------------------

@@ -210,7 +210,7 @@ def test_restart_between_refreshes_changes_nothing(chain, backend, tmp_path, clo
     assert client.post("/token", data=data, headers=chain.rp.basic()).status_code == 200
     replay = {"grant_type": "refresh_token", "refresh_token": chain.first["refresh_token"]}
     assert client.post("/token", data=replay, headers=chain.rp.basic()).status_code == 400
-    restarted.extensions["idp"].db.dispose()
+    restarted.extensions["idp"].close()
 
 
 def test_client_without_refresh_grant_cannot_refresh(chain, auth):

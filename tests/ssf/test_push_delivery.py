@@ -160,7 +160,7 @@ def second(
     """A second idp process on the ``app`` fixture's database: its own pusher."""
     other = create_app(make_config(backend, tmp_path / "other"), clock=clock)
     yield other.extensions["idp"]
-    other.extensions["idp"].db.dispose()
+    other.extensions["idp"].close()
 
 
 @pytest.mark.usefixtures("driven")

@@ -64,7 +64,7 @@ def live_server(config: dict[str, Any], clock: Any = None) -> Iterator[LiveServe
         with serve(app, port):
             yield LiveServer(app, url)
     finally:
-        app.extensions["idp"].db.dispose()
+        app.extensions["idp"].close()
 
 
 @contextmanager

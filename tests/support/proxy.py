@@ -42,7 +42,8 @@ class Proxy:
     def set(self, mode: str) -> None:
         """Switches mode; leaving ``pass`` drops every open connection."""
         assert mode in MODES
-        self.mode = mode
+        with self._lock:
+            self.mode = mode
         if mode != "pass":
             self._drop_all()
 
@@ -59,9 +60,17 @@ class Proxy:
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
 
-    def _track(self, *conns: socket.socket) -> None:
+    def _track(self, accepted_in: str, *conns: socket.socket) -> bool:
+        """Tracks ``conns`` as open; False (and closes them) when the mode changed since
+        they were accepted: a connection accepted just before ``set("refuse")`` must not
+        outlive the outage (it let a worker see the database come back mid-outage)."""
         with self._lock:
-            self._open.update(conns)
+            if self.mode == accepted_in:
+                self._open.update(conns)
+                return True
+        for conn in conns:
+            conn.close()
+        return False
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -73,7 +82,7 @@ class Proxy:
             if mode == "refuse":
                 client.close()
             elif mode == "hang":
-                self._track(client)  # held open, never answered
+                self._track(mode, client)  # held open, never answered
             else:
                 try:
                     upstream = socket.create_connection(self.target, timeout=5)
@@ -81,7 +90,8 @@ class Proxy:
                     client.close()
                     continue
                 upstream.settimeout(None)
-                self._track(client, upstream)
+                if not self._track(mode, client, upstream):
+                    continue
                 # One thread per direction, blocking: select() cannot watch descriptors
                 # above 1024, which a long test run reaches.
                 for src, dst in ((client, upstream), (upstream, client)):
@@ -150,4 +160,4 @@ def proxied_app(backend: dict[str, Any], tmp_path: Path) -> Iterator[tuple[Flask
         try:
             yield app, db, redis
         finally:
-            app.extensions["idp"].db.dispose()
+            app.extensions["idp"].close()
