@@ -153,6 +153,10 @@ def serve(
     from idp import serve as server
     from idp.config import warn_insecure
 
+    if not dev:
+        # Before the app below is built: the workers forked later count into files
+        # there, and whichever answers a scrape adds them all up.
+        metrics_dir = server.private_metrics_dir()
     app = _app(creates_database=True)
     svc = app.extensions["idp"]
     cfg = svc.config
@@ -175,7 +179,10 @@ def serve(
     )
     if cfg.admin.port:
         click.echo(f"admin dashboard on http://{host}:{cfg.admin.port}/")
-    server.production(cfg, host, port, count, per)
+    try:
+        server.production(cfg, host, port, count, per)
+    finally:
+        server.remove_metrics_dir(metrics_dir)
 
 
 @cli.command()

@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 from idp.config import Config
 
@@ -34,6 +36,21 @@ def cores() -> int:
 
 def worker_count(cfg: Config, override: int | None) -> int:
     return override or cfg.server.workers or cores()
+
+
+def private_metrics_dir() -> str:
+    """A fresh directory, readable by this user only, for the metrics of this server's
+    processes (idp.metrics), named in ``PROMETHEUS_MULTIPROC_DIR``: counts left by an
+    earlier run must not be added to this one's."""
+    from idp import metrics
+
+    path = tempfile.mkdtemp(prefix="idp-metrics-")
+    metrics.use_multiprocess(path)
+    return path
+
+
+def remove_metrics_dir(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def granian(target: str, host: str, port: int, workers: int, threads: int) -> object:
