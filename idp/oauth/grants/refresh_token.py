@@ -104,6 +104,7 @@ class RefreshTokenGrant(BaseGrant, TokenEndpointMixin):
                 auth_time=family.auth_time,
                 sid=family.session_id,
             )
+        self.save_token(token)  # as authlib's own grants do: the server counts the issue
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
