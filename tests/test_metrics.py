@@ -200,6 +200,9 @@ def test_scrape_time_gauges_are_exported(client: Any, svc: Any) -> None:
     assert algs == svc.keys.algs()
     if svc.config.redis.url:
         assert value(samples, "idp_redis_up") == 1
+    if svc.db.engine.dialect.name == "postgresql":
+        assert value(samples, "idp_db_pool_size") == svc.config.database.pool_size
+        assert 0 <= value(samples, "idp_db_pool_checked_out") <= svc.config.database.pool_size
 
 
 def exported_names(client: Any) -> set[str]:
