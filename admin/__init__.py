@@ -18,7 +18,7 @@ __all__ = ["create_app"]
 def create_app(idp_app: Flask) -> Flask:
     """The admin app for ``idp_app`` (an app built by :func:`idp.create_app`)."""
     from admin import auth, views
-    from idp import web
+    from idp import metrics, web
 
     svc: Any = idp_app.extensions["idp"]
     app = Flask("admin", static_url_path="/static")
@@ -45,12 +45,15 @@ def create_app(idp_app: Flask) -> Flask:
     auth.install(app)
     views.register(app, csrf)
     web.install(app)
+    metrics.install(app)
     if svc.config.admin.port:
         from idp.health import metrics_bp
 
         app.register_blueprint(metrics_bp)  # on the internal port only (SPEC §5)
-        # Served on its own, so it logs its requests itself (under /admin idp's app does).
+        # Served on its own: nothing in front of it times or logs its requests (under
+        # /admin idp's app does). The log middleware outermost, as in idp's app.
         from idp import logs
 
+        app.wsgi_app = metrics.Timing(app.wsgi_app)  # type: ignore[method-assign]
         app.wsgi_app = logs.install(app.wsgi_app)  # type: ignore[method-assign,assignment]
     return app

@@ -44,7 +44,7 @@ def create_app(
 ) -> Flask:
     """Build the idp app. ``config`` is a Config, a plain mapping shaped like config.toml
     (tests), or None to read config.toml and the environment."""
-    from idp import health, logs, web
+    from idp import health, logs, metrics, web
     from idp.accounts import passkey_views
     from idp.accounts import recovery as recovery_views
     from idp.accounts import security as security_views
@@ -115,6 +115,7 @@ def create_app(
         csrf.exempt(view)
     csrf.exempt(ssf_views.bp)  # a bearer-token API for receivers
     web.install(app)
+    metrics.install(app)
     if not cfg.admin.port:
         # The dashboard under /admin of the public app; with [admin] port set it is served
         # only on that internal port (see `idp serve` and admin.wsgi).
@@ -128,6 +129,8 @@ def create_app(
     front = Front(app.wsgi_app, svc, svc.documents, not cfg.insecure_http, janitor.maybe_run)
     # Browser apps call the token endpoints cross-origin (idp.cors).
     app.wsgi_app = Cors(front, origin_cache(svc.db, svc.generations))  # type: ignore[method-assign]
+    # Every request is timed, the dashboard's under /admin too (idp.metrics).
+    app.wsgi_app = metrics.Timing(app.wsgi_app)  # type: ignore[method-assign]
     if cfg.server.trusted_proxies:
         n = cfg.server.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore

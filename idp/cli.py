@@ -154,6 +154,20 @@ def serve(
 ) -> None:
     """The production server (what deploy/ runs); creates the database and first keys if
     absent ([server] migrate_on_start; without it, a database not at head stops it)."""
+    from idp import serve as server
+
+    # Before the app is built: the workers forked later count into files there, and
+    # whichever answers a scrape adds them all up (idp.metrics).
+    metrics_dir = None if dev else server.private_metrics_dir()
+    try:
+        _serve(host, port, workers, threads, dev)
+    finally:
+        server.remove_metrics_dir(metrics_dir)
+
+
+def _serve(
+    host: str | None, port: int | None, workers: int | None, threads: int | None, dev: bool
+) -> None:
     from idp import config, migrate
     from idp import serve as server
     from idp.config import warn_insecure

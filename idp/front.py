@@ -32,6 +32,7 @@ from idp.http import (
     parse_form,
     refusal,
 )
+from idp.metrics import ROUTE_KEY
 from idp.oauth import handlers
 from idp.outage import DATABASE, REDIS
 
@@ -72,10 +73,12 @@ class Front:
             if path == JWKS_PATH or path in METADATA_PATHS:
                 answer = self._document(path, method, environ, start_response)
                 if answer is not None:
+                    environ[ROUTE_KEY] = path  # one of a fixed few (idp.metrics)
                     return answer
             elif path in HANDLERS and method in HANDLERS[path][0]:
                 answer = self._protocol(HANDLERS[path][1], environ, start_response)
                 if answer is not None:
+                    environ[ROUTE_KEY] = path
                     return answer
             return self.app(environ, start_response)
 

@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.wrappers import Response
 
 from idp.ext import services
+from idp.metrics import CONTENT_TYPE, exposition
 from idp.outage import DATABASE
 
 bp = Blueprint("health", __name__)
@@ -102,4 +103,5 @@ def metrics() -> Response:
         "# TYPE idp_feed_polls_waiting gauge",
         f"idp_feed_polls_waiting {svc.feed_waits.waiting}",
     ]
-    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+    body = ("\n".join(lines) + "\n").encode() + exposition(svc)
+    return Response(body, content_type=CONTENT_TYPE)

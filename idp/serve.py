@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 from idp import logs
 from idp.config import Config
@@ -35,6 +37,28 @@ def cores() -> int:
 
 def worker_count(cfg: Config, override: int | None) -> int:
     return override or cfg.server.workers or cores()
+
+
+def private_metrics_dir() -> str | None:
+    """A fresh directory, readable by this user only, for the metrics of this server's
+    processes (idp.metrics), named in ``PROMETHEUS_MULTIPROC_DIR``: counts left by an
+    earlier run must not be added to this one's. None (and each process shows only its
+    own counts) when the temporary directory is not writable: metrics are no reason
+    not to serve."""
+    from idp import metrics
+
+    try:
+        path = tempfile.mkdtemp(prefix="idp-metrics-")
+    except OSError as exc:
+        log.error("no directory for the workers' metrics (%s): each shows only its own", exc)
+        return None
+    metrics.use_multiprocess(path)
+    return path
+
+
+def remove_metrics_dir(path: str | None) -> None:
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def granian(target: str, host: str, port: int, workers: int, threads: int) -> object:

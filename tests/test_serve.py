@@ -4,6 +4,7 @@ port, and what happens when a worker dies or the server is told to stop."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from typing import Any
@@ -68,6 +69,37 @@ def test_with_an_admin_port_the_dashboard_is_only_there(backend, tmp_path):
         assert requests.get(served.url + "/metrics", timeout=10).status_code == 404
         metrics = requests.get(f"http://127.0.0.1:{admin_port}/metrics", timeout=10)
         assert metrics.status_code == 200 and "idp_live_sessions" in metrics.text
+        # The admin process adds up the public workers' counts too.
+        assert 'route="/healthz"' in metrics.text
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_metrics_add_up_the_counts_of_every_worker(backend, tmp_path, monkeypatch):
+    """Each worker counts into its own files; whichever answers /metrics adds them all up,
+    and the directory is idp serve's own, removed when it stops."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where idp serve makes its directory
+    with idp_serve(make_config(backend, tmp_path), workers=2, threads=2) as served:
+        [directory] = tmp_path.glob("idp-metrics-*")
+        assert directory.stat().st_mode & 0o077 == 0, "readable by idp's user only"
+        workers = wait_for(lambda: len(w := workers_of(served.process.pid)) == 2 and w)
+
+        def counted_in() -> set[int]:
+            return {int(f.stem.rpartition("_")[2]) for f in directory.glob("histogram_*.db")}
+
+        sent = 0
+        while not workers <= counted_in():  # until both workers have answered some
+            assert requests.get(served.url + "/jwks.json", timeout=10).status_code == 200
+            sent += 1
+            assert sent < 1000, "one worker answered everything"
+        for _ in range(3):  # whichever worker answers the scrape
+            text = requests.get(served.url + "/metrics", timeout=10).text
+            found = re.search(
+                r'^idp_http_request_duration_seconds_count\{[^}]*route="/jwks.json"[^}]*\} (\S+)$',
+                text,
+                re.M,
+            )
+            assert found is not None and float(found.group(1)) == sent
+    assert not directory.exists(), "removed when idp serve stops"
 
 
 def get_retrying(url: str, tries: int = 5) -> requests.Response:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idp import metrics
 from idp.accounts import passwords
 from idp.accounts.models import User
 from idp.clock import Clock, SystemClock
@@ -196,9 +197,11 @@ class Throttle:
     def attempt(self, username: str, ip: str) -> int:
         """Counts one attempt: 0 when it may go on, else the seconds to wait."""
         if self.store.count(f"{self.prefix}:ip:{network_of(ip)}") >= self.per_ip:
+            metrics.throttle_hit(self.prefix)
             return self.window
         for key, limit in self._keys(username, ip):
             if wait := self._gate(key, limit):
+                metrics.throttle_hit(self.prefix)
                 return wait
         return 0
 
@@ -208,7 +211,10 @@ class Throttle:
     def network_locked(self, ip: str) -> bool:
         """True while the network has failed too many logins (of any kind: passkey
         sign-ins count their failures here too)."""
-        return self.store.count(f"login:ip:{network_of(ip)}") >= self.per_ip
+        locked = self.store.count(f"login:ip:{network_of(ip)}") >= self.per_ip
+        if locked:
+            metrics.throttle_hit("login")
+        return locked
 
     def succeeded(self, username: str, ip: str) -> None:
         for key, _ in self._keys(username, ip):
@@ -230,6 +236,7 @@ def authenticate(
     wait = throttle.attempt(username, ip)
     if wait:
         throttle.failed(ip)
+        metrics.login("locked")
         if throttle.store.add_once(f"login:locked:{username_key(username)}", wait):
             from idp.audit.services import security_event  # once per lock, not per refusal
 
@@ -241,6 +248,7 @@ def authenticate(
     ok = passwords.verify(found[1] if found else None, password)
     if not ok or found is None or found[2]:
         throttle.failed(ip)
+        metrics.login("failure")
         return None
     throttle.succeeded(username, ip)
     return found[0]

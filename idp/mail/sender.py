@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import or_, select, update
 
+from idp import metrics
 from idp.clock import Clock
 from idp.config import MailConfig
 from idp.db import Database
@@ -184,13 +185,17 @@ class Mailer(Worker):
             current.last_attempt_at = now
             if error is None:
                 current.status, current.sent_at, current.last_error = "sent", now, None
+                outcome = "delivered"
             elif error.permanent or current.attempts >= len(BACKOFF):
                 current.status, current.last_error = "failed", str(error)[:200]
                 log.warning("mail %s to a user was not delivered: %s", row.kind, error)
+                outcome = "failed"
             else:
                 current.last_error = str(error)[:200]
                 current.next_attempt_at = now + dt.timedelta(seconds=BACKOFF[current.attempts])
-                return
-            # Sent or given up: the link it carried is not kept.
-            current.text_body = current.html_body = ""
-            current.next_attempt_at = None
+                outcome = "retry"
+            if outcome != "retry":
+                # Sent or given up: the link it carried is not kept.
+                current.text_body = current.html_body = ""
+                current.next_attempt_at = None
+        metrics.delivery_attempt("mail", outcome)

@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
+from idp import metrics
 from idp.clock import Clock
 from idp.ext import services
 from idp.mfa.acr import PWD
@@ -30,6 +31,7 @@ def _hash(token: str) -> str:
 
 def begin(s: Session, clock: Clock, ttl: int, user_id: str, next_url: str, amr: list[str]) -> str:
     """A pending login, and the cookie value that names it."""
+    metrics.login("second_factor")
     token = secrets.token_urlsafe(32)
     now = clock.now()
     s.add(

@@ -14,6 +14,7 @@ from flask import request as flask_request
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
+from idp import metrics
 from idp.changes.cache import ViewCache
 from idp.clients.cache import ClientView
 from idp.clients.services import CLIENT_ID_RE
@@ -220,6 +221,8 @@ class IdpAuthorizationServer(AuthorizationServer):
         return client.check_grant_type("refresh_token") and "offline_access" in scope.split()
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
+        """authlib calls this once for every token response a grant issues."""
+        metrics.token_issued(request.payload.grant_type, request.client.client_id)
         issued = getattr(request, "issued_access", None)
         code = getattr(request, "authorization_code", None)
         if code is not None and issued is not None:

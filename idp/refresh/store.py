@@ -32,6 +32,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, delete, insert, select, u
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from idp import metrics
 from idp.accounts.models import User
 from idp.audit.models import SecurityEvent
 from idp.clock import Clock
@@ -337,7 +338,7 @@ class SqlRefreshStore:
             raise InvalidRefresh("Invalid refresh token.")
         now = self.clock.now()
         try:
-            return self._rotate(
+            rotation = self._rotate(
                 value,
                 client_id,
                 requested_scope,
@@ -348,6 +349,9 @@ class SqlRefreshStore:
                 on_reuse,
                 dpop_jkt,
             )
+        except ReuseDetected:
+            metrics.refresh_reuse(client_id)  # committed: the family is revoked
+            raise
         except DBAPIError:
             # The commit may have reached the database while its answer did not (a cut
             # connection, a server that stopped): the client retries this token once the
@@ -355,6 +359,8 @@ class SqlRefreshStore:
             # that retry gets the child instead of counting as theft.
             self._remember_unconfirmed(value, now)
             raise
+        metrics.refresh_rotated(rotation.replayed)
+        return rotation
 
     def _rotate(
         self,

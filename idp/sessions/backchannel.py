@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from idp import metrics
 from idp.clients.models import Client
 from idp.clock import Clock, epoch
 from idp.db import Database
@@ -161,8 +162,12 @@ class Notifier(Worker):
             row.last_status_code = code
             if code is not None and 200 <= code < 300:
                 row.status, row.last_error, row.next_attempt_at = "delivered", None, None
+                outcome = "delivered"
             elif row.attempts >= len(BACKOFF):
                 row.status, row.last_error, row.next_attempt_at = "failed", error, None
+                outcome = "failed"
             else:
                 row.last_error = error
                 row.next_attempt_at = now + dt.timedelta(seconds=BACKOFF[row.attempts])
+                outcome = "retry"
+        metrics.delivery_attempt("backchannel", outcome)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from idp import metrics
 from idp.audit.services import record
 from idp.clock import Clock
 from idp.db import Database
@@ -137,6 +138,9 @@ class SessionKiller:
             ip=ip,
             user=session.user.username,
         )
+        # Counted before the caller's commit: a kill rolled back after this is rare
+        # enough (a failing database) not to be worth a commit hook per kill.
+        metrics.session_killed(initiator, action)
         return Killed(session, bool(queued))
 
     def kill_session(

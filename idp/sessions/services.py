@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idp import metrics
 from idp.accounts.models import User
 from idp.clock import Clock
 from idp.db import new_id
@@ -61,6 +62,7 @@ def start(
     )
     db.add(session)
     db.flush()
+    metrics.login("success")
     return session, token
 
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from idp import metrics
 from idp.clock import Clock
 from idp.db import Database
 from idp.oauth.tokens import TokenIssuer
@@ -237,13 +238,16 @@ class Pusher(Worker):
         if not finished:
             return
         now = self.clock.now()
+        outcomes = []
         with self.db.transaction() as s:
             events = _by_id(s, SsfEvent, [push.event_id for push, _ in finished])
             streams = _by_id(s, SsfStream, [push.stream_id for push, _ in finished])
             for push, sent in finished:
                 event, stream = events.get(push.event_id), streams.get(push.stream_id)
                 if event is not None and event.status == "pending" and stream is not None:
-                    _record(event, stream, sent, now)
+                    outcomes.append(_record(event, stream, sent, now))
+        for outcome in outcomes:
+            metrics.delivery_attempt("ssf_push", outcome)
         for push, _ in finished:
             del self._in_flight[push.stream_id]
 
@@ -293,17 +297,20 @@ def _claim(event_ids: list[str], now: dt.datetime) -> Any:
     )
 
 
-def _record(event: SsfEvent, stream: SsfStream, sent: Sent, now: dt.datetime) -> None:
-    """One attempt's outcome: delivered, refused by the receiver, or tried again."""
+def _record(event: SsfEvent, stream: SsfStream, sent: Sent, now: dt.datetime) -> str:
+    """One attempt's outcome: delivered, refused by the receiver (failed), or tried again
+    (retry)."""
     event.attempts += 1
     if sent.status is not None and 200 <= sent.status < 300:
         event.status, event.delivered_at, event.last_error = "delivered", now, None
         stream.last_delivery_at, stream.last_error = now, None
-    elif sent.status == 400:  # RFC 8935 §2.3: the receiver refused this SET
+        return "delivered"
+    if sent.status == 400:  # RFC 8935 §2.3: the receiver refused this SET
         event.status, event.last_error = "failed", "refused by the receiver (HTTP 400)"
         stream.last_error = event.last_error
-    else:
-        event.last_error = sent.error
-        stream.last_error = sent.error
-        wait = BACKOFF[min(event.attempts, len(BACKOFF) - 1)]
-        event.next_attempt_at = now + dt.timedelta(seconds=wait)
+        return "failed"
+    event.last_error = sent.error
+    stream.last_error = sent.error
+    wait = BACKOFF[min(event.attempts, len(BACKOFF) - 1)]
+    event.next_attempt_at = now + dt.timedelta(seconds=wait)
+    return "retry"

@@ -218,3 +218,25 @@ def test_a_slow_receiver_does_not_hold_up_the_others(
     gate.set()
     wait_for(lambda: endpoints.got("slow") == jtis(svc, slow))
     wait_for(lambda: statuses(svc) == ["delivered"] * 6)
+
+
+@pytest.mark.usefixtures("driven")
+def test_push_attempts_and_backlog_show_in_metrics(
+    auth: AuthActions, svc: Any, clock: FrozenClock, endpoints: Endpoints
+) -> None:
+    from tests.test_metrics import moved, scrape, value
+
+    push_stream(auth, endpoints, "rx")
+    endpoints.server.answers["/rx"] = [503]  # the first attempt fails once
+    disable_users(auth, svc, clock, 2)  # events at t and t+1; the clock then at t+2
+    clock.advance(5)
+    before = scrape(auth.client)
+    assert value(before, "idp_delivery_owed", channel="ssf_push") == 2
+    assert value(before, "idp_delivery_oldest_age_seconds", channel="ssf_push") == 7
+    while svc.pusher.deliver_due():
+        clock.advance(2)
+    after = scrape(auth.client)
+    attempts = "idp_delivery_attempts_total"
+    assert moved(before, after, attempts, channel="ssf_push", outcome="retry") == 1
+    assert moved(before, after, attempts, channel="ssf_push", outcome="delivered") == 2
+    assert value(after, "idp_delivery_owed", channel="ssf_push") == 0
