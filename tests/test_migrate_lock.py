@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from typing import Any
 
 import psycopg
 import pytest
@@ -16,18 +14,11 @@ import pytest
 from idp import migrate
 from tests.conftest import TEST_KEK
 from tests.support.databases import PG_ADMIN, postgres_database
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
 LOCK = "hashtext('idp.migrate')"
-
-
-def wait_for(what: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := what()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-    return found
 
 
 def waiting_on_the_lock(url: str) -> int:
@@ -82,7 +73,7 @@ def test_two_upgrades_at_once_take_turns_and_both_end_at_head(kind, tmp_path):
                 for _ in range(2)
             ]
             try:
-                wait_for(lambda: waiting_on_the_lock(url) == 2)
+                wait_for(lambda: waiting_on_the_lock(url) == 2, timeout=60)
                 # Both wait: neither has written a table (their DDL waits behind the lock).
                 assert all(run.poll() is None for run in runs)
                 assert tables(url) == set()

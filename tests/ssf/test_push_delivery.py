@@ -20,9 +20,10 @@ from sqlalchemy import select
 from idp import create_app
 from idp.ssf.models import SsfEvent
 from tests.conftest import make_config
-from tests.ssf.test_transmitter import ADMIN, PUSH, Receiver, wait_for
+from tests.ssf.test_transmitter import ADMIN, PUSH, Receiver
 from tests.support.auth import AuthActions
 from tests.support.clock import FrozenClock
+from tests.support.waiting import wait_for
 
 ACCOUNT_DISABLED = "https://schemas.openid.net/secevent/risc/event-type/account-disabled"
 

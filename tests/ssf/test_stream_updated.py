@@ -20,10 +20,10 @@ from tests.ssf.test_transmitter import (
     Receiver,
     sessions_of,
     verify_set,
-    wait_for,
 )
 from tests.ssf.test_transmitter import collector as _collector
 from tests.support.auth import AuthActions
+from tests.support.waiting import wait_for
 
 collector = _collector
 

@@ -20,6 +20,7 @@ from idp.operator import Actor
 from idp.ssf.models import SsfEvent, SsfStream
 from tests.conftest import ISSUER
 from tests.support.auth import AuthActions
+from tests.support.waiting import wait_for
 
 POLL = "urn:ietf:rfc:8936"
 PUSH = "urn:ietf:rfc:8935"
@@ -271,13 +272,6 @@ def collector() -> Iterator[Any]:
     server.shutdown()
     server.server_close()
     thread.join(5)
-
-
-def wait_for(condition: Any, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "not in time"
-        time.sleep(0.05)
 
 
 def test_a_kill_is_pushed_with_the_receivers_authorization(
