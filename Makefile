@@ -37,7 +37,7 @@ policy:
 	.venv-policy/bin/checkov -d deploy --framework kubernetes dockerfile --skip-download \
 	  --compact --quiet --skip-check CKV_K8S_21,CKV_K8S_43,CKV_K8S_15,CKV_K8S_35
 
-## services: make sure PostgreSQL, Redis, Chromium, wrk and node deps are there
+## services: make sure PostgreSQL, Redis, Chromium, wrk, HAProxy and node deps are there
 services:
 	bash deploy/dev-services.sh
 
