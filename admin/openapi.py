@@ -490,6 +490,19 @@ SCHEMAS: dict[str, Any] = {
         activated_at=MAYBE_DATETIME,
         retired_at=MAYBE_DATETIME,
         remove_after=MAYBE_DATETIME,
+        activates_at={
+            **MAYBE_DATETIME,
+            "description": "A next key: when the schedule ([keys] rotate_every) makes it "
+            "active; null without a schedule.",
+        },
+        retires_at={
+            **MAYBE_DATETIME,
+            "description": "An active key: when the schedule retires it; null without one.",
+        },
+        kek_id={
+            "type": ["string", "null"],
+            "description": "Which KEK seals the private key (null: sealed before KEK ids).",
+        },
         age_days={"type": "number"},
     ),
     "KeyList": _object(keys=_list_of(_ref("Key"))),

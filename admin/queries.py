@@ -500,20 +500,23 @@ def client_detail(svc: Any, client_id: str) -> dict[str, Any] | None:
 
 
 def keys_list(svc: Any) -> list[dict[str, Any]]:
+    """Every key with its times, the scheduled ones included (KeyService.described)."""
     now = svc.clock.now()
     return [
-        {
-            "kid": k.kid,
-            "alg": k.alg,
-            "state": k.state,
-            "created_at": k.created_at,
-            "activated_at": k.activated_at,
-            "retired_at": k.retired_at,
-            "remove_after": k.remove_after,
-            "age_days": round((now - k.created_at).total_seconds() / 86400, 1),
-        }
-        for k in svc.keys.list()
+        {**k, "age_days": round((now - k["created_at"]).total_seconds() / 86400, 1)}
+        for k in svc.keys.described()
     ]
+
+
+def key_schedule(svc: Any) -> dict[str, Any]:
+    """The rotation schedule: every how many seconds (0: off), the next rotation of each
+    algorithm, the JWKS max-age served and how long a retired key stays published."""
+    return {
+        "rotate_every": svc.keys.rotate_every,
+        "next_rotation": svc.keys.schedule(),
+        "jwks_max_age": svc.config.jwks_max_age,
+        "retire_seconds": svc.keys.retire_seconds,
+    }
 
 
 # --- page models: built on the read models above, for the HTML dashboard ------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -180,6 +181,12 @@ def _serve(
     if migrates:
         migrate.upgrade(cfg.database.url)
     svc.keys.ensure(svc.algs_in_use())
+    from idp.keys.crypto import KekMissing
+
+    try:
+        svc.keys.check_keks()  # a wrong KEK stops here, not at the first token
+    except KekMissing as exc:
+        _fail(f"cannot sign: {exc}", 2)
     # Workers build their own app and connections: none may cross the fork.
     svc.db.dispose()
     host = host or cfg.server.host
@@ -209,10 +216,10 @@ def _serve(
 def janitor() -> None:
     """One round of expiry and pruning: expired state, codes, token records and retired
     keys; refresh tokens, dead families, ended sessions (and audit events, when set)
-    after [retention]."""
-    from idp.janitor import purge
+    after [retention]. With [keys] rotate_every, first the key rotation if it is due."""
+    from idp.janitor import run
 
-    click.echo(json.dumps(purge(_app().extensions["idp"])))
+    click.echo(json.dumps(run(_app().extensions["idp"])))
 
 
 @cli.group()
@@ -547,23 +554,35 @@ def keys_rotate() -> None:
 
 @keys.command("list")
 def keys_list() -> None:
-    """Every key with its state and age."""
+    """Every key with its state and times: created, activated, retired, removed after,
+    and with [keys] rotate_every the scheduled ones (a next key's activates_at, an
+    active key's retires_at); kek_id names the KEK that seals it."""
     app = _app()
     svc = app.extensions["idp"]
-    for k in svc.keys.list():
+    for k in svc.keys.described():
         click.echo(
             json.dumps(
                 {
-                    "kid": k.kid,
-                    "alg": k.alg,
-                    "state": k.state,
-                    "created_at": k.created_at.isoformat(),
-                    "activated_at": k.activated_at and k.activated_at.isoformat(),
-                    "retired_at": k.retired_at and k.retired_at.isoformat(),
-                    "remove_after": k.remove_after and k.remove_after.isoformat(),
+                    name: value.isoformat() if isinstance(value, dt.datetime) else value
+                    for name, value in k.items()
                 }
             )
         )
+
+
+@keys.command("rewrap")
+def keys_rewrap() -> None:
+    """Re-encrypt every private signing key and TOTP secret under the current KEK ([keys]
+    kek), opening each with the KEK that sealed it ([keys] kek_previous), in one
+    transaction; prints what it did. Step 3 of a KEK rotation (docs/operations.md)."""
+    from idp.keys.crypto import KekMissing
+
+    svc = _app().extensions["idp"]
+    try:
+        result = svc.actions.rewrap_keys(CLI)
+    except KekMissing as exc:
+        _fail(f"nothing re-encrypted: {exc}")
+    click.echo(json.dumps(result, sort_keys=True))
 
 
 @cli.group()

@@ -31,6 +31,10 @@ SUPPORTED_ALGS = ("ES256", "RS256", "EdDSA")
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
 REGISTRATION_MODES = ("token", "open", "closed")
 MAIL_TLS = ("starttls", "tls", "none")
+# Back-channel logout tokens (idp.sessions.backchannel) live this long.
+LOGOUT_TOKEN_TTL = 120
+# A scheduled key rotation more often than this would crowd the JWKS with retired keys.
+MIN_ROTATE_EVERY = 60
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -40,6 +44,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 OTHER_IDP_VARIABLES: Mapping[str, str] = {
     "IDP_CONFIG": "idp: the configuration file to read instead of ./config.toml",
     "IDP_KEK": "idp: short name of IDP_KEYS__KEK",
+    "IDP_KEK_PREVIOUS": "idp: short name of IDP_KEYS__KEK_PREVIOUS",
     "IDP_ISSUER": "examples/node/login.mjs",
     "IDP_CLIENT_ID": "examples/node/login.mjs",
     "IDP_CLIENT_SECRET": "examples/node/login.mjs",
@@ -64,10 +69,38 @@ class ConfigError(ValueError):
         self.problem = problem
 
 
-def doc(text: str, default: Any, *, key: str | None = None) -> Any:
+def doc(text: str, default: Any, *, key: str | None = None, duration: bool = False) -> Any:
     """A setting: its one-line doc and default; ``key`` is its name in config.toml when
-    that is not a Python name (``[mail] from``)."""
-    return field(default=default, metadata={"doc": text, "key": key})
+    that is not a Python name (``[mail] from``); ``duration``: an int of seconds that may
+    also be written as a duration (``30d``, ``12h``, ``1d12h``)."""
+    return field(default=default, metadata={"doc": text, "key": key, "duration": duration})
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(key: str, value: Any) -> int:
+    """Seconds from an integer, a string of digits, or units such as ``30d``, ``1d12h``,
+    ``90m`` (s, m, h, d, w)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(key, f"expected seconds or a duration such as 30d, got {value!r}")
+    text = value.strip().lower()
+    if text.isdigit():
+        return int(text)
+    total, number = 0, ""
+    for ch in text:
+        if ch.isdigit():
+            number += ch
+        elif ch in DURATION_UNITS and number:
+            total += int(number) * DURATION_UNITS[ch]
+            number = ""
+        else:
+            raise ConfigError(key, f"expected seconds or a duration such as 30d, got {value!r}")
+    if number:
+        raise ConfigError(key, f"expected seconds or a duration such as 30d, got {value!r}")
+    return total
 
 
 def _key(f: dataclasses.Field[Any]) -> str:
@@ -218,7 +251,22 @@ class KeysConfig:
         "IDP_KEK. Empty in development: generated into instance_path.",
         "",
     )
-    jwks_max_age: int = doc("Cache-Control max-age of /jwks.json in seconds.", 300)
+    kek_previous: str = doc(
+        "Previous KEKs, comma-separated, during a KEK rotation: they only open what they "
+        "sealed until `idp keys rewrap`; better set IDP_KEK_PREVIOUS (or its _FILE).",
+        "",
+    )
+    jwks_max_age: int = doc(
+        "Most Cache-Control max-age of /jwks.json in seconds; with rotate_every, at most "
+        "rotate_every (what a key's publication precedes its first signature by).",
+        300,
+    )
+    rotate_every: int = doc(
+        "Rotate the signing keys on this schedule (seconds, or a duration such as 30d); "
+        "run by the janitor, once in the cluster. 0: only `idp keys rotate`.",
+        0,
+        duration=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -354,6 +402,23 @@ class Config:
         t = self.tokens
         return max(t.access_token_ttl, t.id_token_ttl, t.client_credentials_ttl)
 
+    @property
+    def longest_signed_ttl(self) -> int:
+        """The longest lifetime of anything a signing key signs: the tokens above and
+        back-channel logout tokens. (Shared Signals SETs carry no ``exp``: they are
+        verified when delivered, which follows the signature at once.)"""
+        return max(self.longest_token_ttl, LOGOUT_TOKEN_TTL)
+
+    @property
+    def jwks_max_age(self) -> int:
+        """The JWKS ``Cache-Control`` max-age actually served: on a schedule, a key is
+        published one ``rotate_every`` before it signs (the next key is created at each
+        rotation and promoted at the following one), so no cache may keep the JWKS
+        longer than that, or it could miss a key that signs (as Dex bounds its max-age
+        by the next rotation)."""
+        k = self.keys
+        return min(k.jwks_max_age, k.rotate_every) if k.rotate_every else k.jwks_max_age
+
 
 def _coerce(key: str, typ: Any, value: Any) -> Any:
     if typ is bool:
@@ -390,10 +455,15 @@ def _section(name: str, cls: type, raw: Mapping[str, Any], env: Mapping[str, str
     for f in dataclasses.fields(cls):
         key = f"{name}.{_key(f)}"
         env_key = f"IDP_{name.upper()}__{_key(f).upper()}"
+        coerce = (
+            parse_duration
+            if f.metadata.get("duration")
+            else lambda k, v, t=hints[f.name]: _coerce(k, t, v)
+        )
         if env_key in env:
-            values[f.name] = _coerce(key, hints[f.name], env[env_key])
+            values[f.name] = coerce(key, env[env_key])
         elif _key(f) in raw:
-            values[f.name] = _coerce(key, hints[f.name], raw[_key(f)])
+            values[f.name] = coerce(key, raw[_key(f)])
     return cls(**values)
 
 
@@ -473,6 +543,10 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"retention.{key}", "must not be negative")
     if cfg.retention.janitor_every_seconds < 0:
         raise ConfigError("retention.janitor_every_seconds", "must not be negative")
+    if cfg.keys.rotate_every and cfg.keys.rotate_every < MIN_ROTATE_EVERY:
+        raise ConfigError(
+            "keys.rotate_every", f"must be 0 (off) or at least {MIN_ROTATE_EVERY} seconds"
+        )
     if cfg.server.workers < 0:
         raise ConfigError("server.workers", "must not be negative")
     if cfg.server.trusted_proxies < 0:
@@ -557,7 +631,7 @@ def _check_env_names(env: Mapping[str, str]) -> None:
     for name in sorted(env):
         if not name.startswith("IDP_") or name in known or name in OTHER_IDP_VARIABLES:
             continue
-        candidates = sorted(known | {"IDP_CONFIG", "IDP_KEK"})
+        candidates = sorted(known | {"IDP_CONFIG", "IDP_KEK", "IDP_KEK_PREVIOUS"})
         close = difflib.get_close_matches(name.upper(), candidates, n=1)
         hint = (
             f"did you mean {close[0]}?"
@@ -591,7 +665,7 @@ def read_secret_files(env: Mapping[str, str]) -> dict[str, str]:
     secrets). Setting both a variable and its ``_FILE`` is an error, and so is a file that
     cannot be read; messages never repeat what a file holds. A ``_FILE`` whose stem names
     no setting is left alone, so the unknown-name check refuses it."""
-    known = env_names() | {"IDP_KEK"}
+    known = env_names() | {"IDP_KEK", "IDP_KEK_PREVIOUS"}
     out = dict(env)
     for name in sorted(env):
         stem = name.removesuffix(FILE_VARIABLE_SUFFIX)
@@ -614,9 +688,11 @@ def load(
 ) -> Config:
     """Read ``IDP_CONFIG`` or ./config.toml (missing file means all defaults)."""
     env = read_secret_files(dict(os.environ) if env is None else env)
-    # IDP_KEK is the documented short name of the key-encryption key.
-    if "IDP_KEK" in env and "IDP_KEYS__KEK" not in env:
-        env = {**env, "IDP_KEYS__KEK": env["IDP_KEK"]}
+    # IDP_KEK is the documented short name of the key-encryption key (and
+    # IDP_KEK_PREVIOUS of the previous ones, during a KEK rotation).
+    for short, full in (("IDP_KEK", "IDP_KEYS__KEK"), ("IDP_KEK_PREVIOUS", "IDP_KEYS__KEK_PREVIOUS")):
+        if short in env and full not in env:
+            env = {**env, full: env[short]}
     file = Path(path or env.get("IDP_CONFIG") or "config.toml")
     data: dict[str, Any] = {}
     if file.exists():

@@ -52,7 +52,11 @@ def etag_of(body: bytes) -> str:
 class Documents:
     def __init__(self, config: Config, keys: KeyService, metadata: dict[str, Any]) -> None:
         self.keys = keys
-        self.jwks_cache_control = f"public, max-age={config.keys.jwks_max_age}"
+        # Computed, not copied from [keys] jwks_max_age: on a schedule no cache may keep
+        # the JWKS longer than a key is published before it signs (idp.config
+        # Config.jwks_max_age). A manual `idp keys rotate` signs at once with a key
+        # published since the previous rotation, which may be more recent than that.
+        self.jwks_cache_control = f"public, max-age={config.jwks_max_age}"
         body = json.dumps(metadata, separators=(",", ":")).encode()
         self.metadata = Document(
             body, etag_of(body), "application/json", f"public, max-age={METADATA_MAX_AGE}"

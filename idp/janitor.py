@@ -10,7 +10,11 @@ configured) audit and security events.
 Runs from ``idp janitor`` (a CronJob: deploy/k8s/janitor-cronjob.yaml) and in the
 background of serving processes, once per ``janitor_every_seconds`` in the whole cluster:
 whichever process first takes the lease (a key in the shared state store) runs it.
-Deletes go in batches, so no transaction holds locks the token path needs for long."""
+Deletes go in batches, so no transaction holds locks the token path needs for long.
+
+With ``[keys] rotate_every``, each round first rotates the signing keys that are due
+(idp.keys.services: the decision is taken under the rotation lock, so the lease is an
+economy, not what keeps two processes from both rotating)."""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from idp.clients.models import InitialAccessToken
 from idp.mail.models import MailMessage
 from idp.mfa import pending as pending_logins
 from idp.oauth.models import AuthorizationCode, PushedRequest
+from idp.operator import Actor
 from idp.outage import DATABASE
 from idp.refresh.models import FamilyAccessToken, RefreshFamily, RefreshToken
 from idp.sessions.models import BackchannelDelivery, BrowserSession, SessionClient
@@ -41,6 +46,8 @@ log = logging.getLogger(__name__)
 CODE_GRACE = dt.timedelta(hours=1)
 BATCH = 5000
 LEASE = "lease:janitor"
+# Who the audit trail names for a scheduled key rotation.
+SCHEDULE = Actor("schedule")
 
 
 def _delete_batches(
@@ -96,6 +103,20 @@ def _ended_sessions(svc: Any, now: dt.datetime) -> int:
         )
 
     return _delete_batches(svc, S.id, or_(S.ended_at < cutoff, S.expires_at < cutoff), links)
+
+
+def rotate_keys(svc: Any) -> int:
+    """The scheduled key rotation, when one is due; how many keys became active."""
+    kids = svc.actions.rotate_keys_if_due(SCHEDULE)
+    if kids:
+        log.info("scheduled key rotation: %s now active", ",".join(kids))
+    return len(kids)
+
+
+def run(svc: Any) -> dict[str, int]:
+    """One janitor round: the scheduled key rotation, then :func:`purge`."""
+    rotated = rotate_keys(svc)
+    return {"keys_rotated": rotated, **purge(svc)}
 
 
 def purge(svc: Any) -> dict[str, int]:
@@ -171,7 +192,7 @@ class Janitor:
             self.svc.mailer.kick()
             if not self.svc.state.add_once(LEASE, self.every):
                 return
-            counts = purge(self.svc)
+            counts = run(self.svc)
             log.info("janitor purged %s", counts)
         except OperationalError as exc:
             DATABASE.failed(exc)  # one line per outage (idp.outage), not a traceback a round

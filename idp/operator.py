@@ -348,6 +348,52 @@ class OperatorActions:
         self.keys.forget()
         return kids
 
+    def rotate_keys_if_due(self, by: Actor) -> list[str]:
+        """The scheduled rotation (``[keys] rotate_every``, run by the janitor): promotes
+        the next key of each algorithm whose rotation is due, audited as a manual one;
+        returns the kids now active (none: nothing due, or another process did it)."""
+        if not self.keys.rotate_every:
+            return []
+        self.keys.ensure(self.algs_in_use())
+        with self.db.transaction() as s:
+            kids = self.keys.rotate_due_in(s, self.algs_in_use() | self.keys.algs())
+            if kids:
+                record(
+                    s,
+                    at=self.clock.now(),
+                    actor=by.name,
+                    action="keys.rotate",
+                    target=",".join(kids),
+                    reason=f"scheduled: [keys] rotate_every = {self.keys.rotate_every} s",
+                    ip=by.ip,
+                    active=kids,
+                    scheduled=True,
+                )
+        if kids:
+            self.keys.forget()
+        return kids
+
+    def rewrap_keys(self, by: Actor) -> dict[str, Any]:
+        """Re-encrypts every private signing key and TOTP secret under the current KEK,
+        in one transaction with its audit record (``idp keys rewrap``); raises
+        :class:`idp.keys.crypto.KekMissing` (and changes nothing) when one cannot be
+        opened."""
+        with self.db.transaction() as s:
+            keys = self.keys.rewrap_in(s)
+            totp = self.factors.rewrap_in(s)
+            result = {"kek_id": self.keys.keyring.id, "signing_keys": keys, "totp_secrets": totp}
+            record(
+                s,
+                at=self.clock.now(),
+                actor=by.name,
+                action="keys.rewrap",
+                target=self.keys.keyring.id,
+                reason="re-encrypted under the current KEK",
+                ip=by.ip,
+                **result,
+            )
+        return result
+
     def set_stream_status(self, stream_id: str, status: str, by: Actor, reason: str) -> bool:
         """Pauses (events are kept), disables (owed events are dropped) or enables a
         Shared Signals stream; False when there is no such stream. Raises StreamError

@@ -66,8 +66,19 @@ def build_services(cfg: Config, clock: Clock) -> Services:
         if cfg.redis.url
         else SqlStateStore(db, clock)
     )
-    kek = crypto.load_kek(cfg.keys.kek, cfg.server.instance_path)
-    keys = KeyService(db, clock, kek, cfg.longest_token_ttl + 60, generations)
+    keyring = crypto.load_keyring(cfg.keys.kek, cfg.keys.kek_previous, cfg.server.instance_path)
+    kek = keyring.current
+    # A retired key stays published until the last thing it signed expired (with a
+    # minute for clocks that disagree).
+    keys = KeyService(
+        db,
+        clock,
+        keyring,
+        cfg.longest_signed_ttl + 60,
+        generations,
+        rotate_every=cfg.keys.rotate_every,
+        max_age=cfg.jwks_max_age,
+    )
     clients = client_cache(db, generations)
     users = user_cache(db, generations)
     revocations = Revocations(db, clock)
@@ -106,7 +117,7 @@ def build_services(cfg: Config, clock: Clock) -> Services:
     # Second-factor codes: counted apart from passwords, under the same policy.
     code_throttle = dataclasses.replace(throttle, prefix="mfa")
     factors = Factors(
-        db, clock, kek, signals, code_throttle, cfg.mfa.issuer_label, lambda: notifier.kick()
+        db, clock, keyring, signals, code_throttle, cfg.mfa.issuer_label, lambda: notifier.kick()
     )
     oauth = IdpAuthorizationServer(
         cfg,

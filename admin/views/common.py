@@ -106,6 +106,18 @@ def _ago(value: Any) -> str:
     return f"in {text}" if future else f"{text} ago"
 
 
+def _duration(seconds: Any) -> str:
+    """A number of seconds as the largest whole units: "30 d", "12 h", "1 d 6 h"."""
+    if not isinstance(seconds, int) or seconds <= 0:
+        return "—"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size} {unit}")
+            seconds %= size
+    return " ".join(parts[:2])
+
+
 def _iso(value: Any) -> str:
     return value.astimezone(dt.UTC).isoformat() if isinstance(value, dt.datetime) else ""
 
@@ -114,5 +126,6 @@ def install(app: Flask) -> None:
     app.add_template_filter(_when, "when")
     app.add_template_filter(_ago, "ago")
     app.add_template_filter(_iso, "iso")
+    app.add_template_filter(_duration, "duration")
     app.add_template_global(charts.bars, "bar_chart")
     app.add_template_global(charts.sparkline, "sparkline")

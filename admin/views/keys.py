@@ -1,4 +1,5 @@
-"""Signing keys: states and ages, and rotation on demand (SPEC §6 "Keys")."""
+"""Signing keys: states, times and the rotation schedule, and rotation on demand (SPEC §6
+"Keys")."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def _keys(status: int = 200, error: str | None = None) -> Response:
         "keys.html",
         status,
         keys=queries.keys_list(svc),
+        schedule=queries.key_schedule(svc),
         in_use=sorted(svc.algs_in_use()),
         form_error=error,
     )

@@ -19,6 +19,8 @@ class SigningKey(Base):
     public_jwk: Mapped[Json]
     # AES-256-GCM(KEK, private JWK JSON), nonce prepended; the kid is the associated data.
     private_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    # Which KEK sealed it (idp.keys.crypto.kek_id); None: sealed before ids were kept.
+    kek_id: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[Timestamp]
     activated_at: Mapped[Timestamp | None]
     retired_at: Mapped[Timestamp | None]

@@ -7,6 +7,14 @@ stays published until every token it signed has expired.
 Each process holds the keys it signs and verifies with, and the JWKS as bytes with its
 ETag, until the ``keys`` generation moves (idp.changes.watch): every change here bumps it
 in its transaction, so a new key is used by every worker on its next request.
+
+On a schedule (``[keys] rotate_every``), the next key of an algorithm is due to become
+active ``rotate_every`` after the active one did, and never before it has been
+published for one served JWKS max-age (``idp.config.Config.jwks_max_age``, itself at
+most ``rotate_every``): the next key is created at each rotation, so a cached JWKS that
+lacks it expires before it signs. :meth:`KeyService.rotate_due_in` decides and rotates
+under the same lock as every rotation, so of two processes that find a rotation due,
+the second finds it done.
 """
 
 from __future__ import annotations
@@ -77,14 +85,18 @@ class KeyService:
         self,
         db: Database,
         clock: Clock,
-        kek: bytes,
+        keyring: crypto.Keyring,
         retire_seconds: int,
         generations: Generations,
+        rotate_every: int = 0,
+        max_age: int = 300,
     ) -> None:
         self.db = db
         self.clock = clock
-        self.kek = kek
+        self.keyring = keyring
         self.retire_seconds = retire_seconds
+        self.rotate_every = rotate_every
+        self.max_age = max_age
         self._lock = threading.Lock()
         self._signers: dict[str, Signer] = {}
         self._published: Published | None = None
@@ -97,14 +109,14 @@ class KeyService:
         public = key.as_dict(private=False)
         kid = key.thumbprint()
         now = self.clock.now()
+        sealed, kek_id = self.keyring.seal(json.dumps(key.as_dict(private=True)).encode(), kid)
         row = SigningKey(
             kid=kid,
             alg=alg,
             state=state,
             public_jwk={**public, "kid": kid, "alg": alg, "use": "sig"},
-            private_encrypted=crypto.encrypt(
-                self.kek, json.dumps(key.as_dict(private=True)).encode(), kid
-            ),
+            private_encrypted=sealed,
+            kek_id=kek_id,
             created_at=now,
             activated_at=now if state == ACTIVE else None,
             retired_at=None,
@@ -151,6 +163,50 @@ class KeyService:
         self.forget()
         return promoted
 
+    @property
+    def kek(self) -> bytes:
+        """The current KEK: what seals every new key."""
+        return self.keyring.current
+
+    def due(self, active: SigningKey, nxt: SigningKey | None) -> dt.datetime | None:
+        """When the schedule promotes ``nxt`` (None: no schedule): ``rotate_every`` after
+        ``active`` became active, and not before ``nxt`` was published for one max-age."""
+        if not self.rotate_every or active.activated_at is None:
+            return None
+        at = active.activated_at + dt.timedelta(seconds=self.rotate_every)
+        published = nxt.created_at if nxt is not None else self.clock.now()
+        return max(at, published + dt.timedelta(seconds=self.max_age))
+
+    def schedule_of(self, s: Session) -> dict[str, dt.datetime]:
+        """Each algorithm's next scheduled rotation (empty without a schedule)."""
+        out: dict[str, dt.datetime] = {}
+        if not self.rotate_every:
+            return out
+        for alg in sorted(set(s.scalars(select(SigningKey.alg).distinct()))):
+            active = self._by_state(s, alg, ACTIVE)
+            if active:
+                nxt = self._by_state(s, alg, NEXT)
+                when = self.due(active[-1], nxt[0] if nxt else None)
+                if when is not None:
+                    out[alg] = when
+        return out
+
+    def schedule(self) -> dict[str, dt.datetime]:
+        with self.db.read() as s:
+            return self.schedule_of(s)
+
+    def rotate_due_in(self, s: Session, algs: Iterable[str]) -> list[str]:
+        """Rotates, inside the caller's transaction, every algorithm whose scheduled
+        rotation is due; returns the kids that became active (none: nothing was due, or
+        another process rotated first). The lock is taken before anything is read, so two
+        processes never both rotate."""
+        self._serialise(s)
+        now = self.clock.now()
+        due = [alg for alg, when in self.schedule_of(s).items() if when <= now]
+        wanted = set(algs)
+        due = [alg for alg in due if alg in wanted]
+        return self.rotate_in(s, due) if due else []
+
     def rotate_in(self, s: Session, algs: Iterable[str]) -> list[str]:
         """:meth:`rotate` inside the caller's transaction (idp.operator); the caller
         calls :meth:`forget` after its commit."""
@@ -178,6 +234,42 @@ class KeyService:
         if result.rowcount:
             bump(s, KEYS)
 
+    def check_keks(self) -> None:
+        """Opens every next and active private key once; raises
+        :class:`crypto.KekMissing` naming the first this process cannot open (``idp
+        serve`` refuses to start then, rather than fail at its first token)."""
+        with self.db.read() as s:
+            rows = list(s.scalars(select(SigningKey).where(SigningKey.state != RETIRED)))
+        for row in rows:
+            self.keyring.open(
+                row.private_encrypted, row.kid, row.kek_id, f"the {row.state} {row.alg} key {row.kid}"
+            )
+
+    def rewrap_in(self, s: Session) -> dict[str, int]:
+        """Re-encrypts, in the caller's transaction, every private key not sealed under
+        the current KEK (or sealed before KEK ids were kept). A next or active key no KEK
+        of this process opens stops it all (:class:`crypto.KekMissing`); a retired one is
+        left as it is and counted: it only verifies now, with its public half."""
+        self._serialise(s)
+        counts = {"rewrapped": 0, "current": 0, "retired_unopened": 0}
+        for row in s.scalars(select(SigningKey).order_by(SigningKey.alg, SigningKey.created_at)):
+            if row.kek_id == self.keyring.id:
+                counts["current"] += 1
+                continue
+            what = f"the {row.state} {row.alg} key {row.kid}"
+            try:
+                plain = self.keyring.open(row.private_encrypted, row.kid, row.kek_id, what)
+            except crypto.KekMissing:
+                if row.state != RETIRED:
+                    raise
+                counts["retired_unopened"] += 1
+                continue
+            row.private_encrypted, row.kek_id = self.keyring.seal(plain, row.kid)
+            counts["rewrapped"] += 1
+        # No generation bump: the keys themselves are unchanged, and processes keep the
+        # ones they hold.
+        return counts
+
     def purge(self) -> None:
         with self.db.transaction() as s:
             self._purge(s, self.clock.now())
@@ -193,6 +285,31 @@ class KeyService:
             return list(
                 s.scalars(select(SigningKey).order_by(SigningKey.alg, SigningKey.created_at))
             )
+
+    def described(self) -> list[dict[str, Any]]:
+        """Every key (as :meth:`list`) with its times, planned ones included: a next key
+        ``activates_at`` and an active key ``retires_at`` the scheduled rotation (None
+        without a schedule); ``remove_after`` is when a retired key leaves the JWKS."""
+        with self.db.read() as s:
+            rows = list(
+                s.scalars(select(SigningKey).order_by(SigningKey.alg, SigningKey.created_at))
+            )
+            planned = self.schedule_of(s)
+        return [
+            {
+                "kid": k.kid,
+                "alg": k.alg,
+                "state": k.state,
+                "created_at": k.created_at,
+                "activated_at": k.activated_at,
+                "retired_at": k.retired_at,
+                "remove_after": k.remove_after,
+                "activates_at": planned.get(k.alg) if k.state == NEXT else None,
+                "retires_at": planned.get(k.alg) if k.state == ACTIVE else None,
+                "kek_id": k.kek_id,
+            }
+            for k in rows
+        ]
 
     def check(self) -> None:
         """Drops what this process holds if the keys changed elsewhere (a rotation)."""
@@ -217,7 +334,11 @@ class KeyService:
             with self.db.read() as s:
                 rows = self._by_state(s, alg, ACTIVE)
         row = rows[-1]
-        private = json.loads(crypto.decrypt(self.kek, row.private_encrypted, row.kid))
+        private = json.loads(
+            self.keyring.open(
+                row.private_encrypted, row.kid, row.kek_id, f"the active {alg} key {row.kid}"
+            )
+        )
         signer = Signer(kid=row.kid, alg=alg, key=_import(private))
         with self._lock:
             self._signers = {**self._signers, alg: signer}

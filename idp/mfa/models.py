@@ -25,6 +25,8 @@ class MfaFactor(Base):
     label: Mapped[str] = mapped_column(String(100))
     # AES-GCM under the KEK, the factor's id as associated data (idp.keys.crypto).
     secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Which KEK sealed ``secret`` (idp.keys.crypto.kek_id); None: sealed before ids were kept.
+    kek_id: Mapped[str | None] = mapped_column(String(16))
     credential: Mapped[Json | None] = mapped_column()
     created_at: Mapped[Timestamp]
     confirmed_at: Mapped[Timestamp | None]

@@ -86,7 +86,7 @@ class Factors:
         self,
         db: Database,
         clock: Clock,
-        kek: bytes,
+        keyring: crypto.Keyring,
         signals: Emitter,
         throttle: Throttle,
         issuer_label: str,
@@ -94,7 +94,7 @@ class Factors:
     ) -> None:
         self.db = db
         self.clock = clock
-        self.kek = kek
+        self.keyring = keyring
         self.signals = signals
         # Codes are counted apart from passwords, under the same policy.
         self.throttle = throttle
@@ -151,7 +151,25 @@ class Factors:
 
     def _open(self, factor: MfaFactor) -> str:
         assert factor.secret is not None
-        return crypto.decrypt(self.kek, factor.secret, _aad(factor.id)).decode()
+        return self.keyring.open(
+            factor.secret, _aad(factor.id), factor.kek_id, f"the TOTP secret of factor {factor.id}"
+        ).decode()
+
+    def rewrap_in(self, s: Session) -> dict[str, int]:
+        """Re-encrypts, in the caller's transaction, every TOTP secret not sealed under
+        the current KEK; one that no KEK of this process opens stops it all."""
+        counts = {"rewrapped": 0, "current": 0}
+        for factor in s.scalars(
+            select(MfaFactor).where(MfaFactor.secret.is_not(None)).order_by(MfaFactor.id)
+        ):
+            if factor.kek_id == self.keyring.id:
+                counts["current"] += 1
+                continue
+            factor.secret, factor.kek_id = self.keyring.seal(
+                self._open(factor).encode(), _aad(factor.id)
+            )
+            counts["rewrapped"] += 1
+        return counts
 
     # --- enrolment ----------------------------------------------------------------
     def start_totp(self, user_id: str) -> None:
@@ -167,7 +185,7 @@ class Factors:
             for f in existing:
                 s.delete(f)
             factor_id = new_id()
-            sealed = crypto.encrypt(self.kek, totp.new_secret().encode(), _aad(factor_id))
+            sealed, kek_id = self.keyring.seal(totp.new_secret().encode(), _aad(factor_id))
             s.add(
                 MfaFactor(
                     id=factor_id,

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from idp import metrics
 from idp.clients.models import Client
 from idp.clock import Clock, epoch
+from idp.config import LOGOUT_TOKEN_TTL
 from idp.db import Database
 from idp.oauth.tokens import TokenIssuer
 from idp.outbound import Outbound
@@ -82,7 +83,7 @@ class Notifier(Worker):
             "iss": self.issuer.issuer,
             "aud": client.client_id,
             "iat": epoch(now),
-            "exp": epoch(now) + 120,
+            "exp": epoch(now) + LOGOUT_TOKEN_TTL,
             "jti": secrets.token_urlsafe(16),
             "sub": user_id,
             "sid": session_id,
