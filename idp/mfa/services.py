@@ -193,6 +193,7 @@ class Factors:
                     kind=TOTP,
                     label=TOTP_LABEL,
                     secret=sealed,
+                    kek_id=kek_id,
                     created_at=now,
                 )
             )
