@@ -690,7 +690,10 @@ def load(
     env = read_secret_files(dict(os.environ) if env is None else env)
     # IDP_KEK is the documented short name of the key-encryption key (and
     # IDP_KEK_PREVIOUS of the previous ones, during a KEK rotation).
-    for short, full in (("IDP_KEK", "IDP_KEYS__KEK"), ("IDP_KEK_PREVIOUS", "IDP_KEYS__KEK_PREVIOUS")):
+    for short, full in (
+        ("IDP_KEK", "IDP_KEYS__KEK"),
+        ("IDP_KEK_PREVIOUS", "IDP_KEYS__KEK_PREVIOUS"),
+    ):
         if short in env and full not in env:
             env = {**env, full: env[short]}
     file = Path(path or env.get("IDP_CONFIG") or "config.toml")

@@ -19,6 +19,7 @@ the second finds it done.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import hashlib
 import json
@@ -242,7 +243,10 @@ class KeyService:
             rows = list(s.scalars(select(SigningKey).where(SigningKey.state != RETIRED)))
         for row in rows:
             self.keyring.open(
-                row.private_encrypted, row.kid, row.kek_id, f"the {row.state} {row.alg} key {row.kid}"
+                row.private_encrypted,
+                row.kid,
+                row.kek_id,
+                f"the {row.state} {row.alg} key {row.kid}",
             )
 
     def rewrap_in(self, s: Session) -> dict[str, int]:
@@ -286,7 +290,7 @@ class KeyService:
                 s.scalars(select(SigningKey).order_by(SigningKey.alg, SigningKey.created_at))
             )
 
-    def described(self) -> list[dict[str, Any]]:
+    def described(self) -> builtins.list[dict[str, Any]]:
         """Every key (as :meth:`list`) with its times, planned ones included: a next key
         ``activates_at`` and an active key ``retires_at`` the scheduled rotation (None
         without a schedule); ``remove_after`` is when a retired key leaves the JWKS."""

@@ -230,9 +230,7 @@ def test_the_dashboard_and_the_api_show_the_schedule(svc, fresh_keys, clock, aut
 
 
 @pytest.mark.parametrize("config_overrides", [{"keys": {"rotate_every": 0}}])
-def test_without_a_schedule_the_dashboard_says_so_and_nothing_rotates(
-    svc, fresh_keys, clock, auth
-):
+def test_without_a_schedule_the_dashboard_says_so_and_nothing_rotates(svc, fresh_keys, clock, auth):
     fresh_keys.ensure({"ES256"})
     clock.advance(365 * 86400)
     assert rotate_keys(svc) == 0
