@@ -60,6 +60,13 @@ OTHER_IDP_VARIABLES: Mapping[str, str] = {
 }
 
 
+# Documented short names of settings (each may have its _FILE too).
+SHORT_NAMES: Mapping[str, str] = {
+    "IDP_KEK": "IDP_KEYS__KEK",
+    "IDP_KEK_PREVIOUS": "IDP_KEYS__KEK_PREVIOUS",
+}
+
+
 class ConfigError(ValueError):
     """A setting is missing or has a bad value; ``key`` names it."""
 
@@ -631,7 +638,7 @@ def _check_env_names(env: Mapping[str, str]) -> None:
     for name in sorted(env):
         if not name.startswith("IDP_") or name in known or name in OTHER_IDP_VARIABLES:
             continue
-        candidates = sorted(known | {"IDP_CONFIG", "IDP_KEK", "IDP_KEK_PREVIOUS"})
+        candidates = sorted(known | {"IDP_CONFIG", *SHORT_NAMES})
         close = difflib.get_close_matches(name.upper(), candidates, n=1)
         hint = (
             f"did you mean {close[0]}?"
@@ -665,7 +672,7 @@ def read_secret_files(env: Mapping[str, str]) -> dict[str, str]:
     secrets). Setting both a variable and its ``_FILE`` is an error, and so is a file that
     cannot be read; messages never repeat what a file holds. A ``_FILE`` whose stem names
     no setting is left alone, so the unknown-name check refuses it."""
-    known = env_names() | {"IDP_KEK", "IDP_KEK_PREVIOUS"}
+    known = env_names() | set(SHORT_NAMES)
     out = dict(env)
     for name in sorted(env):
         stem = name.removesuffix(FILE_VARIABLE_SUFFIX)
@@ -690,10 +697,7 @@ def load(
     env = read_secret_files(dict(os.environ) if env is None else env)
     # IDP_KEK is the documented short name of the key-encryption key (and
     # IDP_KEK_PREVIOUS of the previous ones, during a KEK rotation).
-    for short, full in (
-        ("IDP_KEK", "IDP_KEYS__KEK"),
-        ("IDP_KEK_PREVIOUS", "IDP_KEYS__KEK_PREVIOUS"),
-    ):
+    for short, full in SHORT_NAMES.items():
         if short in env and full not in env:
             env = {**env, full: env[short]}
     file = Path(path or env.get("IDP_CONFIG") or "config.toml")

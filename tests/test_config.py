@@ -151,8 +151,9 @@ def test_every_idp_variable_the_repository_uses_is_a_setting_or_listed():
     """A new IDP_ variable in deploy/, examples/, bench/ or the tests must be added to
     config.OTHER_IDP_VARIABLES, or idp would refuse to start beside it."""
     known = config.env_names() | set(config.OTHER_IDP_VARIABLES)
-    # Each setting (and IDP_KEK) may instead be read from the file its _FILE names.
-    known |= {f"{name}_FILE" for name in config.env_names() | {"IDP_KEK"}}
+    # Each setting (and IDP_KEK, IDP_KEK_PREVIOUS) may instead be read from the file its
+    # _FILE names.
+    known |= {f"{name}_FILE" for name in config.env_names() | set(config.SHORT_NAMES)}
     deliberate_typos = {ROOT / "tests" / "test_config.py", ROOT / "tests" / "test_cli.py"}
     files = [ROOT / "Makefile"] + [
         p

@@ -90,3 +90,59 @@ def test_a_file_variable_for_no_setting_stops_startup(tmp_path):
         config.load(path=os.devnull, env={name: str(tmp_path / "x")})
     assert err.value.key == name
     assert "names no setting" in err.value.problem
+
+
+def test_previous_keks_come_from_idp_kek_previous_or_its_file(tmp_path):
+    current, old, older = (crypto.generate_kek() for _ in range(3))
+    (tmp_path / "previous").write_text(f"{old},{older}\n")
+    cfg = config.load(
+        path=os.devnull,
+        env={"IDP_KEK": current, "IDP_KEK_PREVIOUS_FILE": str(tmp_path / "previous")},
+    )
+    assert cfg.keys.kek_previous == f"{old},{older}"
+    ring = crypto.load_keyring(cfg.keys.kek, cfg.keys.kek_previous, str(tmp_path))
+    assert ring.current == crypto.load_kek(current, "")
+    assert ring.ids()[1:] == [crypto.kek_id(crypto.load_kek(k, "")) for k in (old, older)]
+    long = config.load(path=os.devnull, env={"IDP_KEYS__KEK_PREVIOUS": old})
+    assert long.keys.kek_previous == old
+    with pytest.raises(config.ConfigError) as err:
+        crypto.load_keyring(current, "not-a-kek", str(tmp_path))
+    assert err.value.key == "keys.kek_previous" and "not-a-kek" not in str(err.value)
+
+
+def test_a_value_sealed_under_a_previous_kek_opens_and_a_missing_one_is_named():
+    old = crypto.Keyring(crypto.load_kek(crypto.generate_kek(), ""))
+    blob, sealed_by = old.seal(b"secret", "aad")
+    new = crypto.Keyring(crypto.load_kek(crypto.generate_kek(), ""), (old.current,))
+    assert new.open(blob, "aad", sealed_by, "x") == b"secret"
+    assert new.open(blob, "aad", None, "x") == b"secret"  # sealed before ids: tries each
+    assert new.seal(b"s", "aad")[1] == new.id != sealed_by
+    alone = crypto.Keyring(new.current)
+    with pytest.raises(crypto.KekMissing, match=f"the thing was sealed under KEK {sealed_by}"):
+        alone.open(blob, "aad", sealed_by, "the thing")
+    with pytest.raises(crypto.KekMissing, match="under a KEK"):
+        alone.open(blob, "aad", None, "the thing")
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("0", 0),
+        ("3600", 3600),
+        ("30d", 30 * 86400),
+        ("1d12h", 129600),
+        ("90m", 5400),
+        ("2w", 1209600),
+    ],
+)
+def test_rotate_every_is_seconds_or_a_duration(value, seconds):
+    cfg = config.load(path=os.devnull, env={"IDP_KEYS__ROTATE_EVERY": value})
+    assert cfg.keys.rotate_every == seconds
+    assert config.from_mapping({"keys": {"rotate_every": value}}).keys.rotate_every == seconds
+
+
+@pytest.mark.parametrize("value", ["soon", "30x", "d", "12h5", "-1", "59", "30s"])
+def test_a_bad_rotate_every_names_the_key(value):
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path=os.devnull, env={"IDP_KEYS__ROTATE_EVERY": value})
+    assert err.value.key == "keys.rotate_every"
