@@ -84,7 +84,14 @@ def build_services(cfg: Config, clock: Clock) -> Services:
     revocations = Revocations(db, clock)
     deny = DenyList(db, clock, generations)
     access_tokens = AccessTokens(keys, cfg.server.issuer, clock, deny, generations)
-    dpop = DPoP(cfg.server.issuer, state, clock, kek, require_nonce=cfg.oauth.dpop_nonce)
+    dpop = DPoP(
+        cfg.server.issuer,
+        state,
+        clock,
+        kek,
+        require_nonce=cfg.oauth.dpop_nonce,
+        previous=keyring.previous,
+    )
     issuer = TokenIssuer(cfg.server.issuer, keys, clock, t)
     refresh = SqlRefreshStore(
         db,

@@ -147,17 +147,23 @@ class DPoP:
         *,
         require_nonce: bool = False,
         algs: tuple[str, ...] = ALGS,
+        previous: tuple[bytes, ...] = (),
     ) -> None:
         self.base = issuer.rstrip("/")
         self.store = store
         self.clock = clock
         self._nonce_key = hmac.new(secret, b"idp dpop nonce", hashlib.sha256).digest()
+        # During a KEK rotation (``previous``: the previous KEKs), nonces handed out by
+        # processes still on the previous KEK are accepted too.
+        self._previous_nonce_keys = tuple(
+            hmac.new(p, b"idp dpop nonce", hashlib.sha256).digest() for p in previous
+        )
         self.require_nonce = require_nonce
         self.algs = algs
 
     # --- server nonces (§8, §9) ---------------------------------------------------------
-    def _nonce_at(self, step: int) -> str:
-        mac = hmac.new(self._nonce_key, str(step).encode(), hashlib.sha256).digest()[:18]
+    def _nonce_at(self, step: int, key: bytes | None = None) -> str:
+        mac = hmac.new(key or self._nonce_key, str(step).encode(), hashlib.sha256).digest()[:18]
         return base64.urlsafe_b64encode(step.to_bytes(6, "big") + mac).rstrip(b"=").decode()
 
     def nonce(self) -> str:
@@ -172,7 +178,12 @@ class DPoP:
         except ValueError:
             return False
         now = int(self.clock.now().timestamp()) // NONCE_STEP
-        return now - NONCE_STEPS < step <= now and hmac.compare_digest(value, self._nonce_at(step))
+        if not now - NONCE_STEPS < step <= now:
+            return False
+        return any(
+            hmac.compare_digest(value, self._nonce_at(step, key))
+            for key in (self._nonce_key, *self._previous_nonce_keys)
+        )
 
     # --- proofs (§4.3) -----------------------------------------------------------------
     def of_request(self, req: Any, access_token: str | None = None) -> Proof | None:

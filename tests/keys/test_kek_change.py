@@ -13,6 +13,7 @@ from idp.keys import crypto
 from idp.keys.models import RETIRED, SigningKey
 from idp.keys.services import KeyService
 from idp.operator import Actor
+from tests.conftest import ISSUER
 
 
 @pytest.fixture
@@ -85,3 +86,17 @@ def test_a_retired_key_no_kek_opens_is_left_and_counted(svc, fresh_keys):
     fresh_keys.ensure({"ES256"})
     result = svc.actions.rewrap_keys(Actor("test"))
     assert result["signing_keys"] == {"rewrapped": 0, "current": 2, "retired_unopened": 1}
+
+
+def test_dpop_nonces_of_processes_on_the_previous_kek_are_accepted_during_the_rotation(svc):
+    from idp.oauth.dpop import DPoP
+
+    old, new = (
+        crypto.load_kek(crypto.generate_kek(), ""),
+        crypto.load_kek(crypto.generate_kek(), ""),
+    )
+    on_old = DPoP(ISSUER, svc.state, svc.clock, old)
+    nonce = on_old.nonce()
+    assert DPoP(ISSUER, svc.state, svc.clock, new, previous=(old,)).nonce_valid(nonce)
+    assert not DPoP(ISSUER, svc.state, svc.clock, new).nonce_valid(nonce)
+    assert on_old.nonce_valid(nonce)
