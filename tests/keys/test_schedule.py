@@ -239,3 +239,15 @@ def test_without_a_schedule_the_dashboard_says_so_and_nothing_rotates(svc, fresh
     auth.login("root")
     page = auth.client.get("/admin/keys").get_data(as_text=True)
     assert "No automatic rotation" in page
+
+
+def test_the_background_janitor_of_a_serving_process_runs_the_schedule(svc, fresh_keys, clock):
+    from idp import janitor
+
+    fresh_keys.ensure(svc.algs_in_use())
+    before = fresh_keys.signer("ES256").kid
+    clock.advance(EVERY)
+    janitor.Janitor(svc)._run()  # what maybe_run starts in a thread, once per interval
+    after = fresh_keys.signer("ES256").kid
+    assert after != before
+    assert [k.kid for k in of_state(svc, RETIRED)] == [before]
