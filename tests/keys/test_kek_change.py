@@ -16,18 +16,6 @@ from idp.operator import Actor
 from tests.conftest import ISSUER
 
 
-@pytest.fixture
-def fresh_keys(svc):
-    with svc.db.transaction() as s:
-        s.execute(delete(SigningKey))
-    svc.keys.forget()
-    yield svc.keys
-    # None is left behind: keys sealed under another KEK would fail later tests.
-    with svc.db.transaction() as s:
-        s.execute(delete(SigningKey))
-    svc.keys.forget()
-
-
 def under(svc, kek: str) -> KeyService:
     """The keys as a process started with ``kek`` sees them."""
     return KeyService(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from admin.queries import events
 from idp.keys import crypto
@@ -30,19 +30,6 @@ pytestmark = pytest.mark.slow
 OLD = TEST_KEK  # what the app fixture seals with
 NEW = crypto.generate_kek()
 OLD_ID, NEW_ID = crypto.kek_id(crypto.load_kek(OLD, "")), crypto.kek_id(crypto.load_kek(NEW, ""))
-
-
-@pytest.fixture
-def fresh_keys(svc):
-    """Keys sealed under OLD for the test, and none left after it (later tests seal with
-    OLD, and the keys table outlives each test)."""
-    with svc.db.transaction() as s:
-        s.execute(delete(SigningKey))
-    svc.keys.forget()
-    yield svc.keys
-    with svc.db.transaction() as s:
-        s.execute(delete(SigningKey))
-    svc.keys.forget()
 
 
 def config(backend, tmp_path, kek: str, previous: str = "") -> dict[str, Any]:

@@ -6,21 +6,12 @@ import json
 import stat
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from idp.keys import crypto
 from idp.keys.models import ACTIVE, NEXT, RETIRED, SigningKey
 from tests.conftest import ISSUER
 from tests.support.jwt import header, verify
-
-
-@pytest.fixture
-def fresh_keys(svc):
-    with svc.db.transaction() as s:
-        s.execute(delete(SigningKey))
-    svc.keys.forget()
-    yield svc.keys
-    svc.keys.forget()
 
 
 def states(svc, alg):

@@ -24,19 +24,6 @@ def config_overrides():
     return {"keys": {"rotate_every": EVERY, "jwks_max_age": 300}}
 
 
-@pytest.fixture
-def fresh_keys(svc):
-    """No keys before the test, and none after it: the keys table outlives each test, and
-    these keys live on a clock that moved."""
-    with svc.db.transaction() as s:
-        s.execute(delete(SigningKey))
-    svc.keys.forget()
-    yield svc.keys
-    with svc.db.transaction() as s:
-        s.execute(delete(SigningKey))
-    svc.keys.forget()
-
-
 def rows(svc, alg="ES256"):
     with svc.db.read() as s:
         return {
