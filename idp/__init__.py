@@ -140,7 +140,7 @@ def create_app(
         from idp import tracing
 
         # Outermost: the access line and the request id are inside the request's span.
-        app.wsgi_app = tracing.Traced(app.wsgi_app)  # type: ignore[method-assign,assignment]
+        app.wsgi_app = tracing.Traced(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 

@@ -172,7 +172,9 @@ def test_with_tracing_off_idp_imports_nothing_of_opentelemetry(tmp_path) -> None
     importers = _importers(tmp_path, "off")
     assert "idp.tracing" not in importers
     assert _ours(importers) == {}
-    assert not [n for n in importers if n.startswith(("opentelemetry.sdk.trace", "opentelemetry.exporter"))]
+    assert not [
+        n for n in importers if n.startswith(("opentelemetry.sdk.trace", "opentelemetry.exporter"))
+    ]
 
 
 @pytest.mark.slow
@@ -308,7 +310,7 @@ def test_the_sample_ratio_and_the_callers_decision_are_honoured(backend, tmp_pat
         }
         cfg = make_config(backend, tmp_path, tracing=tracing)
         with idp_serve(cfg, workers=1, threads=2) as served:
-            for n in range(3):
+            for _ in range(3):
                 requests.get(served.url + "/healthz", timeout=10)
             unsampled = f"00-{TRACE_ID}-{PARENT_ID}-00"
             requests.get(served.url + "/healthz", headers={"traceparent": unsampled}, timeout=10)
