@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing.util
+import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -74,9 +75,16 @@ def start(cfg: TracingConfig) -> TracerProvider:
     exporter = OTLPSpanExporter(endpoint=cfg.endpoint, headers=cfg.header_pairs())
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    # A worker forked by multiprocessing (granian's) ends with os._exit, past atexit;
-    # multiprocessing's finalizers run there, and at a normal interpreter exit too.
-    multiprocessing.util.Finalize(None, provider.shutdown, exitpriority=10)
+
+    def flush_at_exit() -> None:
+        # A worker forked by multiprocessing (granian's) ends with os._exit, past atexit;
+        # multiprocessing's finalizers run there, and at a normal interpreter exit too.
+        multiprocessing.util.Finalize(None, provider.shutdown, exitpriority=10)
+
+    flush_at_exit()
+    # Started before a fork (gunicorn --preload): a finalizer runs only in the process
+    # that made it, so each child makes its own (the SDK restarts its batch thread).
+    os.register_at_fork(after_in_child=flush_at_exit)
     log.info("tracing to %s as %s", cfg.endpoint, cfg.service_name)
     return provider
 

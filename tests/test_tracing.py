@@ -19,8 +19,10 @@ import requests
 from idp import config
 from tests.conftest import make_config
 from tests.support.browserless import code_flow
+from tests.support.live import free_port
 from tests.support.otlp import CLIENT, SERVER, ReceivedSpan, otlp_collector
-from tests.support.server import ROOT, idp_serve
+from tests.support.server import ROOT, env_for, idp_serve
+from tests.support.waiting import wait_for
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -324,3 +326,44 @@ def test_the_sample_ratio_and_the_callers_decision_are_honoured(backend, tmp_pat
     assert [s.name for s in spans if s.kind == SERVER] == ["GET /jwks.json"]
     assert posts and all(p["x-api-key"] == "k,1" for p in posts)
     assert all(p["content-type"] == "application/x-protobuf" for p in posts)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("preload", [False, True], ids=["per-worker", "preload"])
+def test_gunicorn_workers_trace_and_flush_when_they_stop(
+    backend, tmp_path, monkeypatch, preload: bool
+) -> None:
+    """With --preload the tracer starts in gunicorn's master, before the fork: each
+    worker still sends what it holds when it stops."""
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    conf = ROOT / "deploy" / "gunicorn.conf.py"
+    with otlp_collector() as collector:
+        tracing = {"enabled": True, "endpoint": collector.url}
+        env = env_for(make_config(backend, tmp_path, tracing=tracing), url)
+        command = [sys.executable, "-m", "gunicorn", "-c", str(conf), "-b", f"127.0.0.1:{port}"]
+        command += ["--workers", "2", *(["--preload"] if preload else []), "idp.wsgi:app"]
+        with open(tmp_path / "gunicorn.log", "w") as out:
+            proc = subprocess.Popen(
+                command, env=env, cwd=ROOT, stdout=out, stderr=out, start_new_session=True
+            )
+        try:
+            wait_for(lambda: _answers(url + "/healthz") or proc.poll() is not None, 60)
+            for n in range(4):
+                headers = {"X-Request-ID": f"g-{n}"}
+                assert requests.get(url + "/jwks.json", headers=headers, timeout=10).ok
+            assert collector.received() == []
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(40) == 0
+        ids = {s.attributes.get("idp.request_id") for s in collector.received()}
+    assert {f"g-{n}" for n in range(4)} <= ids
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.ConnectionError:
+        return False
