@@ -174,6 +174,10 @@ def test_with_tracing_off_idp_imports_nothing_of_opentelemetry(tmp_path) -> None
     importers = _importers(tmp_path, "off")
     assert "idp.tracing" not in importers
     assert _ours(importers) == {}
+    # What is there, redis-py loaded (and OpenTelemetry's modules each other).
+    assert all("/redis/" in path or "/opentelemetry/" in path for path in importers.values()), (
+        importers
+    )
     assert not [
         n for n in importers if n.startswith(("opentelemetry.sdk.trace", "opentelemetry.exporter"))
     ]
