@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import context, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -85,7 +86,9 @@ def start(cfg: TracingConfig) -> TracerProvider:
     # Started before a fork (gunicorn --preload): a finalizer runs only in the process
     # that made it, so each child makes its own (the SDK restarts its batch thread).
     os.register_at_fork(after_in_child=flush_at_exit)
-    log.info("tracing to %s as %s", cfg.endpoint, cfg.service_name)
+    # Without a query string: a vendor's key may ride there.
+    where = urlsplit(cfg.endpoint)._replace(query="", fragment="").geturl()
+    log.info("tracing to %s as %s", where, cfg.service_name)
     return provider
 
 
