@@ -120,8 +120,9 @@ def development(cfg: Config, host: str, port: int) -> None:
     """One process, Werkzeug's server, reloaded when the code changes."""
     from werkzeug.serving import run_simple
 
-    from idp import create_app
+    from idp import configure_process, create_app
 
+    configure_process(cfg)
     app = create_app(cfg)
     if cfg.admin.port:
         import threading
