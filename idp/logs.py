@@ -29,6 +29,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from idp.config import LogConfig
+from idp.metrics import shown_path
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -219,7 +220,7 @@ class RequestLog:
         def done() -> None:
             if not access_log.disabled and access_log.isEnabledFor(logging.INFO):
                 method = _printable(environ.get("REQUEST_METHOD", ""), 32)
-                path = _printable(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
+                path = _printable(shown_path(environ))
                 ms = round((self.clock() - started) * 1000, 1)
                 access_log.info(
                     "%s %s %d %.1f ms",

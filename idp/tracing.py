@@ -48,15 +48,13 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from sqlalchemy import Engine, event
 
 from idp.config import TracingConfig
-from idp.metrics import METHODS, ROUTE_KEY
+from idp.metrics import METHODS, ROUTE_KEY, shown_path
 
 # Resolves to the process's provider once start() has set it (a no-op tracer before).
 TRACER = trace.get_tracer("idp")
 # Only the W3C trace context is taken from a request (no baggage: a caller's key-values
 # are not ours to pass on).
 PROPAGATOR = TraceContextTextMapPropagator()
-# Routes whose path holds a secret: their url.path is the route (a mailed link's token).
-SECRET_ROUTES = frozenset({"/password/reset/<token>"})
 MAX_PATH = 512
 log = logging.getLogger(__name__)
 
@@ -146,10 +144,9 @@ class Traced:
 
 def _finish(span: Span, environ: dict[str, Any], method: str, status: int) -> None:
     route = environ.get(ROUTE_KEY)
-    path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))[:MAX_PATH]
     attributes: dict[str, Any] = {
         # The path only: the query string carries codes, tokens, state and login hints.
-        "url.path": route if route in SECRET_ROUTES else path,
+        "url.path": shown_path(environ, MAX_PATH),
         "url.scheme": environ.get("wsgi.url_scheme", "http"),
         "network.protocol.version": environ.get("SERVER_PROTOCOL", "").removeprefix("HTTP/"),
     }
