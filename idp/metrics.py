@@ -46,7 +46,8 @@ def shown_path(environ: dict[str, Any], limit: int = 512) -> str:
     route = environ.get(ROUTE_KEY)
     if route in SECRET_ROUTES:
         return str(route)
-    return (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))[:limit]
+    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    return path[:limit]
 
 
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))

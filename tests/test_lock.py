@@ -21,9 +21,8 @@ def runtime_requirements() -> list[Requirement]:
     """The dependencies, and the tracing extra's (the image can turn tracing on)."""
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     project = data["project"]
-    return [
-        Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["tracing"]
-    ]
+    tracing = project["optional-dependencies"]["tracing"]
+    return [Requirement(r) for r in project["dependencies"] + tracing]
 
 
 def lock() -> dict[str, Version]:
