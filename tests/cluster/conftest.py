@@ -62,7 +62,8 @@ def setup(cluster: Cluster) -> Setup:
         secrets[client_id] = made["client_secret"]
     for client_id, extra in {
         "ops": ["--admin-client", "--scope", "idp:admin"],
-        "api": ["--scope", "api"],
+        "api": ["--scope", "api"],  # introspects
+        "rotor": ["--scope", "api"],  # has its secret rotated
     }.items():
         made = cluster.cli_json(
             "clients", "create", client_id, "--grant", "client_credentials",
