@@ -11,11 +11,9 @@ from typing import Any
 import pytest
 
 from tests.cluster.cluster import HAPROXY, Cluster
-from tests.cluster.flows import Setup
+from tests.cluster.flows import REDIRECT, Setup
 from tests.support.auth import PASSWORD
 from tests.support.databases import REDIS_URL, clear_redis, postgres_database, redis_prefix
-
-CHAIN_REDIRECT = "http://127.0.0.1/cb"  # tests.chaos.chains follows client "rp" there
 
 
 @pytest.fixture(scope="session")
@@ -39,35 +37,32 @@ def cluster(backend: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="session")
 def setup(cluster: Cluster) -> Setup:
-    """The users and clients the tests use, made with the CLI as an operator would."""
-    users: dict[str, str] = {}
+    """The users and clients the tests use: the operator's first admin client from the
+    CLI, the rest through the admin API on the balancer."""
+    ops = cluster.cli_json(
+        "clients", "create", "ops", "--grant", "client_credentials", "--admin-client",
+        "--scope", "idp:admin", "--redirect-uri", "https://unused.example.test/cb",
+    )  # fmt: skip
+    setup = Setup(cluster, {"ops": ops["client_secret"]})
     for user in ("alice", "bob", "carol", "dave"):
-        users[user] = cluster.cli_json(
-            "users", "create", user, "--password-stdin", "--email", f"{user}@example.test",
-            stdin=PASSWORD + "\n",
-        )["id"]
-    secrets: dict[str, str] = {}
-    for client_id, extra in {
-        # tests.chaos.chains follows refresh chains of client "rp".
-        "rp": ["--first-party", "--redirect-uri", CHAIN_REDIRECT],
-        # A third-party app: its login asks for consent.
-        "shop": ["--redirect-uri", CHAIN_REDIRECT],
-        "racer": ["--first-party", "--redirect-uri", CHAIN_REDIRECT],
-        "watch": ["--first-party", "--redirect-uri", CHAIN_REDIRECT],
-    }.items():
-        made = cluster.cli_json(
-            "clients", "create", client_id, "--grant", "authorization_code",
-            "--grant", "refresh_token", "--scope", "openid email offline_access", *extra,
+        made = setup.admin(
+            cluster.url,
+            "/users",
+            {"username": user, "password": PASSWORD, "email": f"{user}@example.test"},
         )
-        secrets[client_id] = made["client_secret"]
-    for client_id, extra in {
-        "ops": ["--admin-client", "--scope", "idp:admin"],
-        "api": ["--scope", "api"],  # introspects
-        "rotor": ["--scope", "api"],  # has its secret rotated
+        setup.users[user] = made["id"]
+    logins = {"grant_types": ["authorization_code", "refresh_token"], "redirect_uris": [REDIRECT]}
+    machines = {"grant_types": ["client_credentials"], "scope": "api"}
+    for client_id, metadata in {
+        # tests.chaos.chains follows refresh chains of client "rp" to the same REDIRECT.
+        "rp": {**logins, "first_party": True},
+        "shop": {**logins, "name": "Shop"},  # a third-party app: its login asks for consent
+        "racer": {**logins, "first_party": True},
+        "watch": {**logins, "first_party": True},
+        "api": machines,  # introspects
+        "rotor": machines,  # has its secret rotated
     }.items():
-        made = cluster.cli_json(
-            "clients", "create", client_id, "--grant", "client_credentials",
-            "--redirect-uri", "https://unused.example.test/cb", *extra,
-        )
-        secrets[client_id] = made["client_secret"]
-    return Setup(cluster, secrets, users)
+        scope = {"scope": "openid email offline_access"} if "scope" not in metadata else {}
+        made = setup.admin(cluster.url, "/clients", {"client_id": client_id, **scope, **metadata})
+        setup.secrets[client_id] = made["client_secret"]
+    return setup

@@ -149,5 +149,5 @@ class Setup:
             resp = requests.get(url, headers=headers, timeout=10)
         else:
             resp = requests.post(url, json=body, headers=headers, timeout=10)
-        assert resp.status_code == 200, resp.text
+        assert resp.status_code in (200, 201), resp.text
         return resp.json()
