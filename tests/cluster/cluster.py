@@ -37,6 +37,8 @@ NODE_HEADER = "X-Idp-Node"
 KEK = "T0-8bVqM2yQe1l4pHcS7rX9uWz3kJ5nA6dF0gB2hLxY"
 SECRET_KEY = "cluster-test-secret-key"
 JANITOR_EVERY = 1  # seconds: the janitor test counts its runs
+# A Prometheus scrape: (sample name, sorted labels) -> value, added up across the nodes.
+Scrape = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def ports(count: int) -> list[int]:
@@ -194,9 +196,7 @@ class Cluster:
 
     def start_balancer(self) -> None:
         cfg = self.home / "haproxy.cfg"
-        servers = "\n".join(
-            f"    server {n.name} 127.0.0.1:{n.port} check" for n in self.nodes
-        )
+        servers = "\n".join(f"    server {n.name} 127.0.0.1:{n.port} check" for n in self.nodes)
         cfg.write_text(
             f"""global
     maxconn 1024
@@ -265,9 +265,9 @@ backend nodes
             stop(node.proc)
 
     # --- observing ------------------------------------------------------------------------
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    def metrics(self) -> Scrape:
         """Every sample of every live node's /metrics, added up across the nodes."""
-        total: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        total: Scrape = {}
         for node in self.nodes:
             if not node.alive():
                 continue
@@ -285,12 +285,16 @@ backend nodes
                 yield json.loads(line)
 
 
-def counter(
-    scrape: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
-) -> float:
+def counter(scrape: Scrape, name: str, **labels: str) -> float:
     """The sum of ``name``'s samples whose labels include ``labels``."""
     return sum(
         value
         for (sample, have), value in scrape.items()
         if sample == name and set(labels.items()) <= set(have)
     )
+
+
+def moved(before: Scrape, after: Scrape, name: str, **labels: str) -> float:
+    """How much ``name`` (its samples whose labels include ``labels``) grew between two
+    scrapes."""
+    return counter(after, name, **labels) - counter(before, name, **labels)

@@ -51,9 +51,12 @@ def setup(cluster: Cluster) -> Setup:
             {"username": user, "password": PASSWORD, "email": f"{user}@example.test"},
         )
         setup.users[user] = made["id"]
-    logins = {"grant_types": ["authorization_code", "refresh_token"], "redirect_uris": [REDIRECT]}
-    machines = {"grant_types": ["client_credentials"], "scope": "api"}
-    for client_id, metadata in {
+    logins: dict[str, Any] = {
+        "grant_types": ["authorization_code", "refresh_token"],
+        "redirect_uris": [REDIRECT],
+    }
+    machines: dict[str, Any] = {"grant_types": ["client_credentials"], "scope": "api"}
+    clients: dict[str, dict[str, Any]] = {
         # tests.chaos.chains follows refresh chains of client "rp" to the same REDIRECT.
         "rp": {**logins, "first_party": True},
         "shop": {**logins, "name": "Shop"},  # a third-party app: its login asks for consent
@@ -61,7 +64,8 @@ def setup(cluster: Cluster) -> Setup:
         "watch": {**logins, "first_party": True},
         "api": machines,  # introspects
         "rotor": machines,  # has its secret rotated
-    }.items():
+    }
+    for client_id, metadata in clients.items():
         scope = {"scope": "openid email offline_access"} if "scope" not in metadata else {}
         made = setup.admin(cluster.url, "/clients", {"client_id": client_id, **scope, **metadata})
         setup.secrets[client_id] = made["client_secret"]

@@ -27,7 +27,11 @@ def everywhere_within_a_second(
     nodes: list[Node], started: float, honoured: Callable[[Node], bool]
 ) -> None:
     left = started + DEADLINE - time.monotonic()
-    wait_for(lambda: all(honoured(n) for n in nodes), timeout=max(left, 0.0), every=0.02)
+    try:
+        wait_for(lambda: all(honoured(n) for n in nodes), timeout=max(left, 0.0), every=0.02)
+    except AssertionError:
+        late = [n.name for n in nodes if not honoured(n)]
+        raise AssertionError(f"not honoured within {DEADLINE} s by {late}") from None
     took = time.monotonic() - started
     assert took <= DEADLINE, f"honoured by every node after {took:.3f} s"
 

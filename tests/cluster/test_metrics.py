@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cluster.cluster import counter
+from tests.cluster.cluster import moved
 from tests.cluster.flows import Setup, claims
 
 pytestmark = pytest.mark.slow
@@ -27,16 +27,16 @@ def test_the_counters_of_the_nodes_move(setup: Setup) -> None:
     setup.admin(cluster.url, f"/sessions/{sid}/kill", {"reason": "metrics test"})
     after = cluster.metrics()
 
-    def moved(name: str, **labels: str) -> float:
-        return counter(after, name, **labels) - counter(before, name, **labels)
+    def grew(name: str, **labels: str) -> float:
+        return moved(before, after, name, **labels)
 
     issued = "idp_tokens_issued_total"
-    assert moved(issued, grant_type="authorization_code", client_id="watch") == 2
-    assert moved(issued, grant_type="refresh_token", client_id="watch") == 2
-    assert moved(issued, grant_type="client_credentials", client_id="ops") == 1
-    assert moved("idp_refresh_rotations_total", kind="rotation") == 2
-    assert moved("idp_refresh_reuse_detected_total", client_id="watch") == 1
-    assert moved("idp_sessions_killed_total", cause="admin") == 1
-    assert moved("idp_sessions_killed_total") == 2  # the reuse killed its session too
-    assert moved("idp_logins_total", result="success") == 2
-    assert moved("idp_http_request_duration_seconds_count", route="/token") >= 6
+    assert grew(issued, grant_type="authorization_code", client_id="watch") == 2
+    assert grew(issued, grant_type="refresh_token", client_id="watch") == 2
+    assert grew(issued, grant_type="client_credentials", client_id="ops") == 1
+    assert grew("idp_refresh_rotations_total", kind="rotation") == 2
+    assert grew("idp_refresh_reuse_detected_total", client_id="watch") == 1
+    assert grew("idp_sessions_killed_total", cause="admin") == 1
+    assert grew("idp_sessions_killed_total") == 2  # the reuse killed its session too
+    assert grew("idp_logins_total", result="success") == 2
+    assert grew("idp_http_request_duration_seconds_count", route="/token") >= 6
