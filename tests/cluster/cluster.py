@@ -26,6 +26,7 @@ from typing import Any
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import make_url
 
 from tests.support.live import free_port
 from tests.support.server import ROOT, env_for
@@ -106,6 +107,7 @@ class Cluster:
     prefix: str
     home: Path
     port: int = 0
+    gone_port: int = 0
     nodes: list[Node] = field(default_factory=list)
     balancer: subprocess.Popen[bytes] | None = None
 
@@ -122,7 +124,7 @@ class Cluster:
                 "migrate_on_start": False,
                 "trusted_proxies": 1,  # HAProxy adds X-Forwarded-For
             },
-            "database": {"url": self.database_url, "pool_size": 5, "pool_overflow": 5},
+            "database": {"url": self.failover_url(), "pool_size": 5, "pool_overflow": 5},
             "redis": {"url": self.redis_url, "prefix": self.prefix},
             "keys": {"kek": KEK},
             # The shipped grace interval: a retry after a lost answer gets the same child.
@@ -131,6 +133,19 @@ class Cluster:
             "outbound": {"allow_loopback": True},
             "log": {"format": "json", "level": "INFO"},
         }
+
+    def failover_url(self) -> str:
+        """The database URL in the form that follows a PostgreSQL failover without a
+        proxy (deploy/README.md): several hosts, the first one that accepts writes. The
+        first host here is a port nothing listens on (a primary that is gone)."""
+        url = make_url(self.database_url)
+        gone = self.gone_port or free_port()
+        self.gone_port = gone
+        hosts = f"host={url.host}:{gone}&host={url.host}:{url.port or 5432}"
+        return (
+            f"{url.drivername}://{url.username}@/{url.database}?{hosts}"
+            "&target_session_attrs=read-write"
+        )
 
     def env(self, node: Node | None = None) -> dict[str, str]:
         env = env_for(self.config(node), self.url)
