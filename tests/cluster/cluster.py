@@ -68,17 +68,18 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes], what: str, log: Path)
 
 
 def stop(proc: subprocess.Popen[bytes] | None, grace: float = 10) -> None:
-    """Ends ``proc``'s process group (started with start_new_session): TERM, then KILL."""
-    if proc is None or proc.poll() is not None:
+    """Ends ``proc``'s process group (started with start_new_session): TERM, then KILL,
+    which also ends a worker left behind by a server that died first."""
+    if proc is None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
+    if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 @dataclass
