@@ -28,7 +28,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
-from tests.support.live import free_port
+from tests.support.live import free_ports
 from tests.support.server import ROOT, env_for
 
 HAPROXY = "/usr/sbin/haproxy"
@@ -40,16 +40,6 @@ SECRET_KEY = "cluster-test-secret-key"
 JANITOR_EVERY = 1  # seconds: the janitor test counts its runs
 # A Prometheus scrape: (sample name, sorted labels) -> value, added up across the nodes.
 Scrape = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def ports(count: int) -> list[int]:
-    """``count`` distinct free ports (free_port picks at random; two picks may collide)."""
-    found: list[int] = []
-    while len(found) < count:
-        port = free_port()
-        if port not in found:
-            found.append(port)
-    return found
 
 
 def wait_until_up(url: str, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
@@ -107,10 +97,17 @@ class Cluster:
     redis_url: str
     prefix: str
     home: Path
-    port: int = 0
-    gone_port: int = 0
+    port: int = 0  # the balancer's
+    gone_port: int = 0  # the database's first host: nothing listens there
     nodes: list[Node] = field(default_factory=list)
     balancer: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.port, self.gone_port, *node_ports = free_ports(NODES + 2)
+        for i, port in enumerate(node_ports, 1):
+            home = self.home / f"node{i}"
+            home.mkdir()
+            self.nodes.append(Node(f"node{i}", port, home))
 
     @property
     def url(self) -> str:
@@ -140,9 +137,7 @@ class Cluster:
         proxy (deploy/README.md): several hosts, the first one that accepts writes. The
         first host here is a port nothing listens on (a primary that is gone)."""
         url = make_url(self.database_url)
-        gone = self.gone_port or free_port()
-        self.gone_port = gone
-        hosts = f"host={url.host}:{gone}&host={url.host}:{url.port or 5432}"
+        hosts = f"host={url.host}:{self.gone_port}&host={url.host}:{url.port or 5432}"
         return (
             f"{url.drivername}://{url.username}@/{url.database}?{hosts}"
             "&target_session_attrs=read-write"
@@ -198,11 +193,6 @@ class Cluster:
             out.close()
 
     def start(self) -> None:
-        self.port, *node_ports = ports(NODES + 1)
-        for i, port in enumerate(node_ports, 1):
-            home = self.home / f"node{i}"
-            home.mkdir()
-            self.nodes.append(Node(f"node{i}", port, home))
         for node in self.nodes:
             self.spawn(node)
         for node in self.nodes:

@@ -19,7 +19,7 @@ from idp.state.store import RedisStateStore
 from tests.conftest import TEST_KEK
 from tests.support.clock import FrozenClock
 from tests.support.databases import redis_prefix
-from tests.support.live import free_port
+from tests.support.live import free_ports
 from tests.support.waiting import wait_for
 
 pytestmark = [
@@ -51,14 +51,6 @@ class Sentinelled:
         return int(port)
 
 
-def distinct_ports(count: int) -> list[int]:
-    found: list[int] = []
-    while len(found) < count:
-        if (port := free_port()) not in found:
-            found.append(port)
-    return found
-
-
 def in_sync(s: Sentinelled) -> bool:
     try:
         return s.client(s.replica).info("replication").get("master_link_status") == "up"
@@ -80,7 +72,7 @@ def replica_known(s: Sentinelled) -> bool:
 
 @pytest.fixture
 def sentinelled(tmp_path: Path) -> Iterator[Sentinelled]:
-    primary, replica, sentinel = distinct_ports(3)
+    primary, replica, sentinel = free_ports(3)
     s = Sentinelled(primary, replica, sentinel)
     conf = tmp_path / "sentinel.conf"  # Sentinel rewrites its file: a writable copy
     conf.write_text(
