@@ -28,6 +28,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
+from tests.conftest import TEST_KEK
 from tests.support.live import free_ports
 from tests.support.server import ROOT, env_for
 
@@ -35,7 +36,6 @@ HAPROXY = "/usr/sbin/haproxy"
 NODES = 3
 START_SECONDS = 60  # the most a node or the balancer may take to answer
 NODE_HEADER = "X-Idp-Node"
-KEK = "T0-8bVqM2yQe1l4pHcS7rX9uWz3kJ5nA6dF0gB2hLxY"
 SECRET_KEY = "cluster-test-secret-key"
 JANITOR_EVERY = 1  # seconds: the janitor test counts its runs
 # A Prometheus scrape: (sample name, sorted labels) -> value, added up across the nodes.
@@ -124,7 +124,7 @@ class Cluster:
             },
             "database": {"url": self.failover_url(), "pool_size": 5, "pool_overflow": 5},
             "redis": {"url": self.redis_url, "prefix": self.prefix},
-            "keys": {"kek": KEK},
+            "keys": {"kek": TEST_KEK},
             # The shipped grace interval: a retry after a lost answer gets the same child.
             "tokens": {"refresh_reuse_grace_seconds": 10},
             "retention": {"janitor_every_seconds": JANITOR_EVERY},

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.slow
 
 def test_a_login_with_consent_works_with_its_steps_on_different_nodes(setup: Setup) -> None:
     done = setup.login("shop", "alice")
+    print("\nsteps answered by", done.nodes)
     # authorize, login page, login post, authorize again, consent post, token
     assert len(done.nodes) == 6, done.nodes
     assert len(set(done.nodes)) >= 2, done.nodes
