@@ -18,8 +18,12 @@ PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
 
 
 def runtime_requirements() -> list[Requirement]:
+    """The dependencies, and the tracing extra's (the image can turn tracing on)."""
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    return [Requirement(r) for r in data["project"]["dependencies"]]
+    project = data["project"]
+    return [
+        Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["tracing"]
+    ]
 
 
 def lock() -> dict[str, Version]:
