@@ -128,7 +128,11 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class RedisConfig:
-    url: str = doc("redis:// URL for short-lived shared state; empty uses the database.", "")
+    url: str = doc(
+        "redis:// URL for short-lived shared state, or redis+sentinel://host:26379,.../service "
+        "for the primary Redis Sentinel names; empty uses the database.",
+        "",
+    )
     prefix: str = doc("Prefix of every Redis key idp writes.", "idp:")
 
 
@@ -529,8 +533,7 @@ def _validate(cfg: Config) -> None:
     if not cfg.webauthn.rp_name.strip() or len(cfg.webauthn.rp_name) > 100:
         raise ConfigError("webauthn.rp_name", "must be a name of 1 to 100 characters")
     _validate_database_url(cfg.database.url)
-    if cfg.redis.url and urlsplit(cfg.redis.url).scheme not in {"redis", "rediss", "unix"}:
-        raise ConfigError("redis.url", "must be a redis://, rediss:// or unix:// URL")
+    _validate_redis_url(cfg.redis.url)
     _validate_mail(cfg.mail)
     if cfg.log.format not in LOG_FORMATS:
         raise ConfigError("log.format", f"must be one of {', '.join(LOG_FORMATS)}")
@@ -592,6 +595,25 @@ def _validate_mail(mail: MailConfig) -> None:
         Address(display_name=name, addr_spec=address)
     except (ValueError, IndexError):
         raise ConfigError("mail.from", "must be an address such as idp <idp@example.com>") from None
+
+
+def _validate_redis_url(raw: str) -> None:
+    """An empty URL, one Redis server's, or a Sentinel URL that names its Sentinels and
+    service (idp.state.redis_client). Messages never repeat the URL."""
+    if not raw:
+        return
+    from idp.state.redis_client import SCHEMES, SENTINEL_SCHEME, SentinelUrlError, parse_sentinel
+
+    scheme = urlsplit(raw).scheme
+    if scheme not in SCHEMES:
+        raise ConfigError(
+            "redis.url", "must be a redis://, rediss://, unix:// or redis+sentinel:// URL"
+        )
+    if scheme == SENTINEL_SCHEME:
+        try:
+            parse_sentinel(raw)
+        except SentinelUrlError as exc:
+            raise ConfigError("redis.url", str(exc)) from None
 
 
 def _validate_database_url(raw: str) -> None:

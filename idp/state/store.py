@@ -137,9 +137,9 @@ class RedisStateStore:
     """
 
     def __init__(self, url: str, prefix: str, clock: Clock) -> None:
-        import redis
+        from idp.state.redis_client import connect
 
-        self.redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.redis = connect(url)
         self.prefix = prefix
         self.clock = clock
 
