@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 from tests.conftest import TEST_KEK
 from tests.support.live import free_ports
+from tests.support.scrape import Samples, scrape_url
 from tests.support.server import ROOT, env_for
 
 HAPROXY = "/usr/sbin/haproxy"
@@ -39,7 +39,6 @@ NODE_HEADER = "X-Idp-Node"
 SECRET_KEY = "cluster-test-secret-key"
 JANITOR_EVERY = 1  # seconds: the janitor test counts its runs
 # A Prometheus scrape: (sample name, sorted labels) -> value, added up across the nodes.
-Scrape = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def wait_until_up(url: str, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
@@ -271,36 +270,16 @@ backend nodes
             stop(node.proc)
 
     # --- observing ------------------------------------------------------------------------
-    def metrics(self) -> Scrape:
+    def metrics(self) -> Samples:
         """Every sample of every live node's /metrics, added up across the nodes."""
-        total: Scrape = {}
+        total: Samples = {}
         for node in self.nodes:
-            if not node.alive():
-                continue
-            resp = requests.get(node.url + "/metrics", timeout=10)
-            assert resp.status_code == 200, resp.text
-            for family in text_string_to_metric_families(resp.text):
-                for sample in family.samples:
-                    key = (sample.name, tuple(sorted(sample.labels.items())))
-                    total[key] = total.get(key, 0.0) + sample.value
+            if node.alive():
+                for key, value in scrape_url(node.url).items():
+                    total[key] = total.get(key, 0.0) + value
         return total
 
     def log_lines(self, node: Node) -> Iterator[dict[str, Any]]:
         for line in node.log.read_text().splitlines():
             with contextlib.suppress(ValueError):
                 yield json.loads(line)
-
-
-def counter(scrape: Scrape, name: str, **labels: str) -> float:
-    """The sum of ``name``'s samples whose labels include ``labels``."""
-    return sum(
-        value
-        for (sample, have), value in scrape.items()
-        if sample == name and set(labels.items()) <= set(have)
-    )
-
-
-def moved(before: Scrape, after: Scrape, name: str, **labels: str) -> float:
-    """How much ``name`` (its samples whose labels include ``labels``) grew between two
-    scrapes."""
-    return counter(after, name, **labels) - counter(before, name, **labels)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cluster.cluster import moved
 from tests.cluster.flows import Setup, claims
+from tests.support.scrape import moved
 
 pytestmark = pytest.mark.slow
 

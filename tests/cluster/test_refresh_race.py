@@ -15,8 +15,9 @@ import threading
 import pytest
 import requests
 
-from tests.cluster.cluster import counter, moved
 from tests.cluster.flows import Setup
+from tests.support.scrape import moved
+from tests.support.scrape import value
 
 pytestmark = pytest.mark.slow
 
@@ -67,4 +68,4 @@ def test_32_refreshes_of_one_token_on_three_nodes_rotate_it_once(setup: Setup) -
         assert resp.status_code == 400, (node.name, resp.text)
         assert resp.json()["error"] == "invalid_grant"
     reuse = "idp_refresh_reuse_detected_total"
-    assert counter(cluster.metrics(), reuse, client_id="racer") == 1
+    assert value(cluster.metrics(), reuse, client_id="racer") == 1
