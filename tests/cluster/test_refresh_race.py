@@ -16,8 +16,7 @@ import pytest
 import requests
 
 from tests.cluster.flows import Setup
-from tests.support.scrape import moved
-from tests.support.scrape import value
+from tests.support.scrape import moved, value
 
 pytestmark = pytest.mark.slow
 
