@@ -66,10 +66,11 @@ bench-1m: install services
 bench-ssf: install services
 	$(BIN)/python -m bench.ssf_latency $(ARGS)
 
-## lock: pin the runtime dependencies with hashes into requirements.lock (keeps pins; ARGS=--upgrade moves them)
+## lock: pin the runtime dependencies (and the tracing extra) with hashes into requirements.lock (keeps pins; ARGS=--upgrade moves them)
 lock: install
 	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
 		--allow-unsafe --no-emit-find-links --no-emit-index-url --output-file requirements.lock \
+		--extra tracing \
 		$(ARGS) pyproject.toml
 
 ## config-docs: rewrite the configuration reference in docs/operations.md from idp/config.py

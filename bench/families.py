@@ -102,7 +102,12 @@ def seed_families(
                     conn,
                     d,
                     "users",
-                    {"id": d.new_id("u"), "username": "'bench-u' || (seq.i + :offset)"},
+                    {
+                        "id": d.new_id("u"),
+                        "username": "'bench-u' || (seq.i + :offset)",
+                        # Unique too: the case-folded name ("Alice" and "alice" are one).
+                        "username_key": "'bench-u' || (seq.i + :offset)",
+                    },
                     "t.id = :user",
                     {"n": users - copied_users, "offset": copied_users, "user": template.user_id},
                 )

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
@@ -256,9 +256,16 @@ class LoginLoad:
         return self.flows / self.seconds if self.seconds else 0.0
 
 
-def login_load(base: str, accounts: Accounts, duration: float, clients: int) -> LoginLoad:
-    """``clients`` threads (in this process, on CLIENT_CPU), each running whole password
-    logins back to back for ``duration`` seconds."""
+def login_load(
+    base: str,
+    accounts: Accounts,
+    duration: float,
+    clients: int,
+    flow: Callable[[str, Accounts], dict[str, Any]] = idp_login,
+) -> LoginLoad:
+    """``clients`` threads (in this process, on CLIENT_CPU), each running whole logins
+    (``flow``: idp's password login, or the peer's) back to back for ``duration``
+    seconds."""
     deadline = time.monotonic() + duration
     lock = threading.Lock()
     latencies: list[float] = []
@@ -268,7 +275,7 @@ def login_load(base: str, accounts: Accounts, duration: float, clients: int) -> 
         while time.monotonic() < deadline:
             t0 = time.perf_counter()
             try:
-                token = idp_login(base, accounts)
+                token = flow(base, accounts)
                 ok = bool(token.get("id_token") and token.get("access_token"))
             except (BenchError, requests.RequestException, KeyError, AttributeError) as exc:
                 token, ok = {"error": repr(exc)}, False

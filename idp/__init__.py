@@ -16,7 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from idp import config as config_mod
 from idp.clock import Clock, SystemClock
 
-__all__ = ["create_app"]
+__all__ = ["configure_process", "create_app"]
 
 
 def _secret_key(cfg: config_mod.Config) -> str:
@@ -134,6 +134,24 @@ def create_app(
     if cfg.server.trusted_proxies:
         n = cfg.server.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore
-    # Outermost: a request id for every line logged while handling it, an access line.
+    # A request id for every line logged while handling it, an access line.
     app.wsgi_app = logs.install(app.wsgi_app)  # type: ignore[method-assign,assignment]
+    if cfg.tracing.enabled:
+        from idp import tracing
+
+        # Outermost: the access line and the request id are inside the request's span.
+        app.wsgi_app = tracing.Traced(app.wsgi_app)  # type: ignore[method-assign]
     return app
+
+
+def configure_process(cfg: config_mod.Config) -> None:
+    """What a process that serves does first, in each worker after the fork (idp.wsgi,
+    admin.wsgi) and in the development server: its logging, and its tracer when
+    ``[tracing]`` is on (threads and connections never cross a fork)."""
+    from idp import logs
+
+    logs.configure(cfg.log, traced=cfg.tracing.enabled)
+    if cfg.tracing.enabled:
+        from idp import tracing
+
+        tracing.start(cfg.tracing)

@@ -37,6 +37,8 @@ LOGOUT_TOKEN_TTL = 120
 MIN_ROTATE_EVERY = 60
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# What `[tracing] enabled = true` imports (the `idp[tracing]` extra).
+TRACING_MODULES = ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
 
 # Every IDP_ variable that is not an IDP_<SECTION>__<KEY> setting yet is read by
 # something in this repository, and what reads it. Any other IDP_ name stops startup:
@@ -166,7 +168,11 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class RedisConfig:
-    url: str = doc("redis:// URL for short-lived shared state; empty uses the database.", "")
+    url: str = doc(
+        "redis:// URL for short-lived shared state, or redis+sentinel://host:26379,.../service "
+        "for the primary Redis Sentinel names; empty uses the database.",
+        "",
+    )
     prefix: str = doc("Prefix of every Redis key idp writes.", "idp:")
 
 
@@ -380,6 +386,43 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class TracingConfig:
+    enabled: bool = doc(
+        "Send OpenTelemetry traces over OTLP/HTTP (needs `pip install 'idp[tracing]'`): a span"
+        " per request and per SQL statement, without parameters, query strings or secrets.",
+        False,
+    )
+    endpoint: str = doc(
+        "The collector's OTLP/HTTP traces URL (protobuf).", "http://127.0.0.1:4318/v1/traces"
+    )
+    service_name: str = doc("The spans' service.name.", "idp")
+    sample_ratio: float = doc(
+        "Share of the traces started here that are recorded (0.0 to 1.0); a request with a"
+        " W3C traceparent follows its caller's decision.",
+        1.0,
+    )
+    headers: str = doc(
+        "Headers sent to the collector, name=value pairs separated by commas (an API key:"
+        " better set IDP_TRACING__HEADERS or IDP_TRACING__HEADERS_FILE).",
+        "",
+    )
+
+    def header_pairs(self) -> dict[str, str]:
+        """``headers`` as a mapping (values percent-decoded, as in OTEL_EXPORTER_OTLP_HEADERS);
+        ConfigError when a pair is malformed. Messages never repeat a value."""
+        from urllib.parse import unquote
+
+        pairs: dict[str, str] = {}
+        for n, item in enumerate(p for p in self.headers.split(",") if p.strip()):
+            name, sep, value = item.partition("=")
+            name = name.strip()
+            if not sep or not name or not name.replace("-", "").isalnum():
+                raise ConfigError("tracing.headers", f"pair {n + 1} is not name=value")
+            pairs[name] = unquote(value.strip())
+        return pairs
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -398,6 +441,7 @@ class Config:
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     webauthn: WebAuthnConfig = field(default_factory=WebAuthnConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    tracing: TracingConfig = field(default_factory=TracingConfig)
 
     @property
     def insecure_http(self) -> bool:
@@ -436,6 +480,13 @@ def _coerce(key: str, typ: Any, value: Any) -> Any:
         if isinstance(value, str) and value.lower() in {"0", "false", "no", "off"}:
             return False
         raise ConfigError(key, f"expected true or false, got {value!r}")
+    if typ is float:
+        if isinstance(value, bool):
+            raise ConfigError(key, f"expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"expected a number, got {value!r}") from None
     if typ is int:
         if isinstance(value, bool):
             raise ConfigError(key, f"expected an integer, got {value!r}")
@@ -563,13 +614,40 @@ def _validate(cfg: Config) -> None:
     if not cfg.webauthn.rp_name.strip() or len(cfg.webauthn.rp_name) > 100:
         raise ConfigError("webauthn.rp_name", "must be a name of 1 to 100 characters")
     _validate_database_url(cfg.database.url)
-    if cfg.redis.url and urlsplit(cfg.redis.url).scheme not in {"redis", "rediss", "unix"}:
-        raise ConfigError("redis.url", "must be a redis://, rediss:// or unix:// URL")
+    _validate_redis_url(cfg.redis.url)
     _validate_mail(cfg.mail)
     if cfg.log.format not in LOG_FORMATS:
         raise ConfigError("log.format", f"must be one of {', '.join(LOG_FORMATS)}")
     if cfg.log.level.upper() not in LOG_LEVELS:
         raise ConfigError("log.level", f"must be one of {', '.join(LOG_LEVELS)}")
+    _validate_tracing(cfg.tracing)
+
+
+def _validate_tracing(tracing: TracingConfig) -> None:
+    if not 0.0 <= tracing.sample_ratio <= 1.0:
+        raise ConfigError("tracing.sample_ratio", "must be between 0.0 and 1.0")
+    endpoint = urlsplit(tracing.endpoint)
+    if endpoint.scheme not in {"http", "https"} or not endpoint.hostname:
+        raise ConfigError("tracing.endpoint", "must be an http(s) URL")
+    if endpoint.username or endpoint.password:
+        raise ConfigError("tracing.endpoint", "must not hold credentials (set [tracing] headers)")
+    if not tracing.service_name.strip():
+        raise ConfigError("tracing.service_name", "must not be empty")
+    tracing.header_pairs()
+    if tracing.enabled:
+        import importlib.util
+
+        for name in TRACING_MODULES:
+            try:
+                found = importlib.util.find_spec(name) is not None
+            except ModuleNotFoundError:
+                found = False
+            if not found:
+                raise ConfigError(
+                    "tracing.enabled",
+                    f"needs the tracing extra ({name} is not installed): "
+                    "pip install 'idp[tracing]'",
+                )
 
 
 def _validate_mail(mail: MailConfig) -> None:
@@ -598,6 +676,25 @@ def _validate_mail(mail: MailConfig) -> None:
         Address(display_name=name, addr_spec=address)
     except (ValueError, IndexError):
         raise ConfigError("mail.from", "must be an address such as idp <idp@example.com>") from None
+
+
+def _validate_redis_url(raw: str) -> None:
+    """An empty URL, one Redis server's, or a Sentinel URL that names its Sentinels and
+    service (idp.state.redis_client). Messages never repeat the URL."""
+    if not raw:
+        return
+    from idp.state.redis_client import SCHEMES, SENTINEL_SCHEME, SentinelUrlError, parse_sentinel
+
+    scheme = urlsplit(raw).scheme
+    if scheme not in SCHEMES:
+        raise ConfigError(
+            "redis.url", "must be a redis://, rediss://, unix:// or redis+sentinel:// URL"
+        )
+    if scheme == SENTINEL_SCHEME:
+        try:
+            parse_sentinel(raw)
+        except SentinelUrlError as exc:
+            raise ConfigError("redis.url", str(exc)) from None
 
 
 def _validate_database_url(raw: str) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Annotated, Any
@@ -174,11 +174,19 @@ def _disable_pysqlite_autobegin(engine: Engine) -> None:
 class Database:
     """Owns the engine and hands out sessions; one per app."""
 
-    def __init__(self, url: str, echo: bool = False, limits: Limits | None = None) -> None:
+    def __init__(
+        self, url: str, echo: bool = False, limits: Limits | None = None, traced: bool = False
+    ) -> None:
         self.url = url
         self.writers = threading.Lock()
         self.limits = limits or Limits()
         self.engine = make_engine(url, echo, self.writers, self.limits)
+        # [tracing] on: a span per statement, those of RawCursor too (idp.tracing).
+        self.statement_span: Callable[[str], AbstractContextManager[Any]] | None = None
+        if traced:
+            from idp import tracing
+
+            self.statement_span = tracing.instrument(self.engine)
         # A connection handed out (pinged first on PostgreSQL) ends a logged outage.
         event.listen(self.engine, "checkout", DATABASE.ok)
         self._sqlite = self.engine.dialect.name == "sqlite"
@@ -226,7 +234,7 @@ class Database:
             if self._sqlite:
                 cursor.execute("BEGIN IMMEDIATE")
             try:
-                yield RawCursor(cursor, self.engine.dialect)
+                yield RawCursor(cursor, self.engine.dialect, self.statement_span)
                 conn.commit()
             except BaseException:
                 conn.rollback()
@@ -272,9 +280,15 @@ class RawStatement:
 
 
 class RawCursor:
-    def __init__(self, cursor: Any, dialect: Any) -> None:
+    def __init__(
+        self,
+        cursor: Any,
+        dialect: Any,
+        statement_span: Callable[[str], AbstractContextManager[Any]] | None = None,
+    ) -> None:
         self.cursor = cursor
         self.dialect = dialect
+        self.statement_span = statement_span
 
     def execute(self, statement: RawStatement, params: dict[str, Any]) -> int:
         """Runs the statement; the number of rows it changed."""
@@ -283,7 +297,12 @@ class RawCursor:
             name: (binds[name](value) if binds.get(name) else value)
             for name, value in params.items()
         }
-        self.cursor.execute(sql, [values[name] for name in order] if order else values)
+        args = [values[name] for name in order] if order else values
+        if self.statement_span is None:
+            self.cursor.execute(sql, args)
+        else:
+            with self.statement_span(sql):
+                self.cursor.execute(sql, args)
         return int(self.cursor.rowcount)
 
     def one_or_none(self, statement: RawStatement, params: dict[str, Any]) -> Any:

@@ -11,7 +11,8 @@ response's ``X-Request-ID``, and writes one access line per request under
 A JSON line is one object: ``ts`` (RFC 3339, UTC), ``level``, ``logger``, ``msg``,
 ``request_id`` (null outside requests), ``exc`` (the traceback, when there is one) and
 any ``extra`` fields of the record (the access line's ``method``, ``path``, ``status``,
-``duration_ms``).
+``duration_ms``); with ``[tracing]`` on, ``trace_id`` and ``span_id`` on the lines
+written inside a span (idp.tracing).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from idp.config import LogConfig
+from idp.metrics import shown_path
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -123,16 +125,21 @@ def formatter(cfg: LogConfig) -> logging.Formatter:
     return JsonFormatter() if cfg.format == "json" else TextFormatter()
 
 
-def handler(cfg: LogConfig, stream: Any = None) -> logging.Handler:
-    """The handler :func:`configure` installs: to ``stream``, or standard error."""
+def handler(cfg: LogConfig, stream: Any = None, traced: bool = False) -> logging.Handler:
+    """The handler :func:`configure` installs: to ``stream``, or standard error; with
+    ``traced`` (``[tracing]`` on), lines written inside a span carry its ids."""
     out: logging.Handler = logging.StreamHandler(stream) if stream else _StderrHandler()
     out.addFilter(_RequestIdFilter())
+    if traced:
+        from idp.tracing import TraceIds
+
+        out.addFilter(TraceIds())
     out.setFormatter(formatter(cfg))
     out.set_name("idp")
     return out
 
 
-def configure(cfg: LogConfig, stream: Any = None) -> None:
+def configure(cfg: LogConfig, stream: Any = None, traced: bool = False) -> None:
     """Route every logger through one handler in ``cfg.format`` at ``cfg.level``.
     Calling it again replaces the handler it installed (a forked worker configures
     itself again); handlers others installed (pytest's) are left alone."""
@@ -140,7 +147,7 @@ def configure(cfg: LogConfig, stream: Any = None) -> None:
     for old in list(root.handlers):
         if old.get_name() == "idp":
             root.removeHandler(old)
-    root.addHandler(handler(cfg, stream))
+    root.addHandler(handler(cfg, stream, traced))
     root.setLevel(cfg.level.upper())
     # SQL statements and their parameters never reach the log, whatever the level
     # (SQLAlchemy's own default, made explicit; [database] echo has its own handler).
@@ -213,7 +220,7 @@ class RequestLog:
         def done() -> None:
             if not access_log.disabled and access_log.isEnabledFor(logging.INFO):
                 method = _printable(environ.get("REQUEST_METHOD", ""), 32)
-                path = _printable(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
+                path = _printable(shown_path(environ))
                 ms = round((self.clock() - started) * 1000, 1)
                 access_log.info(
                     "%s %s %d %.1f ms",

@@ -35,6 +35,21 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # The environ key a request's route is written to (by idp.front or by Flask's routing).
 ROUTE_KEY = "idp.route"
 UNMATCHED = "unmatched"
+# Routes whose path holds a secret (a mailed reset link's token): logs and traces show
+# the route instead.
+SECRET_ROUTES = frozenset({"/password/reset/<token>"})
+
+
+def shown_path(environ: dict[str, Any], limit: int = 512) -> str:
+    """The request's path as the access log and traces show it: never the query string
+    (codes, tokens, state), and the route where the path itself holds a secret."""
+    route = environ.get(ROUTE_KEY)
+    if route in SECRET_ROUTES:
+        return str(route)
+    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    return path[:limit]
+
+
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 

@@ -55,7 +55,7 @@ def build_services(cfg: Config, clock: Clock) -> Services:
     limits = Limits(
         d.connect_timeout, d.statement_timeout, d.pool_size, d.pool_overflow, d.pool_timeout
     )
-    db = Database(d.url, d.echo, limits)
+    db = Database(d.url, d.echo, limits, traced=cfg.tracing.enabled)
     generations = Generations(db, signal_for(cfg.database.url, cfg.redis.url, cfg.redis.prefix))
     generations.bump_on_flush(Client, CLIENTS)
     generations.bump_on_flush(User, USERS)

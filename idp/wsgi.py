@@ -1,9 +1,10 @@
 """WSGI entry point of idp's workers (``idp serve`` runs it in granian; gunicorn:
 ``gunicorn -c deploy/gunicorn.conf.py idp.wsgi:app``). Each worker process configures
-its logging from ``[log]`` before it builds the app."""
+its logging from ``[log]`` (and its tracer, with ``[tracing]`` on) before it builds the
+app."""
 
-from idp import config, create_app, logs
+from idp import config, configure_process, create_app
 
 _config = config.load()
-logs.configure(_config.log)
+configure_process(_config)
 app = create_app(_config)

@@ -62,6 +62,10 @@ def test_idp_kek_is_the_short_name_of_keys_kek():
         ({"oauth": {"registration": True}}, "oauth.registration"),
         ({"nosuchsection": {}}, "nosuchsection"),
         ({"redis": {"url": "http://x"}}, "redis.url"),
+        ({"redis": {"url": "redis+sentinel://h:26379"}}, "redis.url"),
+        ({"redis": {"url": "redis+sentinel://h/idp"}}, "redis.url"),
+        ({"redis": {"url": "redis+sentinel://h:26379/idp/x"}}, "redis.url"),
+        ({"redis": {"url": "redis+sentinel://h:26379/idp?master=x"}}, "redis.url"),
         ({"database": {"url": "nope://x"}}, "database.url"),
         ({"database": {"url": "postgresql+nope://u:p@h/db"}}, "database.url"),
         ({"database": {"url": "not a url"}}, "database.url"),
@@ -72,6 +76,21 @@ def test_bad_values_name_the_key(data, key):
     with pytest.raises(config.ConfigError) as err:
         config.from_mapping(data)
     assert err.value.key == key
+
+
+def test_a_sentinel_url_names_its_sentinels_service_and_database():
+    from idp.state.redis_client import parse_sentinel
+
+    url = "redis+sentinel://u:pw@a:26379,[::1]:26380/idp/2?sentinel_password=s"
+    assert config.from_mapping({"redis": {"url": url}}).redis.url == url
+    assert parse_sentinel(url) == {
+        "sentinels": [("a", 26379), ("::1", 26380)],
+        "service": "idp",
+        "db": 2,
+        "username": "u",
+        "password": "pw",
+        "sentinel_password": "s",
+    }
 
 
 def test_bad_value_stops_the_command_with_exit_2_and_one_line(tmp_path):

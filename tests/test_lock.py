@@ -18,8 +18,11 @@ PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
 
 
 def runtime_requirements() -> list[Requirement]:
+    """The dependencies, and the tracing extra's (the image can turn tracing on)."""
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    return [Requirement(r) for r in data["project"]["dependencies"]]
+    project = data["project"]
+    tracing = project["optional-dependencies"]["tracing"]
+    return [Requirement(r) for r in project["dependencies"] + tracing]
 
 
 def lock() -> dict[str, Version]:

@@ -125,6 +125,14 @@ def test_a_hostile_path_cannot_split_the_text_access_line(client: Any, logged) -
     assert "idp.access" in line and "\\r\\nfake line\\x00" in line and len(line) < 800
 
 
+def test_a_reset_link_token_in_the_path_is_not_logged(client: Any, logged) -> None:
+    secret = "kq3-reset-link-token-that-must-not-be-logged"
+    client.get(f"/password/reset/{secret}?x={secret}")
+    (access,) = [line for line in logged() if line["logger"] == "idp.access"]
+    assert access["path"] == "/password/reset/<token>"
+    assert all(secret not in json.dumps(line) for line in logged())
+
+
 def test_the_access_line_can_be_turned_off(client: Any, logged) -> None:
     logged(access=False)
     assert client.get("/healthz").headers["X-Request-ID"]

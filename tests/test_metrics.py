@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import yaml
 from flask import Flask
-from prometheus_client.parser import text_string_to_metric_families
 
 from idp import metrics
 from tests.conftest import ISSUER
@@ -20,6 +19,7 @@ from tests.support.auth import AuthActions, csrf_from
 from tests.support.clock import FrozenClock
 from tests.support.jwt import verify
 from tests.support.mfa import enrol
+from tests.support.scrape import moved, scrape, value
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana" / "idp-dashboard.json"
@@ -27,29 +27,6 @@ ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 
 # Deliveries are driven by the tests (deliver_due), not by worker threads.
 pytestmark = pytest.mark.usefixtures("no_background_worker")
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(client: Any) -> Samples:
-    resp = client.get("/metrics")
-    assert resp.status_code == 200
-    assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    samples: Samples = {}
-    for family in text_string_to_metric_families(resp.get_data(as_text=True)):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of ``name``'s samples whose labels include ``labels`` (0 when none)."""
-    wanted = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
-
-
-def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
-    return value(after, name, **labels) - value(before, name, **labels)
 
 
 def sid_of(auth: AuthActions, access_token: str) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -117,3 +119,39 @@ def _get(url: str) -> requests.Response | None:
         return requests.get(url, timeout=5, allow_redirects=False)
     except requests.RequestException:
         return None
+
+
+ARENAS_PROBE = """
+import ctypes, os, sys, threading
+from idp.serve import limit_malloc_arenas
+print(limit_malloc_arenas(), flush=True)
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+def churn():  # ctypes lets go of the GIL: the threads meet in malloc
+    for _ in range(3000):
+        libc.free(libc.malloc(1 << 17))
+threads = [threading.Thread(target=churn) for _ in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc.malloc_stats()  # one "Arena N:" block per arena, on stderr
+"""
+
+
+@pytest.mark.skipif(os.confstr("CS_GNU_LIBC_VERSION") is None, reason="glibc only")
+def test_workers_share_two_malloc_arenas_unless_the_operator_says_otherwise():
+    run = subprocess.run(
+        [sys.executable, "-c", ARENAS_PROBE], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert run.stdout.split() == ["True"]
+    assert 1 <= run.stderr.count("Arena ") <= 2, run.stderr
+    env = {**os.environ, "MALLOC_ARENA_MAX": "4"}
+    kept = subprocess.run(
+        [sys.executable, "-c", ARENAS_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    assert kept.stdout.split() == ["False"]

@@ -217,9 +217,10 @@ class Throttle:
         return locked
 
     def succeeded(self, username: str, ip: str) -> None:
-        for key, _ in self._keys(username, ip):
-            for suffix in ("", ":gate", ":gates"):
-                self.store.reset(key + suffix)
+        # One statement (one Redis round trip) for the six keys: on SQLite each write
+        # transaction is a commit, and a login had six of them here.
+        keys = self._keys(username, ip)
+        self.store.reset(*(key + suffix for key, _ in keys for suffix in ("", ":gate", ":gates")))
 
     def signup_allowed(self, ip: str) -> bool:
         """Sign-ups per network are limited like failed logins (they tell which

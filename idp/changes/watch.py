@@ -232,8 +232,8 @@ def signal_for(database_url: str, redis_url: str, redis_prefix: str) -> Signal:
             return SqliteSignal(url.database)
         return NoSignal()
     if redis_url:
-        import redis
+        from idp.state.redis_client import connect
 
-        client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        client = connect(redis_url)
         return RedisSignal(client, redis_prefix + "generations")
     return NoSignal()

@@ -16,6 +16,7 @@ from idp.oauth.models import AuthorizationCode
 from idp.refresh.types import RefreshStore
 from idp.revocations.service import Revocations
 from idp.sessions.models import BrowserSession
+from idp.sessions.services import remember_client
 from idp.state.store import StateStore
 
 
@@ -99,12 +100,16 @@ class SqlCodeStore:
         )
 
     def record_issued(self, code: AuthorizationCode, jti: str, expires_at: dt.datetime) -> None:
+        # One write transaction for both records (on SQLite each one is a commit).
         with self.db.transaction() as s:
             s.execute(
                 update(AuthorizationCode)
                 .where(AuthorizationCode.id == code.id)
                 .values(issued={"jti": jti, "exp": int(expires_at.timestamp())})
             )
+            if code.session_id:
+                # The session's clients: whom its back-channel logout notifies.
+                remember_client(s, self.clock, code.session_id, code.client_id)
         if self.state.is_denied(f"code:{code.id}"):
             # A replay raced this exchange: it flagged the code, then found nothing to
             # revoke because the family did not exist yet. Revoke what this exchange made.

@@ -37,7 +37,6 @@ from idp.oauth.tokens import TokenIssuer
 from idp.refresh.types import RefreshStore, ReuseDetected, Revoked, Use
 from idp.revocations.service import Revocations
 from idp.sessions.kill import Killed, SessionKiller
-from idp.sessions.services import remember_client
 from idp.state.store import StateStore
 
 
@@ -227,9 +226,6 @@ class IdpAuthorizationServer(AuthorizationServer):
         code = getattr(request, "authorization_code", None)
         if code is not None and issued is not None:
             self.codes.record_issued(code, issued.jti, issued.expires_at)
-            if code.session_id:
-                with self.db.transaction() as s:
-                    remember_client(s, self.clock, code.session_id, code.client_id)
 
     def reuse_in(self, s: Session, revoked: Revoked) -> bool:
         """Refresh-token reuse, inside the transaction that revokes the family: deny the

@@ -88,8 +88,8 @@ class FallbackStateStore:
     def count(self, key: str) -> int:
         return self._use(lambda r: r.count(key), lambda: self.fallback.count(key))
 
-    def reset(self, key: str) -> None:
-        self._use(lambda r: r.reset(key), lambda: self.fallback.reset(key))
+    def reset(self, *keys: str) -> None:
+        self._use(lambda r: r.reset(*keys), lambda: self.fallback.reset(*keys))
 
     def add_once(self, key: str, ttl_seconds: int) -> bool:
         return self._use(

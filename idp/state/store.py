@@ -40,8 +40,8 @@ class StateStore(Protocol):
         """The events counted for ``key`` in its current window (0 when none)."""
         ...
 
-    def reset(self, key: str) -> None:
-        """Forgets ``key`` (counter or deny entry)."""
+    def reset(self, *keys: str) -> None:
+        """Forgets ``keys`` (counters or deny entries), in one statement or round trip."""
         ...
 
     def add_once(self, key: str, ttl_seconds: int) -> bool:
@@ -113,9 +113,10 @@ class SqlStateStore:
             ).scalar()
         return int(value or 0)
 
-    def reset(self, key: str) -> None:
-        with self.db.transaction() as s:
-            s.execute(delete(StateEntry).where(StateEntry.key == key))
+    def reset(self, *keys: str) -> None:
+        if keys:
+            with self.db.transaction() as s:
+                s.execute(delete(StateEntry).where(StateEntry.key.in_(keys)))
 
     def add_once(self, key: str, ttl_seconds: int) -> bool:
         return self._upsert(key, ttl_seconds, counting=True) == 1
@@ -136,9 +137,9 @@ class RedisStateStore:
     """
 
     def __init__(self, url: str, prefix: str, clock: Clock) -> None:
-        import redis
+        from idp.state.redis_client import connect
 
-        self.redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.redis = connect(url)
         self.prefix = prefix
         self.clock = clock
 
@@ -169,8 +170,9 @@ class RedisStateStore:
     def count(self, key: str) -> int:
         return int(self.redis.get(self._k(key)) or 0)
 
-    def reset(self, key: str) -> None:
-        self.redis.delete(self._k(key))
+    def reset(self, *keys: str) -> None:
+        if keys:
+            self.redis.delete(*(self._k(k) for k in keys))
 
     def add_once(self, key: str, ttl_seconds: int) -> bool:
         return bool(self.redis.set(self._k(key), 1, ex=ttl_seconds, nx=True))

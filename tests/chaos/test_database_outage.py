@@ -23,6 +23,7 @@ from tests.chaos.chains import REDIRECT, false_alarms, following
 from tests.conftest import make_config
 from tests.support.auth import AuthActions
 from tests.support.proxy import database_port, database_through, needs_a_server, proxy_to
+from tests.support.scrape import moved, scrape_url
 from tests.support.server import idp_serve
 
 pytestmark = pytest.mark.slow
@@ -52,11 +53,15 @@ def test_a_database_outage_loses_no_chain(
             following(served.url, rp.secret, CHAINS, counts) as chains,
         ):
             time.sleep(1.5)
+            before = scrape_url(served.url)
             db.set("refuse")
             time.sleep(OUTAGE_SECONDS)
             during = dict(counts)
+            # /metrics answers without the database (its gauges that need it are left out)
+            outage = scrape_url(served.url)
             db.set("pass")
             time.sleep(3)
+            after = scrape_url(served.url)
     reuse, revoked = false_alarms(app.extensions["idp"])
     lost = [c.lost for c in chains if c.lost]
     text = log.read_text()
@@ -77,3 +82,7 @@ def test_a_database_outage_loses_no_chain(
     # at the cut, at most a pool's worth).
     assert started == ended == 2
     assert tracebacks < counts["5xx"] / 10
+    # What Prometheus sees: 503s from /token during the outage, rotations after it.
+    assert moved(before, outage, "idp_http_request_duration_seconds_count", status_class="5xx") > 0
+    assert moved(outage, after, "idp_refresh_rotations_total") > 0
+    assert moved(before, after, "idp_refresh_reuse_detected_total") == 0

@@ -16,10 +16,13 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from idp.state.fallback import RETRY_SECONDS
 from tests.support.auth import AuthActions, RegisteredClient
 from tests.support.databases import clear_redis
 from tests.support.jwt import claims_unverified
 from tests.support.proxy import proxied_app
+from tests.support.scrape import scrape, value
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +76,7 @@ def test_revocations_survive_redis_flush_outage_and_return(
             if resp.status_code == 200:
                 live["refresh_token"] = resp.get_json()["refresh_token"]
 
+        assert value(scrape(client), "idp_redis_up") == 1
         trial("before")
         clear_redis(backend["redis"]["prefix"])  # flushed (or restarted without a disk)
         trial("flushed")
@@ -80,6 +84,7 @@ def test_revocations_survive_redis_flush_outage_and_return(
         trial("down")
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.get_json()["status"] == "degraded"
+        assert value(scrape(client), "idp_redis_up") == 0  # what Prometheus sees
         redis.set("hang")  # a network that swallows packets
         trial("hanging")
         redis.set("pass")  # back, empty
@@ -87,6 +92,14 @@ def test_revocations_survive_redis_flush_outage_and_return(
         trial("back")
         print(f"\nanswers {dict(answers)}; resurrected revocations {dict(resurrected)}")
         assert not resurrected
+        # Redis is tried again every RETRY_SECONDS; once it answered, the gauge says so.
+        wait_for(
+            lambda: (
+                client.get("/readyz").get_json()["status"] == "ok"
+                and value(scrape(client), "idp_redis_up") == 1
+            ),
+            timeout=RETRY_SECONDS + 10,
+        )
         assert set(answers) == {
             f"{s}: 200" for s in ("before", "flushed", "down", "hanging", "back")
         }

@@ -22,6 +22,7 @@ import pytest
 from tests.chaos.chains import REDIRECT, false_alarms, following
 from tests.conftest import make_config
 from tests.support.auth import AuthActions
+from tests.support.scrape import moved, scrape_url
 from tests.support.server import idp_serve, workers_of
 
 pytestmark = pytest.mark.slow
@@ -43,6 +44,7 @@ def test_killed_workers_lose_no_chain_and_raise_no_false_alarm(
         idp_serve(config, workers=2, threads=4) as served,
         following(served.url, rp.secret, CHAINS, counts) as chains,
     ):
+        before = scrape_url(served.url)
         for _ in range(KILLS):
             time.sleep(1.5)
             workers = workers_of(served.process.pid)
@@ -54,6 +56,8 @@ def test_killed_workers_lose_no_chain_and_raise_no_false_alarm(
                 assert time.monotonic() < deadline, "worker not replaced"
                 time.sleep(0.1)
         time.sleep(1.5)
+        # What Prometheus sees of it: the killed workers' counts stay in the sum.
+        after = scrape_url(served.url)
     reuse, revoked = false_alarms(app.extensions["idp"])
     lost = [c.lost for c in chains if c.lost]
     print(
@@ -64,3 +68,6 @@ def test_killed_workers_lose_no_chain_and_raise_no_false_alarm(
     assert counts["ok"] > 0
     assert lost == [], lost
     assert reuse == 0 and revoked == 0
+    assert moved(before, after, "idp_refresh_rotations_total") > 0
+    assert moved(before, after, "idp_tokens_issued_total", grant_type="refresh_token") > 0
+    assert moved(before, after, "idp_refresh_reuse_detected_total") == 0

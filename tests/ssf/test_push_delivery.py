@@ -225,7 +225,7 @@ def test_a_slow_receiver_does_not_hold_up_the_others(
 def test_push_attempts_and_backlog_show_in_metrics(
     auth: AuthActions, svc: Any, clock: FrozenClock, endpoints: Endpoints
 ) -> None:
-    from tests.test_metrics import moved, scrape, value
+    from tests.support.scrape import moved, scrape, value
 
     push_stream(auth, endpoints, "rx")
     endpoints.server.answers["/rx"] = [503]  # the first attempt fails once

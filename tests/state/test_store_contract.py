@@ -99,6 +99,16 @@ def test_hits_count_within_a_window_and_reset(store):
     assert s.count("login:u:a") == 0
 
 
+def test_reset_forgets_several_keys_at_once_and_no_others(store):
+    s, _ = store
+    for key in ("login:u:a", "login:u:a:gate", "login:u:b"):
+        s.hit(key, 60)
+    s.reset("login:u:a", "login:u:a:gate", "login:u:never-counted")
+    assert [s.count(k) for k in ("login:u:a", "login:u:a:gate", "login:u:b")] == [0, 0, 1]
+    s.reset()  # nothing to forget: no error, nothing changes
+    assert s.count("login:u:b") == 1
+
+
 def test_add_once_is_true_only_the_first_time(store):
     s, _ = store
     assert s.add_once("nonce:1", 60) is True

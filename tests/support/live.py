@@ -43,6 +43,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports (two picks of free_port may be the same)."""
+    found: list[int] = []
+    while len(found) < count:
+        if (port := free_port()) not in found:
+            found.append(port)
+    return found
+
+
 @dataclass
 class LiveServer:
     app: Flask

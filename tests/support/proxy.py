@@ -96,12 +96,15 @@ class Proxy:
                 # above 1024, which a long test run reaches.
                 for src, dst in ((client, upstream), (upstream, client)):
                     threading.Thread(
-                        target=self._copy, args=(src, dst), daemon=True, name="proxy-copy"
+                        target=self._copy, args=(src, dst, mode), daemon=True, name="proxy-copy"
                     ).start()
 
-    def _copy(self, src: socket.socket, dst: socket.socket) -> None:
+    def _copy(self, src: socket.socket, dst: socket.socket, mode: str) -> None:
         try:
-            while data := src.recv(65536):
+            # Nothing is relayed once the mode changed: set("refuse") closes the open
+            # connections one by one, and a worker must not get an answer (a ping) on
+            # one not yet closed, or it sees the database back mid-outage.
+            while (data := src.recv(65536)) and self.mode == mode:
                 dst.sendall(data)
         except OSError:
             pass

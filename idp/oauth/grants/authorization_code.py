@@ -33,8 +33,8 @@ class CodeStore(Protocol):
         ...
 
     def record_issued(self, code: AuthorizationCode, jti: str, expires_at: dt.datetime) -> None:
-        """Remembers the access token issued from the code, revoking it at once if the code
-        was replayed in the meantime."""
+        """Remembers the access token issued from the code (and the client among its
+        session's clients), revoking it at once if the code was replayed in the meantime."""
         ...
 
     def user_for(self, code: AuthorizationCode) -> User | None:
