@@ -3,32 +3,15 @@ the admin API, each against the balancer or one node's own port."""
 
 from __future__ import annotations
 
-import base64
-import html
-import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urljoin
 
 import requests
 
 from tests.cluster.cluster import NODE_HEADER, Cluster
-from tests.support.auth import PASSWORD, csrf_from, pkce_pair, query_of
+from tests.support.browserless import code_flow
 
 REDIRECT = "http://127.0.0.1/cb"
-FORM_ACTION_RE = re.compile(r'<form method="post" action="([^"]*)"')
-
-
-def claims(jwt: str) -> dict[str, Any]:
-    """The payload of a JWT, unverified (the tests only read which session it names)."""
-    part = jwt.split(".")[1]
-    return dict(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))
-
-
-def kid(jwt: str) -> str:
-    part = jwt.split(".")[0]
-    return str(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))["kid"])
 
 
 @dataclass
@@ -49,71 +32,16 @@ class Setup:
     def login(self, client_id: str, username: str, base: str | None = None) -> Login:
         """A browser's code flow (login form with its CSRF field, consent when the app is
         not first-party) through ``base`` (the balancer by default), then the token."""
-        base = base or self.cluster.url
-        browser = requests.Session()
         done = Login({})
-
-        def step(resp: requests.Response) -> requests.Response:
-            done.nodes.append(resp.headers.get(NODE_HEADER, ""))
-            return resp
-
-        verifier, challenge = pkce_pair()
-        params = {
-            "response_type": "code",
-            "client_id": client_id,
-            "redirect_uri": REDIRECT,
-            "scope": "openid email offline_access",
-            "state": "s",
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        }
-        resp = step(browser.get(f"{base}/authorize?{urlencode(params)}", allow_redirects=False))
-        assert resp.status_code == 302, resp.text
-        login_url = urljoin(base, resp.headers["Location"])
-        page = step(browser.get(login_url, timeout=10))
-        resp = step(
-            browser.post(
-                f"{base}/login",
-                allow_redirects=False,
-                timeout=10,
-                data={
-                    "username": username,
-                    "password": PASSWORD,
-                    "next": query_of(login_url)["next"],
-                    "csrf_token": csrf_from(page.text),
-                },
-            )
+        done.tokens = code_flow(
+            base or self.cluster.url,
+            client_id,
+            self.secrets[client_id],
+            REDIRECT,
+            scope="openid email offline_access",
+            username=username,
+            seen=lambda resp: done.nodes.append(resp.headers.get(NODE_HEADER, "")),
         )
-        assert resp.status_code == 303, resp.text
-        resp = step(browser.get(urljoin(base, resp.headers["Location"]), allow_redirects=False))
-        if resp.status_code == 200:  # the consent page
-            action = FORM_ACTION_RE.search(resp.text)
-            assert action, resp.text
-            resp = step(
-                browser.post(
-                    urljoin(resp.url, html.unescape(action.group(1))),
-                    data={"decision": "allow", "csrf_token": csrf_from(resp.text)},
-                    allow_redirects=False,
-                    timeout=10,
-                )
-            )
-        assert resp.status_code in (302, 303), resp.text
-        code = query_of(resp.headers["Location"])["code"]
-        token = step(
-            requests.post(
-                f"{base}/token",
-                auth=self.auth(client_id),
-                timeout=10,
-                data={
-                    "grant_type": "authorization_code",
-                    "code": code,
-                    "redirect_uri": REDIRECT,
-                    "code_verifier": verifier,
-                },
-            )
-        )
-        assert token.status_code == 200, token.text
-        done.tokens = dict(token.json())
         return done
 
     def refresh(self, base: str, client_id: str, token: str) -> requests.Response:

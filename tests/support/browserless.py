@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import html
+import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urljoin
 
 import requests
 
 from tests.support.auth import PASSWORD, csrf_from, pkce_pair, query_of
+
+FORM_ACTION_RE = re.compile(r'<form method="post" action="([^"]*)"')
 
 
 def code_flow(
@@ -18,8 +23,17 @@ def code_flow(
     scope: str = "openid offline_access",
     username: str = "alice",
     password: str = PASSWORD,
+    seen: Callable[[requests.Response], object] | None = None,
 ) -> dict[str, Any]:
-    """Logs in as a browser would and exchanges the code; returns the token response."""
+    """Logs in as a browser would (the login form with its CSRF field, then the consent
+    page when the app is not first-party) and exchanges the code; returns the token
+    response. ``seen`` is shown every response, the token endpoint's included."""
+
+    def step(resp: requests.Response) -> requests.Response:
+        if seen is not None:
+            seen(resp)
+        return resp
+
     browser = requests.Session()
     verifier, challenge = pkce_pair()
     params = {
@@ -31,21 +45,39 @@ def code_flow(
         "code_challenge": challenge,
         "code_challenge_method": "S256",
     }
-    resp = browser.get(f"{base}/authorize?{urlencode(params)}", allow_redirects=False)
+    resp = step(
+        browser.get(f"{base}/authorize?{urlencode(params)}", allow_redirects=False, timeout=10)
+    )
+    assert resp.status_code == 302, resp.text
     login_url = urljoin(base, resp.headers["Location"])
-    page = browser.get(login_url)
-    resp = browser.post(
-        f"{base}/login",
-        allow_redirects=False,
-        data={
-            "username": username,
-            "password": password,
-            "next": query_of(login_url)["next"],
-            "csrf_token": csrf_from(page.text),
-        },
+    page = step(browser.get(login_url, timeout=10))
+    resp = step(
+        browser.post(
+            f"{base}/login",
+            allow_redirects=False,
+            timeout=10,
+            data={
+                "username": username,
+                "password": password,
+                "next": query_of(login_url)["next"],
+                "csrf_token": csrf_from(page.text),
+            },
+        )
     )
     assert resp.status_code == 303, resp.text
-    resp = browser.get(urljoin(base, resp.headers["Location"]), allow_redirects=False)
+    resp = step(browser.get(urljoin(base, resp.headers["Location"]), allow_redirects=False))
+    if resp.status_code == 200:  # the consent page
+        action = FORM_ACTION_RE.search(resp.text)
+        assert action, resp.text
+        resp = step(
+            browser.post(
+                urljoin(resp.url, html.unescape(action.group(1))),
+                data={"decision": "allow", "csrf_token": csrf_from(resp.text)},
+                allow_redirects=False,
+                timeout=10,
+            )
+        )
+    assert resp.status_code in (302, 303), resp.text
     code = query_of(resp.headers["Location"])["code"]
     data = {
         "grant_type": "authorization_code",
@@ -56,6 +88,6 @@ def code_flow(
     auth = (client_id, secret) if secret else None
     if not secret:
         data["client_id"] = client_id
-    token = requests.post(f"{base}/token", data=data, auth=auth, timeout=10)
+    token = step(requests.post(f"{base}/token", data=data, auth=auth, timeout=10))
     assert token.status_code == 200, token.text
     return dict(token.json())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import socket
+import socketserver
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,11 +80,19 @@ def live_server(config: dict[str, Any], clock: Any = None) -> Iterator[LiveServe
 @contextmanager
 def serve(app: Any, port: int) -> Iterator[None]:
     """Serves a WSGI app on 127.0.0.1:``port`` in a thread until the block ends."""
-    server = make_server("127.0.0.1", port, app, threaded=True)
+    with running(make_server("127.0.0.1", port, app, threaded=True)):
+        yield
+
+
+@contextmanager
+def running(server: socketserver.BaseServer) -> Iterator[None]:
+    """Runs ``server`` (an http.server or WSGI server) in a thread until the block ends,
+    then stops it and closes its socket."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield
     finally:
         server.shutdown()
+        server.server_close()
         thread.join(5)
