@@ -135,15 +135,25 @@ def make_engine(
             # to upgrade a read lock. Read-only ones stay deferred: in WAL mode they
             # neither wait for writers nor hold them up.
             if conn.get_execution_options().get("idp_read_only", False):
-                conn.exec_driver_sql("BEGIN")
+                _begin(conn, "BEGIN")
                 return
             # Past the busy timeout, SQLite decides (and times out) as it would have.
             conn.info[WRITER] = lock.acquire(timeout=BUSY_TIMEOUT)
             try:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                _begin(conn, "BEGIN IMMEDIATE")
             except BaseException:
                 _release(conn)
                 raise
+
+        def _begin(conn: Any, sql: str) -> None:
+            # Straight to the DBAPI connection: through conn.exec_driver_sql a BEGIN cost
+            # as much CPU as the statement it opens for (execution context, events).
+            # Errors come out as SQLAlchemy's, as they did from exec_driver_sql.
+            error = engine.dialect.loaded_dbapi.Error
+            try:
+                conn.connection.dbapi_connection.execute(sql)
+            except error as exc:
+                raise DBAPIError.instance(sql, None, exc, error) from exc
 
         def _release(conn: Any) -> None:
             if conn.info.pop(WRITER, False):
@@ -217,10 +227,12 @@ class Database:
         self.engine.dispose()
 
     @contextmanager
-    def raw_transaction(self) -> Iterator[RawCursor]:
-        """One write transaction on the DBAPI connection, for the few statements of a hot
-        path (:class:`RawStatement`). Committed on success, rolled back on error; DBAPI
-        errors come out as SQLAlchemy's (OperationalError and so on), as elsewhere."""
+    def raw_transaction(self, read_only: bool = False) -> Iterator[RawCursor]:
+        """One transaction on the DBAPI connection, for the few statements of a hot path
+        (:class:`RawStatement`). Committed on success, rolled back on error; DBAPI
+        errors come out as SQLAlchemy's (OperationalError and so on), as elsewhere.
+        ``read_only``: takes no write lock on SQLite (as :meth:`read`) and commits
+        nothing."""
         dbapi_error = self.engine.dialect.loaded_dbapi.Error
         try:
             # The pool hands out connections without wrapping DBAPI errors (unlike
@@ -228,14 +240,17 @@ class Database:
             conn = self.engine.raw_connection()
         except dbapi_error as exc:
             raise DBAPIError.instance(None, None, exc, dbapi_error) from exc
-        locked = self._sqlite and self.writers.acquire(timeout=BUSY_TIMEOUT)
+        locked = self._sqlite and not read_only and self.writers.acquire(timeout=BUSY_TIMEOUT)
         try:
             cursor = conn.cursor()
             if self._sqlite:
-                cursor.execute("BEGIN IMMEDIATE")
+                cursor.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
             try:
                 yield RawCursor(cursor, self.engine.dialect, self.statement_span)
-                conn.commit()
+                if read_only:
+                    conn.rollback()
+                else:
+                    conn.commit()
             except BaseException:
                 conn.rollback()
                 raise
@@ -251,9 +266,10 @@ class RawStatement:
     """A Core statement compiled once per dialect and run on a DBAPI cursor, with the
     column types' own bind and result processing (UTC datetimes, JSON, booleans).
 
-    Only for the rotation's hot path: there SQLAlchemy's execution layer cost ~40 us a
-    statement on top of SQLite's ~5 (issue 8's profile), for statements that never
-    change. Everywhere else, use sessions or Core connections."""
+    Only for the hot paths (the rotation; a login's counters, code and session): there
+    SQLAlchemy's execution layer cost ~40 us a statement on top of SQLite's ~5, and an
+    ORM session's transaction ~150 us more (issue 8's profiles), for statements that
+    never change. Everywhere else, use sessions or Core connections."""
 
     def __init__(self, stmt: Any, column_keys: Iterable[str] | None = None) -> None:
         self.stmt = stmt
@@ -261,6 +277,8 @@ class RawStatement:
         self._compiled: dict[str, tuple[str, Any, list[tuple[str, Any]]]] = {}
 
     def _for(self, dialect: Any) -> tuple[str, Any, list[tuple[str, Any]]]:
+        """The SQL; (the order of its parameters, their bind processors, the values the
+        statement itself gives, such as ``values(value=1)``); the result columns."""
         found = self._compiled.get(dialect.name)
         if found is None:
             compiled = self.stmt.compile(dialect=dialect, column_keys=self.column_keys)
@@ -270,11 +288,16 @@ class RawStatement:
                 for name, bind in compiled.binds.items()
             }
             order = list(compiled.positiontup) if compiled.positional else None
-            columns = [
+            constants = {
+                name: bind.effective_value
+                for name, bind in compiled.binds.items()
+                if not bind.required
+            }
+            columns = [  # a SELECT's columns, or what INSERT/UPDATE ... RETURNING returns
                 (col.key, col.type.dialect_impl(dialect).result_processor(dialect, None))
-                for col in getattr(self.stmt, "selected_columns", ())
+                for col in self.stmt.exported_columns
             ]
-            found = (str(compiled), (order, binds), columns)
+            found = (str(compiled), (order, binds, constants), columns)
             self._compiled[dialect.name] = found
         return found
 
@@ -292,7 +315,9 @@ class RawCursor:
 
     def execute(self, statement: RawStatement, params: dict[str, Any]) -> int:
         """Runs the statement; the number of rows it changed."""
-        sql, (order, binds), _ = statement._for(self.dialect)
+        sql, (order, binds, constants), _ = statement._for(self.dialect)
+        if constants:
+            params = {**constants, **params}
         values = {
             name: (binds[name](value) if binds.get(name) else value)
             for name, value in params.items()

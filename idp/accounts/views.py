@@ -5,13 +5,14 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, g, redirect, render_template, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from werkzeug.wrappers import Response
 
 from idp.accounts import services as accounts
 from idp.accounts.models import Consent, User
-from idp.audit.services import record
+from idp.audit.services import record, record_raw
 from idp.clients.models import Client
+from idp.db import RawStatement
 from idp.ext import services
 from idp.mfa.pending import second_factor_response
 from idp.operator import Actor
@@ -24,6 +25,7 @@ from idp.web import client_ip, form_text
 bp = Blueprint("accounts", __name__)
 
 GENERIC_LOGIN_ERROR = "Wrong username or password."
+USERNAME = RawStatement(select(User.username).where(User.id == bindparam("id")))
 
 
 def safe_next(target: str | None) -> str:
@@ -58,20 +60,20 @@ def login_response(user_id: str, next_url: str, amr: list[str] | None = None) ->
             ip=client_ip(),
             initiator="user",
         )
-    with svc.db.transaction() as s:
-        user = s.get(User, user_id)
+    with svc.db.raw_transaction() as cur:
+        user = cur.one_or_none(USERNAME, {"id": user_id})
         assert user is not None
         new, token = sessions.start(
-            s,
+            cur,
             svc.clock,
             svc.session_policy,
-            user,
+            user_id,
             client_ip(),
             request.user_agent.string or "",
             amr,
         )
-        record(
-            s,
+        record_raw(
+            cur,
             at=svc.clock.now(),
             actor=user.username,
             action="login",

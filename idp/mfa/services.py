@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import User
@@ -110,11 +110,12 @@ class Factors:
     def has_factor(self, user_id: str) -> bool:
         """A confirmed TOTP factor or a passkey: the login asks for one after the
         password."""
-        with self.db.read() as s:
-            if _confirmed(s, user_id).first() is not None:
-                return True
-            passkey = select(WebAuthnCredential.id).where(WebAuthnCredential.user_id == user_id)
-            return s.scalar(passkey.limit(1)) is not None
+        totp = select(MfaFactor.id).where(
+            MfaFactor.user_id == user_id, MfaFactor.confirmed_at.is_not(None)
+        )
+        passkey = select(WebAuthnCredential.id).where(WebAuthnCredential.user_id == user_id)
+        with self.db.read() as s:  # one statement: every password login asks
+            return bool(s.scalar(select(or_(exists(totp), exists(passkey)))))
 
     def of_user(self, user_id: str) -> list[FactorView]:
         with self.db.read() as s:

@@ -20,10 +20,9 @@ def current() -> BrowserSession | None:
     """The request's live browser session (cached on ``g``)."""
     if "idp_session" not in g:
         svc = services()
-        with svc.db.transaction() as s:
-            g.idp_session = sessions.from_cookie(
-                s, svc.clock, svc.session_policy, request.cookies.get(cookie_name())
-            )
+        g.idp_session = sessions.from_cookie(
+            svc.db, svc.clock, svc.session_policy, request.cookies.get(cookie_name())
+        )
     session: BrowserSession | None = g.idp_session
     return session
 

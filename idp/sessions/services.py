@@ -7,15 +7,14 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from idp import metrics
-from idp.accounts.models import User
 from idp.clock import Clock
-from idp.db import new_id
+from idp.db import Base, Database, RawCursor, RawStatement, new_id
 from idp.mfa.acr import PWD, acr_of
-from idp.sessions.models import BrowserSession, SessionClient
+from idp.sessions.models import BrowserSession
 
 # last_seen_at is written at most this often, so page views don't each cost a write.
 TOUCH_EVERY = dt.timedelta(seconds=60)
@@ -31,17 +30,23 @@ class SessionPolicy:
     absolute_timeout: int
 
 
+SESSIONS = Base.metadata.tables[BrowserSession.__tablename__]
+COLUMNS = [c.key for c in SESSIONS.columns]
+ADD_SESSION = RawStatement(insert(SESSIONS), COLUMNS)
+
+
 def start(
-    db: Session,
+    cur: RawCursor,
     clock: Clock,
     policy: SessionPolicy,
-    user: User,
+    user_id: str,
     ip: str,
     user_agent: str,
     amr: list[str] | None = None,
 ) -> tuple[BrowserSession, str]:
     """A new session and the cookie value (256 random bits) that names it; ``amr``: how
-    the user authenticated (RFC 8176; a password when not said)."""
+    the user authenticated (RFC 8176; a password when not said). Written in the
+    caller's transaction (every login writes one: a raw statement, issue 8)."""
     methods = list(amr or [PWD])
     token = secrets.token_urlsafe(32)
     now = clock.now()
@@ -50,7 +55,7 @@ def start(
         # passing it to `idp sessions kill SID` would have taken for an option.
         id=new_id(),
         token_hash=token_hash(token),
-        user_id=user.id,
+        user_id=user_id,
         auth_time=now,
         amr=methods,
         acr=acr_of(methods),
@@ -59,33 +64,37 @@ def start(
         created_at=now,
         last_seen_at=now,
         expires_at=now + dt.timedelta(seconds=policy.absolute_timeout),
+        ended_at=None,
+        end_reason=None,
     )
-    db.add(session)
-    db.flush()
+    cur.execute(ADD_SESSION, {key: getattr(session, key) for key in COLUMNS})
     metrics.login("success")
     return session, token
 
 
 def from_cookie(
-    db: Session, clock: Clock, policy: SessionPolicy, token: str | None
+    db: Database, clock: Clock, policy: SessionPolicy, token: str | None
 ) -> BrowserSession | None:
-    """The live session named by the cookie, touching its last-seen time."""
+    """The live session named by the cookie. A read; its last-seen time is written at
+    most once per ``TOUCH_EVERY`` (every page of a login asks for the session)."""
     if not token or len(token) > 100:
         return None
-    session = db.scalar(
-        select(BrowserSession).where(BrowserSession.token_hash == token_hash(token))
-    )
+    with db.read() as s:
+        session = s.scalar(
+            select(BrowserSession).where(BrowserSession.token_hash == token_hash(token))
+        )
     now = clock.now()
     if session is None or not session.is_live(now, policy.idle_timeout) or session.user.disabled:
         return None
     if now - session.last_seen_at >= TOUCH_EVERY:
+        with db.transaction() as s:
+            s.execute(
+                update(BrowserSession)
+                .where(BrowserSession.id == session.id, BrowserSession.ended_at.is_(None))
+                .values(last_seen_at=now)
+            )
         session.last_seen_at = now
     return session
-
-
-def remember_client(db: Session, clock: Clock, session_id: str, client_id: str) -> None:
-    if db.get(SessionClient, (session_id, client_id)) is None:
-        db.add(SessionClient(session_id=session_id, client_id=client_id, first_at=clock.now()))
 
 
 def end(db: Session, clock: Clock, session_id: str, reason: str) -> BrowserSession | None:

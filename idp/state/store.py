@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from idp.clock import Clock
-from idp.db import Database
+from idp.db import Database, RawStatement, UTCDateTime
 from idp.state.models import StateEntry
 
 
@@ -59,18 +59,21 @@ class StateStore(Protocol):
 
 
 class SqlStateStore:
-    """The embedded default: one table, upserts that are atomic on SQLite and PostgreSQL."""
+    """The embedded default: one table, upserts that are atomic on SQLite and PostgreSQL.
+
+    Its statements are built once and run as :class:`RawStatement`: a login counts
+    attempts, reads a counter and resets them, and through an ORM session each of those
+    cost several times the statement (issue 8's profile of a login)."""
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
-        self._insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-        # Built once with bound parameters: a login counts two attempts, and building and
-        # hashing the statement each time cost more CPU than running it (cProfile).
+        postgres = db.engine.dialect.name == "postgresql"
+        insert = pg_insert if postgres else sqlite_insert
         live = StateEntry.expires_at > bindparam("now")
-        until: Any = bindparam("until")
-        self._counted: Any = (
-            self._insert(StateEntry)
+        until: Any = bindparam("until", type_=UTCDateTime)
+        self._counted = RawStatement(
+            insert(StateEntry)
             .values(key=bindparam("key"), value=1, expires_at=until)
             .on_conflict_do_update(
                 index_elements=[StateEntry.key],
@@ -81,33 +84,35 @@ class SqlStateStore:
             )
             .returning(StateEntry.value)
         )
-        self._count = select(StateEntry.value).where(
-            StateEntry.key == bindparam("key"), StateEntry.expires_at > bindparam("now")
+        # A deny entry keeps the later of two expiries.
+        later = func.greatest if postgres else func.max
+        self._deny = RawStatement(
+            insert(StateEntry)
+            .values(key=bindparam("key"), value=1, expires_at=until)
+            .on_conflict_do_update(
+                index_elements=[StateEntry.key],
+                set_={"value": 1, "expires_at": later(StateEntry.expires_at, until)},
+            )
         )
+        self._count = RawStatement(
+            select(StateEntry.value).where(
+                StateEntry.key == bindparam("key"), StateEntry.expires_at > bindparam("now")
+            )
+        )
+        self._forget: dict[int, RawStatement] = {}  # by the number of keys
 
     def _upsert(self, key: str, window: int, counting: bool) -> int:
         now = self.clock.now()
         until = now + dt.timedelta(seconds=window)
         params = {"key": key, "now": now, "until": until, "step": 1 if counting else 0}
-        with self.db.transaction() as s:
-            return int(s.execute(self._counted, params).scalar_one())
+        with self.db.raw_transaction() as cur:
+            return int(cur.one_or_none(self._counted, params).value)
 
     def deny(self, key: str, until: dt.datetime) -> None:
-        now = self.clock.now()
-        if until <= now:
+        if until <= self.clock.now():
             return
-        stmt = self._insert(StateEntry).values(key=key, value=1, expires_at=until)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[StateEntry.key],
-            set_={
-                "value": 1,
-                "expires_at": func.max(StateEntry.expires_at, until)
-                if self.db.engine.dialect.name == "sqlite"
-                else func.greatest(StateEntry.expires_at, until),
-            },
-        )
-        with self.db.transaction() as s:
-            s.execute(stmt)
+        with self.db.raw_transaction() as cur:
+            cur.execute(self._deny, {"key": key, "until": until})
 
     def is_denied(self, key: str) -> bool:
         return self.count(key) > 0
@@ -116,14 +121,20 @@ class SqlStateStore:
         return self._upsert(key, window_seconds, counting=True)
 
     def count(self, key: str) -> int:
-        with self.db.read() as s:
-            value = s.execute(self._count, {"key": key, "now": self.clock.now()}).scalar()
-        return int(value or 0)
+        with self.db.raw_transaction(read_only=True) as cur:
+            row = cur.one_or_none(self._count, {"key": key, "now": self.clock.now()})
+        return int(row.value) if row else 0
 
     def reset(self, *keys: str) -> None:
-        if keys:
-            with self.db.transaction() as s:
-                s.execute(delete(StateEntry).where(StateEntry.key.in_(keys)))
+        if not keys:
+            return
+        forget = self._forget.get(len(keys))
+        if forget is None:
+            names = [bindparam(f"k{i}", type_=StateEntry.key.type) for i in range(len(keys))]
+            forget = RawStatement(delete(StateEntry).where(StateEntry.key.in_(names)))
+            self._forget[len(keys)] = forget
+        with self.db.raw_transaction() as cur:
+            cur.execute(forget, {f"k{i}": key for i, key in enumerate(keys)})
 
     def add_once(self, key: str, ttl_seconds: int) -> bool:
         return self._upsert(key, ttl_seconds, counting=True) == 1

@@ -119,9 +119,9 @@ class Target:
         self.ids = itertools.count()
 
     def sid(self) -> str:
-        with self.svc.db.transaction() as s:
+        with self.svc.db.raw_transaction() as cur:
             session, _ = sessions.start(
-                s, self.svc.clock, self.svc.session_policy, self.user, "127.0.0.1", "probe"
+                cur, self.svc.clock, self.svc.session_policy, self.user.id, "127.0.0.1", "probe"
             )
             return str(session.id)
 
