@@ -274,32 +274,52 @@ class RawStatement:
     def __init__(self, stmt: Any, column_keys: Iterable[str] | None = None) -> None:
         self.stmt = stmt
         self.column_keys = list(column_keys) if column_keys is not None else None
-        self._compiled: dict[str, tuple[str, Any, list[tuple[str, Any]]]] = {}
+        self._compiled: dict[str, Compiled] = {}
 
-    def _for(self, dialect: Any) -> tuple[str, Any, list[tuple[str, Any]]]:
-        """The SQL; (the order of its parameters, their bind processors, the values the
-        statement itself gives, such as ``values(value=1)``); the result columns."""
+    def _for(self, dialect: Any) -> Compiled:
         found = self._compiled.get(dialect.name)
         if found is None:
             compiled = self.stmt.compile(dialect=dialect, column_keys=self.column_keys)
             # dialect_impl: the type as this dialect stores it (SQLite's DATETIME strings).
-            binds = {
-                name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-                for name, bind in compiled.binds.items()
-            }
-            order = list(compiled.positiontup) if compiled.positional else None
-            constants = {
-                name: bind.effective_value
-                for name, bind in compiled.binds.items()
-                if not bind.required
-            }
-            columns = [  # a SELECT's columns, or what INSERT/UPDATE ... RETURNING returns
-                (col.key, col.type.dialect_impl(dialect).result_processor(dialect, None))
-                for col in self.stmt.exported_columns
-            ]
-            found = (str(compiled), (order, binds, constants), columns)
+            binds = compiled.binds
+            names = list(compiled.positiontup) if compiled.positional else list(binds)
+            found = Compiled(
+                str(compiled),
+                compiled.positional,
+                [(n, binds[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in names],
+                {n: b.effective_value for n, b in binds.items() if not b.required},
+                [  # a SELECT's columns, or what INSERT/UPDATE ... RETURNING returns
+                    (col.key, col.type.dialect_impl(dialect).result_processor(dialect, None))
+                    for col in self.stmt.exported_columns
+                ],
+            )
             self._compiled[dialect.name] = found
         return found
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A :class:`RawStatement` for one dialect."""
+
+    sql: str
+    positional: bool
+    # The parameters in the order the SQL takes them, with their bind processors.
+    params: list[tuple[str, Any]]
+    # Values the statement gives itself, such as ``values(value=1)``.
+    constants: dict[str, Any]
+    # The result columns, with their result processors.
+    columns: list[tuple[str, Any]]
+
+    def args(self, given: dict[str, Any]) -> Any:
+        values = {**self.constants, **given} if self.constants else given
+        if self.positional:
+            return [
+                process(values[name]) if process else values[name] for name, process in self.params
+            ]
+        return {
+            name: process(values[name]) if process else values[name]
+            for name, process in self.params
+        }
 
 
 class RawCursor:
@@ -315,19 +335,13 @@ class RawCursor:
 
     def execute(self, statement: RawStatement, params: dict[str, Any]) -> int:
         """Runs the statement; the number of rows it changed."""
-        sql, (order, binds, constants), _ = statement._for(self.dialect)
-        if constants:
-            params = {**constants, **params}
-        values = {
-            name: (binds[name](value) if binds.get(name) else value)
-            for name, value in params.items()
-        }
-        args = [values[name] for name in order] if order else values
+        compiled = statement._for(self.dialect)
+        args = compiled.args(params)
         if self.statement_span is None:
-            self.cursor.execute(sql, args)
+            self.cursor.execute(compiled.sql, args)
         else:
-            with self.statement_span(sql):
-                self.cursor.execute(sql, args)
+            with self.statement_span(compiled.sql):
+                self.cursor.execute(compiled.sql, args)
         return int(self.cursor.rowcount)
 
     def one_or_none(self, statement: RawStatement, params: dict[str, Any]) -> Any:
@@ -336,7 +350,7 @@ class RawCursor:
         row = self.cursor.fetchone()
         if row is None:
             return None
-        _, _, columns = statement._for(self.dialect)
+        columns = statement._for(self.dialect).columns
         return SimpleNamespace(
             **{
                 key: (process(v) if process else v)

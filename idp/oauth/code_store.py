@@ -21,7 +21,8 @@ from idp.db import Base, Database, RawStatement, new_id
 from idp.oauth.models import AuthorizationCode
 from idp.refresh.types import RefreshStore
 from idp.revocations.service import Revocations
-from idp.sessions.models import BrowserSession, SessionClient
+from idp.sessions import services as sessions
+from idp.sessions.models import SessionClient
 from idp.state.store import StateStore
 
 
@@ -163,15 +164,16 @@ class SqlCodeStore:
         """The code's user while the account is enabled and, for a code from a browser
         session, that session is live (one read: the session comes with its user)."""
         now = self.clock.now()
-        with self.db.read() as s:
-            if code.session_id:
-                session = s.get(BrowserSession, code.session_id)
-                if session is None or session.ended_at is not None or session.expires_at <= now:
-                    return None
-                user: User | None = session.user if session.user_id == code.user_id else None
-            else:
-                user = s.get(User, code.user_id)
-            if user is None or user.disabled:
+        if code.session_id:
+            session = sessions.by_id(self.db, code.session_id)
+            if session is None or session.ended_at is not None or session.expires_at <= now:
                 return None
-            s.expunge(user)
-            return user
+            user: User | None = session.user if session.user_id == code.user_id else None
+        else:
+            with self.db.read() as s:
+                user = s.get(User, code.user_id)
+                if user is not None:
+                    s.expunge(user)
+        if user is None or user.disabled:
+            return None
+        return user

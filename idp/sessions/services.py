@@ -6,11 +6,13 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from idp import metrics
+from idp.accounts.models import User
 from idp.clock import Clock
 from idp.db import Base, Database, RawCursor, RawStatement, new_id
 from idp.mfa.acr import PWD, acr_of
@@ -31,8 +33,16 @@ class SessionPolicy:
 
 
 SESSIONS = Base.metadata.tables[BrowserSession.__tablename__]
+USERS = Base.metadata.tables[User.__tablename__]
 COLUMNS = [c.key for c in SESSIONS.columns]
 ADD_SESSION = RawStatement(insert(SESSIONS), COLUMNS)
+# A session with its user, in one statement (every page of a login asks for it).
+USER_PREFIX = "user__"
+WITH_USER = select(*SESSIONS.c, *(c.label(USER_PREFIX + c.key) for c in USERS.c)).join_from(
+    SESSIONS, USERS, SESSIONS.c.user_id == USERS.c.id
+)
+BY_TOKEN = RawStatement(WITH_USER.where(SESSIONS.c.token_hash == bindparam("b_hash")))
+BY_ID = RawStatement(WITH_USER.where(SESSIONS.c.id == bindparam("b_id")))
 
 
 def start(
@@ -72,6 +82,26 @@ def start(
     return session, token
 
 
+def _loaded(row: Any) -> BrowserSession:
+    """A :data:`WITH_USER` row as the ORM would have left it after a closed session:
+    a detached session with its detached user."""
+    values = vars(row)
+    user = User(
+        **{k.removeprefix(USER_PREFIX): values[k] for k in values if k.startswith(USER_PREFIX)}
+    )
+    session = BrowserSession(**{k: values[k] for k in COLUMNS}, user=user)
+    make_transient_to_detached(user)
+    make_transient_to_detached(session)
+    return session
+
+
+def by_id(db: Database, session_id: str) -> BrowserSession | None:
+    """The session (live or not) with its user."""
+    with db.raw_transaction(read_only=True) as cur:
+        row = cur.one_or_none(BY_ID, {"b_id": session_id})
+    return None if row is None else _loaded(row)
+
+
 def from_cookie(
     db: Database, clock: Clock, policy: SessionPolicy, token: str | None
 ) -> BrowserSession | None:
@@ -79,12 +109,13 @@ def from_cookie(
     most once per ``TOUCH_EVERY`` (every page of a login asks for the session)."""
     if not token or len(token) > 100:
         return None
-    with db.read() as s:
-        session = s.scalar(
-            select(BrowserSession).where(BrowserSession.token_hash == token_hash(token))
-        )
+    with db.raw_transaction(read_only=True) as cur:
+        row = cur.one_or_none(BY_TOKEN, {"b_hash": token_hash(token)})
+    if row is None:
+        return None
+    session = _loaded(row)
     now = clock.now()
-    if session is None or not session.is_live(now, policy.idle_timeout) or session.user.disabled:
+    if not session.is_live(now, policy.idle_timeout) or session.user.disabled:
         return None
     if now - session.last_seen_at >= TOUCH_EVERY:
         with db.transaction() as s:
