@@ -8,14 +8,14 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from idp import metrics
 from idp.accounts import passwords
 from idp.accounts.models import User
 from idp.clock import Clock, SystemClock
-from idp.db import Database
+from idp.db import Database, RawStatement
 from idp.state.store import StateStore
 
 if TYPE_CHECKING:
@@ -34,6 +34,12 @@ class AccountError(ValueError):
 def username_key(username: str) -> str:
     """The one normal form of a username: NFKC, then case folded (issue 10)."""
     return unicodedata.normalize("NFKC", username).casefold()[:150]
+
+
+# What a password login reads (every login: a raw statement, issue 8).
+CREDENTIALS = RawStatement(
+    select(User.id, User.password_hash, User.disabled).where(User.username_key == bindparam("key"))
+)
 
 
 def by_username(db: Session, username: str) -> User | None:
@@ -243,13 +249,14 @@ def authenticate(
 
             security_event(db, throttle.clock, "login_locked", username=username[:150], ip=ip[:64])
         raise TooManyAttempts(wait)
-    with db.read() as s:
-        user = by_username(s, username) if len(username) <= 150 else None
-        found = (user.id, user.password_hash, user.disabled) if user else None
-    ok = passwords.verify(found[1] if found else None, password)
-    if not ok or found is None or found[2]:
+    found = None
+    if len(username) <= 150:
+        with db.raw_transaction(read_only=True) as cur:
+            found = cur.one_or_none(CREDENTIALS, {"key": username_key(username)})
+    ok = passwords.verify(found.password_hash if found else None, password)
+    if not ok or found is None or found.disabled:
         throttle.failed(ip)
         metrics.login("failure")
         return None
     throttle.succeeded(username, ip)
-    return found[0]
+    return str(found.id)
