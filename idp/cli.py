@@ -181,12 +181,7 @@ def _serve(
     if migrates:
         migrate.upgrade(cfg.database.url)
     svc.keys.ensure(svc.algs_in_use())
-    from idp.keys.crypto import KekMissing
-
-    try:
-        svc.keys.check_keks()  # a wrong KEK stops here, not at the first token
-    except KekMissing as exc:
-        _fail(f"cannot sign: {exc}", 2)
+    svc.keys.check_at_start()  # a wrong KEK stops here, not at the first token
     # Workers build their own app and connections: none may cross the fork.
     svc.db.dispose()
     host = host or cfg.server.host

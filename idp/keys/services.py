@@ -23,6 +23,8 @@ import builtins
 import datetime as dt
 import hashlib
 import json
+import logging
+import sys
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
@@ -33,6 +35,7 @@ from typing import Any
 from joserfc import jwt
 from joserfc.jwk import ECKey, JWKRegistry, KeySet, OKPKey, RSAKey
 from sqlalchemy import delete, select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from idp.changes.models import KEYS
@@ -42,6 +45,8 @@ from idp.config import SUPPORTED_ALGS
 from idp.db import Database
 from idp.keys import crypto
 from idp.keys.models import ACTIVE, NEXT, RETIRED, SigningKey
+
+log = logging.getLogger(__name__)
 
 Key = ECKey | RSAKey | OKPKey
 
@@ -248,6 +253,20 @@ class KeyService:
                 row.kek_id,
                 f"the {row.state} {row.alg} key {row.kid}",
             )
+
+    def check_at_start(self) -> None:
+        """What a server checks before it answers: every key that may sign opens under
+        this process's KEKs, else it exits (status 2) naming the KEK it lacks, never a
+        key. ``idp serve`` runs it before it forks; ``idp.wsgi`` and ``admin.wsgi`` (the
+        entry points gunicorn or granian import directly) run it as they load. A
+        database not reachable yet is left to readiness (/readyz)."""
+        try:
+            self.check_keks()
+        except crypto.KekMissing as exc:
+            print(f"idp: cannot sign: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from exc
+        except SQLAlchemyError:
+            log.warning("the signing keys were not checked: the database did not answer")
 
     def rewrap_in(self, s: Session) -> dict[str, int]:
         """Re-encrypts, in the caller's transaction, every private key not sealed under

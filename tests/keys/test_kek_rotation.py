@@ -130,6 +130,38 @@ def test_kek_rotation_without_a_stop(svc, fresh_keys, auth, backend, tmp_path):
     assert OLD not in old_only.stderr and NEW not in old_only.stderr
 
 
+@pytest.mark.parametrize("entry", ["idp.wsgi", "admin.wsgi"])
+def test_a_wsgi_entry_point_without_the_kek_stops_as_it_loads(
+    svc, fresh_keys, backend, tmp_path, entry
+):
+    """gunicorn or granian import these directly (the dashboard's Deployment runs
+    admin.wsgi:app): a process given the wrong KEK exits naming the KEK it lacks, as
+    `idp serve` does, instead of failing at its first token or sealing a rotated key
+    under a KEK the token servers lack."""
+    fresh_keys.ensure({"ES256"})
+    load = [sys.executable, "-c", f"import {entry}"]
+    wrong = subprocess.run(
+        load,
+        env=env_for(config(backend, tmp_path, NEW), ISSUER),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert wrong.returncode == 2, wrong.stderr
+    assert "cannot sign" in wrong.stderr and OLD_ID in wrong.stderr
+    assert OLD not in wrong.stderr and NEW not in wrong.stderr
+    right = subprocess.run(
+        load,
+        env=env_for(config(backend, tmp_path, OLD), ISSUER),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert right.returncode == 0, right.stderr
+
+
 def test_keys_list_shows_the_times_and_the_kek(svc, fresh_keys, backend, tmp_path):
     fresh_keys.ensure({"ES256"})
     listed = idp(backend, tmp_path, "keys", "list", kek=OLD)
