@@ -15,6 +15,7 @@ empty directory yourself.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -294,6 +295,27 @@ class ScrapeCollector:
                 created = created.replace(tzinfo=now.tzinfo)
             ages.add_metric([alg], max(0.0, (now - created).total_seconds()))
         yield ages
+        if self.svc.keys.rotate_every:
+            yield self._rotation_overdue(now)
+
+    def _rotation_overdue(self, now: dt.datetime) -> Metric:
+        """With ``[keys] rotate_every``: how late each algorithm's scheduled rotation is
+        (0 while on time), for the algorithms in use (the janitor rotates only those). A
+        rotation stays late while no janitor runs (``idp janitor``, or the serving
+        processes' background round)."""
+        late = GaugeMetricFamily(
+            "idp_signing_key_rotation_overdue_seconds",
+            "How long the scheduled signing-key rotation ([keys] rotate_every) is past due,"
+            " by algorithm (0 while on time; absent without a schedule).",
+            labels=["alg"],
+        )
+        in_use = self.svc.algs_in_use()
+        with self.svc.db.read() as s:
+            planned = self.svc.keys.schedule_of(s)
+        for alg, when in sorted(planned.items()):
+            if alg in in_use:
+                late.add_metric([alg], max(0.0, (now - when).total_seconds()))
+        return late
 
     def _pool(self) -> Iterator[Metric]:
         pool: Any = self.svc.db.engine.pool

@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from admin.queries import events
 from idp.janitor import rotate_keys, run
 from idp.keys.models import ACTIVE, NEXT, RETIRED, SigningKey
+from tests.support.scrape import scrape
 
 EVERY = 3600
 
@@ -238,3 +239,25 @@ def test_the_background_janitor_of_a_serving_process_runs_the_schedule(svc, fres
     after = fresh_keys.signer("ES256").kid
     assert after != before
     assert [k.kid for k in of_state(svc, RETIRED)] == [before]
+
+
+def test_metrics_show_how_late_a_scheduled_rotation_is(svc, fresh_keys, client, clock):
+    """idp_signing_key_rotation_overdue_seconds (the IdpSigningKeyRotationOverdue alert):
+    0 while on time, then how long past due the rotation is while no janitor runs; back
+    to 0 once one has rotated."""
+    in_use = svc.algs_in_use()
+    fresh_keys.ensure(in_use)
+
+    def late():
+        samples = scrape(client)
+        return {
+            dict(labels)["alg"]: v
+            for (name, labels), v in samples.items()
+            if name == "idp_signing_key_rotation_overdue_seconds"
+        }
+
+    assert late() == dict.fromkeys(in_use, 0.0)
+    clock.advance(EVERY + 90)  # no janitor ran
+    assert late() == dict.fromkeys(in_use, 90.0)
+    assert rotate_keys(svc) == len(in_use)
+    assert late() == dict.fromkeys(in_use, 0.0)
