@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -112,6 +113,31 @@ def test_idle_session_expires(auth, clock, config_overrides):
     clock.advance(601)
     resp = auth.client.get("/account")
     assert resp.status_code == 303 and resp.headers["Location"].startswith("/login")
+
+
+@pytest.mark.parametrize("config_overrides", [{"sessions": {"idle_timeout": 600}}])
+def test_activity_keeps_a_session_alive_and_is_written_at_most_once_a_minute(
+    auth, clock, svc, config_overrides
+):
+    """The cookie's lookup is a read; last_seen_at (what the idle timeout counts from)
+    is written when a page comes a minute or more after the last write."""
+    auth.user()
+    auth.login()
+
+    def last_seen():
+        with svc.db.read() as s:
+            return s.scalars(select(BrowserSession.last_seen_at)).one()
+
+    for _ in range(4):  # 2,000 s in all, never 600 s idle
+        clock.advance(500)
+        assert auth.client.get("/account").status_code == 200
+    assert last_seen() == clock.now()
+    clock.advance(30)
+    assert auth.client.get("/account").status_code == 200
+    assert last_seen() == clock.now() - dt.timedelta(seconds=30)  # not written again yet
+    clock.advance(30)
+    assert auth.client.get("/account").status_code == 200
+    assert last_seen() == clock.now()
 
 
 @pytest.mark.parametrize("config_overrides", [{"sessions": {"absolute_timeout": 3600}}])
