@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from idp.accounts import services as accounts
 from idp.accounts.models import Consent, User
-from idp.audit.services import record, record_raw
+from idp.audit.services import record
 from idp.clients.models import Client
 from idp.db import RawStatement
 from idp.ext import services
@@ -72,7 +72,7 @@ def login_response(user_id: str, next_url: str, amr: list[str] | None = None) ->
             request.user_agent.string or "",
             amr,
         )
-        record_raw(
+        record(
             cur,
             at=svc.clock.now(),
             actor=user.username,

@@ -8,57 +8,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.orm import Session
 
-from idp.db import Base, RawCursor, RawStatement, new_id
+from idp.audit.models import AuditEvent, SecurityEvent
+from idp.db import Base, Database, RawCursor, RawStatement, new_id
 
 if TYPE_CHECKING:
     from idp.clock import Clock
-    from idp.db import Database
-
-from idp.audit.models import AuditEvent, SecurityEvent
-
-
-def _values(
-    at: dt.datetime,
-    actor: str,
-    action: str,
-    target: str | None,
-    reason: str | None,
-    ip: str | None,
-    details: dict[str, Any],
-) -> dict[str, Any]:
-    return {
-        "at": at,
-        "actor": actor[:200],
-        "action": action,
-        "target": target,
-        "reason": (reason or None) and reason[:500],
-        "ip": ip,
-        "details": details,
-    }
-
-
-def record(
-    db: Session,
-    *,
-    at: dt.datetime,
-    actor: str,
-    action: str,
-    target: str | None = None,
-    reason: str | None = None,
-    ip: str | None = None,
-    **details: Any,
-) -> AuditEvent:
-    event = AuditEvent(**_values(at, actor, action, target, reason, ip, details))
-    db.add(event)
-    return event
-
 
 EVENTS = Base.metadata.tables[AuditEvent.__tablename__]
 ADD_EVENT = RawStatement(insert(EVENTS), [c.key for c in EVENTS.c])
 
 
-def record_raw(
-    cur: RawCursor,
+def record(
+    db: Session | RawCursor,
     *,
     at: dt.datetime,
     actor: str,
@@ -68,9 +29,21 @@ def record_raw(
     ip: str | None = None,
     **details: Any,
 ) -> None:
-    """:func:`record` in a raw transaction (a hot path's, such as the login's)."""
-    values = _values(at, actor, action, target, reason, ip, details)
-    cur.execute(ADD_EVENT, {"id": new_id(), **values})
+    """An audit event, in the caller's transaction: an ORM session's, or a hot path's
+    raw one (the login's)."""
+    values = {
+        "at": at,
+        "actor": actor[:200],
+        "action": action,
+        "target": target,
+        "reason": (reason or None) and reason[:500],
+        "ip": ip,
+        "details": details,
+    }
+    if isinstance(db, RawCursor):
+        db.execute(ADD_EVENT, {"id": new_id(), **values})
+    else:
+        db.add(AuditEvent(**values))
 
 
 def security_event(

@@ -139,26 +139,22 @@ def test_a_wsgi_entry_point_without_the_kek_stops_as_it_loads(
     `idp serve` does, instead of failing at its first token or sealing a rotated key
     under a KEK the token servers lack."""
     fresh_keys.ensure({"ES256"})
-    load = [sys.executable, "-c", f"import {entry}"]
-    wrong = subprocess.run(
-        load,
-        env=env_for(config(backend, tmp_path, NEW), ISSUER),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+    def load(kek: str) -> Any:
+        return subprocess.run(
+            [sys.executable, "-c", f"import {entry}"],
+            env=env_for(config(backend, tmp_path, kek), ISSUER),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    wrong = load(NEW)
     assert wrong.returncode == 2, wrong.stderr
     assert "cannot sign" in wrong.stderr and OLD_ID in wrong.stderr
     assert OLD not in wrong.stderr and NEW not in wrong.stderr
-    right = subprocess.run(
-        load,
-        env=env_for(config(backend, tmp_path, OLD), ISSUER),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    right = load(OLD)
     assert right.returncode == 0, right.stderr
 
 
