@@ -110,9 +110,7 @@ class Factors:
     def has_factor(self, user_id: str) -> bool:
         """A confirmed TOTP factor or a passkey: the login asks for one after the
         password."""
-        totp = select(MfaFactor.id).where(
-            MfaFactor.user_id == user_id, MfaFactor.confirmed_at.is_not(None)
-        )
+        totp = _confirmed_query(user_id)
         passkey = select(WebAuthnCredential.id).where(WebAuthnCredential.user_id == user_id)
         with self.db.read() as s:  # one statement: every password login asks
             return bool(s.scalar(select(or_(exists(totp), exists(passkey)))))
@@ -386,9 +384,11 @@ class Factors:
             return bool(result.rowcount == 1)
 
 
-def _confirmed(s: Session, user_id: str) -> Any:
-    return s.scalars(
-        select(MfaFactor)
-        .where(MfaFactor.user_id == user_id, MfaFactor.confirmed_at.is_not(None))
-        .order_by(MfaFactor.created_at)
+def _confirmed_query(user_id: str) -> Any:
+    return select(MfaFactor).where(
+        MfaFactor.user_id == user_id, MfaFactor.confirmed_at.is_not(None)
     )
+
+
+def _confirmed(s: Session, user_id: str) -> Any:
+    return s.scalars(_confirmed_query(user_id).order_by(MfaFactor.created_at))
