@@ -12,6 +12,8 @@ from types import SimpleNamespace
 from typing import Annotated, Any
 
 from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, String, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -50,6 +52,11 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def upsert_insert(dialect: str) -> Callable[..., Any]:
+    """The dialect's ``insert`` (PostgreSQL's or SQLite's), which has ``ON CONFLICT``."""
+    return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
 Timestamp = Annotated[dt.datetime, mapped_column(UTCDateTime())]

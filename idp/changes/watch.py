@@ -30,12 +30,10 @@ from contextvars import ContextVar
 from typing import Any, Protocol
 
 from sqlalchemy import event, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from idp.changes.models import NAMES, Generation
-from idp.db import Database
+from idp.db import Database, upsert_insert
 from idp.outage import Outage
 
 log = logging.getLogger(__name__)
@@ -136,8 +134,7 @@ class RedisSignal:
 def bump(s: Session, name: str) -> None:
     """Marks ``name`` changed, inside the caller's transaction (see the module doc)."""
     assert name in NAMES
-    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(Generation).values(name=name, value=1)
+    stmt = upsert_insert(s.get_bind().dialect.name)(Generation).values(name=name, value=1)
     s.execute(
         stmt.on_conflict_do_update(
             index_elements=[Generation.name], set_={"value": Generation.value + 1}

@@ -11,13 +11,11 @@ import hashlib
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from idp.accounts.models import User
 from idp.audit.services import security_event
 from idp.clock import Clock
-from idp.db import Base, Database, RawStatement, new_id
+from idp.db import Base, Database, RawStatement, new_id, upsert_insert
 from idp.oauth.models import AuthorizationCode
 from idp.refresh.types import RefreshStore
 from idp.revocations.service import Revocations
@@ -51,10 +49,10 @@ RECORD_ISSUED = RawStatement(
 )
 
 
-def _remember_client(insert_for: Any) -> RawStatement:
+def _remember_client(dialect: str) -> RawStatement:
     """The session's clients (whom its back-channel logout notifies): one row per pair."""
     return RawStatement(
-        insert_for(SessionClient)
+        upsert_insert(dialect)(SessionClient)
         .values(
             session_id=bindparam("session_id"),
             client_id=bindparam("client_id"),
@@ -80,8 +78,7 @@ class SqlCodeStore:
         self.revocations = revocations
         self.refresh = refresh
         self.ttl = ttl
-        postgres = db.engine.dialect.name == "postgresql"
-        self._remember_client = _remember_client(pg_insert if postgres else sqlite_insert)
+        self._remember_client = _remember_client(db.engine.dialect.name)
 
     def save(self, code: str, **fields: Any) -> None:
         now = self.clock.now()

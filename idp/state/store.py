@@ -15,11 +15,9 @@ import datetime as dt
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, case, delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from idp.clock import Clock
-from idp.db import Database, RawStatement, UTCDateTime
+from idp.db import Database, RawStatement, UTCDateTime, upsert_insert
 from idp.state.models import StateEntry
 
 
@@ -69,7 +67,7 @@ class SqlStateStore:
         self.db = db
         self.clock = clock
         postgres = db.engine.dialect.name == "postgresql"
-        insert = pg_insert if postgres else sqlite_insert
+        insert = upsert_insert(db.engine.dialect.name)
         live = StateEntry.expires_at > bindparam("now")
         until: Any = bindparam("until", type_=UTCDateTime)
         self._counted = RawStatement(
