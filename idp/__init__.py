@@ -146,11 +146,14 @@ def create_app(
 
 def configure_process(cfg: config_mod.Config) -> None:
     """What a process that serves does first, in each worker after the fork (idp.wsgi,
-    admin.wsgi) and in the development server: its logging, and its tracer when
-    ``[tracing]`` is on (threads and connections never cross a fork)."""
-    from idp import logs
+    admin.wsgi) and in the development server: its logging, how many password hashes it
+    runs at once, and its tracer when ``[tracing]`` is on (threads and connections never
+    cross a fork)."""
+    from idp import logs, serve
+    from idp.accounts import passwords
 
     logs.configure(cfg.log, traced=cfg.tracing.enabled)
+    passwords.set_slots(serve.hash_slots(cfg))
     if cfg.tracing.enabled:
         from idp import tracing
 

@@ -192,6 +192,9 @@ def _serve(
         server.development(cfg, host, port)
         return
     count = server.worker_count(cfg, workers)
+    # Each worker loads the configuration again: it sees the count it is one of
+    # (idp.serve.hash_slots).
+    os.environ["IDP_SERVER__WORKERS"] = str(count)
     per = threads or cfg.server.threads
     log.info(
         "idp on http://%s:%d  (issuer %s; %d worker%s x %d threads)",

@@ -41,6 +41,12 @@ def worker_count(cfg: Config, override: int | None) -> int:
     return override or cfg.server.workers or cores()
 
 
+def hash_slots(cfg: Config) -> int:
+    """Password hashes one worker runs at once: its share of the cores it may use (one
+    when there are as many workers as cores, the default; idp.accounts.passwords)."""
+    return max(1, cores() // worker_count(cfg, None))
+
+
 def private_metrics_dir() -> str | None:
     """A fresh directory, readable by this user only, for the metrics of this server's
     processes (idp.metrics), named in ``PROMETHEUS_MULTIPROC_DIR``: counts left by an
