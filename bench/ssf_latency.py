@@ -386,6 +386,12 @@ def _receiver(
         except InvalidToken as exc:
             if "unavailable" not in str(exc) or attempt == 4:
                 raise
+            # The cause (urllib's error, or the HTTP status) is what finding it needs.
+            print(
+                f"resource server {index}: JWKS fetch failed ({exc.__context__!r}), again",
+                file=sys.stderr,
+                flush=True,
+            )
             time.sleep(0.5)
     rx = Receiver(index, client_id, verifier, random.Random(spec["seed"] * 1000 + index))
     if mode == "push":
