@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, g, redirect, render_template, request
@@ -28,9 +29,12 @@ GENERIC_LOGIN_ERROR = "Wrong username or password."
 USERNAME = RawStatement(select(User.username).where(User.id == bindparam("id")))
 
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def safe_next(target: str | None) -> str:
     """Only same-site relative paths; anything else would be an open redirect."""
-    if not target or len(target) > 4000 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+    if not target or len(target) > 4000 or CONTROL.search(target):
         return "/account"
     parts = urlsplit(target)
     if (

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy import bindparam, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import User
@@ -25,7 +25,7 @@ from idp.accounts.passkeys import delete_for_user as delete_passkeys
 from idp.accounts.services import Throttle, TooManyAttempts
 from idp.audit.services import record
 from idp.clock import Clock
-from idp.db import Database, new_id
+from idp.db import Database, RawStatement, new_id
 from idp.keys import crypto
 from idp.mfa import totp
 from idp.mfa.acr import OTP
@@ -110,10 +110,8 @@ class Factors:
     def has_factor(self, user_id: str) -> bool:
         """A confirmed TOTP factor or a passkey: the login asks for one after the
         password."""
-        totp = _confirmed_query(user_id)
-        passkey = select(WebAuthnCredential.id).where(WebAuthnCredential.user_id == user_id)
-        with self.db.read() as s:  # one statement: every password login asks
-            return bool(s.scalar(select(or_(exists(totp), exists(passkey)))))
+        with self.db.raw_transaction(read_only=True) as cur:  # every password login asks
+            return bool(cur.one_or_none(HAS_FACTOR, {"user_id": user_id}).found)
 
     def of_user(self, user_id: str) -> list[FactorView]:
         with self.db.read() as s:
@@ -382,6 +380,19 @@ class Factors:
                 .values(used_at=self.clock.now())
             )
             return bool(result.rowcount == 1)
+
+
+# One statement built once (idp.db.RawStatement): has_factor runs in every password login.
+HAS_FACTOR = RawStatement(
+    select(
+        or_(
+            exists().where(
+                MfaFactor.user_id == bindparam("user_id"), MfaFactor.confirmed_at.is_not(None)
+            ),
+            exists().where(WebAuthnCredential.user_id == bindparam("user_id")),
+        ).label("found")
+    )
+)
 
 
 def _confirmed_query(user_id: str) -> Any:
