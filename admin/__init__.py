@@ -17,11 +17,11 @@ __all__ = ["create_app"]
 
 def create_app(idp_app: Flask) -> Flask:
     """The admin app for ``idp_app`` (an app built by :func:`idp.create_app`)."""
-    from admin import auth, views
     from idp import metrics, web
+    from idp.admin import auth, views
 
     svc: Any = idp_app.extensions["idp"]
-    app = Flask("admin", static_url_path="/static")
+    app = Flask(__name__, static_url_path="/static")
     app.config.update(
         SECRET_KEY=idp_app.config["SECRET_KEY"],
         MAX_CONTENT_LENGTH=idp_app.config["MAX_CONTENT_LENGTH"],
@@ -39,7 +39,7 @@ def create_app(idp_app: Flask) -> Flask:
     from jinja2 import ChoiceLoader, PackageLoader
 
     app.jinja_loader = ChoiceLoader(
-        [PackageLoader("admin", "templates"), PackageLoader("idp", "templates")]
+        [PackageLoader("idp.admin", "templates"), PackageLoader("idp", "templates")]
     )
     csrf = CSRFProtect(app)
     auth.install(app)

@@ -475,8 +475,8 @@ def in_process(
     from flask import g, render_template
     from sqlalchemy import select
 
-    from admin import queries
     from idp.accounts.models import User
+    from idp.admin import queries
 
     memory: dict[str, tuple[int, int, int]] = {}
     plans: list[tuple[str, str, list[str]]] = []

@@ -118,8 +118,8 @@ def create_app(
     metrics.install(app)
     if not cfg.admin.port:
         # The dashboard under /admin of the public app; with [admin] port set it is served
-        # only on that internal port (see `idp serve` and admin.wsgi).
-        import admin
+        # only on that internal port (see `idp serve` and idp.admin.wsgi).
+        from idp import admin
 
         admin_app = admin.create_app(app)
         app.extensions["idp.admin"] = admin_app
@@ -146,7 +146,7 @@ def create_app(
 
 def configure_process(cfg: config_mod.Config) -> None:
     """What a process that serves does first, in each worker after the fork (idp.wsgi,
-    admin.wsgi) and in the development server: its logging, how many password hashes it
+    idp.admin.wsgi) and in the development server: its logging, how many password hashes it
     runs at once, and its tracer when ``[tracing]`` is on (threads and connections never
     cross a fork)."""
     from idp import logs, serve

@@ -2,7 +2,7 @@
 every line written while a request is handled (issue 14 item 2, SPEC §5).
 
 :func:`configure` sets up the root logger the same way wherever idp runs: the ``idp``
-command (idp.cli), the workers of ``idp serve`` and gunicorn (idp.wsgi, admin.wsgi)
+command (idp.cli), the workers of ``idp serve`` and gunicorn (idp.wsgi, idp.admin.wsgi)
 and the development server. :class:`RequestLog` wraps the WSGI app: it takes the
 request id from a sane ``X-Request-ID`` header or makes one, returns it in the
 response's ``X-Request-ID``, and writes one access line per request under

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def alembic_config(url: str) -> AlembicConfig:

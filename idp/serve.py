@@ -113,7 +113,7 @@ def granian(target: str, host: str, port: int, workers: int, threads: int) -> ob
 
 
 def _serve_admin(host: str, port: int, threads: int) -> None:
-    granian("admin.wsgi:app", host, port, 1, threads).serve()  # type: ignore[attr-defined]
+    granian("idp.admin.wsgi:app", host, port, 1, threads).serve()  # type: ignore[attr-defined]
 
 
 def production(cfg: Config, host: str, port: int, workers: int, threads: int) -> None:
@@ -160,7 +160,7 @@ def development(cfg: Config, host: str, port: int) -> None:
 
         from werkzeug.serving import make_server
 
-        import admin
+        from idp import admin
 
         admin_server = make_server(
             host,

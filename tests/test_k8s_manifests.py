@@ -372,7 +372,7 @@ def test_only_the_job_migrates_and_the_image_does_not_migrate_on_start():
 def test_the_dashboard_runs_the_admin_app_alone_on_the_admin_port():
     dashboard = one("Deployment", "idp-dashboard")
     [c] = pod_spec(dashboard)["containers"]
-    assert c["command"][0] == "granian" and c["command"][-1] == "admin.wsgi:app"
+    assert c["command"][0] == "granian" and c["command"][-1] == "idp.admin.wsgi:app"
     assert f"--port={admin_port()}" in c["command"]
     assert container_port(dashboard, "admin") == admin_port()
     service = one("Service", "idp-admin")

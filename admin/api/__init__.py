@@ -12,9 +12,9 @@ from __future__ import annotations
 from flask import request
 from werkzeug.wrappers import Response
 
-from admin import openapi
-from admin.api import clients, events, keys, sessions, signals, users  # noqa: F401 - routes
-from admin.api.common import admin_token_required, api_error, bp, prefix, reply
+from idp.admin import openapi
+from idp.admin.api import clients, events, keys, sessions, signals, users  # noqa: F401 - routes
+from idp.admin.api.common import admin_token_required, api_error, bp, prefix, reply
 
 __all__ = ["admin_token_required", "api_error", "bp"]
 

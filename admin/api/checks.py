@@ -11,7 +11,7 @@ import re
 from functools import cache
 from typing import Any
 
-from admin.openapi import DOCUMENT
+from idp.admin.openapi import DOCUMENT
 
 TYPES: dict[str, str] = {
     "string": "a string",

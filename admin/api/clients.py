@@ -8,9 +8,9 @@ from flask import url_for
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
-from admin import openapi, queries
-from admin.api.checks import problem
-from admin.api.common import (
+from idp.admin import openapi, queries
+from idp.admin.api.checks import problem
+from idp.admin.api.common import (
     Refused,
     actor,
     admin_token_required,

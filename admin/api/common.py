@@ -18,8 +18,8 @@ from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, default_exceptions
 from werkzeug.wrappers import Response
 
-from admin.api.checks import problem, resolve
-from admin.openapi import DOCUMENT
+from idp.admin.api.checks import problem, resolve
+from idp.admin.openapi import DOCUMENT
 from idp.clients.models import ADMIN_SCOPE, Client
 from idp.ext import services
 from idp.http import ERROR_CODES

@@ -6,8 +6,8 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from admin import queries
-from admin.api.common import admin_token_required, bp, reply, validated
+from idp.admin import queries
+from idp.admin.api.common import admin_token_required, bp, reply, validated
 from idp.ext import services
 
 

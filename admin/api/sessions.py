@@ -9,8 +9,8 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from admin import queries
-from admin.api.common import (
+from idp.admin import queries
+from idp.admin.api.common import (
     Refused,
     admin_token_required,
     bp,

@@ -9,8 +9,10 @@ from flask import url_for
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
-from admin import queries
-from admin.api.common import (
+from idp.accounts.models import User
+from idp.accounts.services import KEEP, AccountError
+from idp.admin import queries
+from idp.admin.api.common import (
     Refused,
     admin_token_required,
     bp,
@@ -20,8 +22,6 @@ from admin.api.common import (
     reply,
     validated,
 )
-from idp.accounts.models import User
-from idp.accounts.services import KEEP, AccountError
 from idp.ext import services
 
 TAKEN = "That username is taken."

@@ -7,8 +7,8 @@ from flask_wtf.csrf import CSRFProtect
 
 
 def register(app: Flask, csrf: CSRFProtect) -> None:
-    from admin import api
-    from admin.views import clients, common, events, keys, pages, signals, users
+    from idp.admin import api
+    from idp.admin.views import clients, common, events, keys, pages, signals, users
 
     common.install(app)
     for blueprint in (pages.bp, users.bp, clients.bp, keys.bp, signals.bp, events.bp):

@@ -12,9 +12,9 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from admin import queries
-from admin.auth import admin_required, audit, fresh_auth_required
-from admin.views.common import FormError, field, flag, lines, not_found, operator, page, reason
+from idp.admin import queries
+from idp.admin.auth import admin_required, audit, fresh_auth_required
+from idp.admin.views.common import FormError, field, flag, lines, not_found, operator, page, reason
 from idp.clients.models import Client
 from idp.clients.services import (
     GRANTS,

@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 from flask import Flask, abort, g, render_template, request
 from werkzeug.wrappers import Response
 
-from admin import charts
+from idp.admin import charts
 from idp.ext import services
 from idp.operator import Actor
 from idp.web import client_ip

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from admin import queries
-from admin.auth import admin_required
-from admin.views.common import arg
+from idp.admin import queries
+from idp.admin.auth import admin_required
+from idp.admin.views.common import arg
 from idp.ext import services
 
 bp = Blueprint("events", __name__)

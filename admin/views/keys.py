@@ -6,9 +6,9 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, url_for
 from werkzeug.wrappers import Response
 
-from admin import queries
-from admin.auth import admin_required, fresh_auth_required
-from admin.views.common import FormError, operator, page, reason
+from idp.admin import queries
+from idp.admin.auth import admin_required, fresh_auth_required
+from idp.admin.views.common import FormError, operator, page, reason
 from idp.ext import services
 
 bp = Blueprint("keys", __name__)

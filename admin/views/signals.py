@@ -6,9 +6,9 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from admin import queries
-from admin.auth import admin_required, fresh_auth_required
-from admin.views.common import FormError, not_found, operator, page, reason
+from idp.admin import queries
+from idp.admin.auth import admin_required, fresh_auth_required
+from idp.admin.views.common import FormError, not_found, operator, page, reason
 from idp.ext import services
 from idp.ssf.streams import STATUSES
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from flask import Blueprint, flash, g, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
-from admin import queries
-from admin.auth import admin_required, fresh_auth_required
-from admin.views.common import FormError, arg, not_found, operator, page, reason
+from idp.admin import queries
+from idp.admin.auth import admin_required, fresh_auth_required
+from idp.admin.views.common import FormError, arg, not_found, operator, page, reason
 from idp.ext import services
 
 bp = Blueprint("users", __name__)

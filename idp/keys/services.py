@@ -257,7 +257,7 @@ class KeyService:
     def check_at_start(self) -> None:
         """What a server checks before it answers: every key that may sign opens under
         this process's KEKs, else it exits (status 2) naming the KEK it lacks, never a
-        key. ``idp serve`` runs it before it forks; ``idp.wsgi`` and ``admin.wsgi`` (the
+        key. ``idp serve`` runs it before it forks; ``idp.wsgi`` and ``idp.admin.wsgi`` (the
         entry points gunicorn or granian import directly) run it as they load. A
         database not reachable yet is left to readiness (/readyz)."""
         try:

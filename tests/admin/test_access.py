@@ -63,7 +63,7 @@ def test_kill_needs_recent_authentication(admin, auth, app, clock, svc):
             "csrf_token": csrf_from(page.get_data(as_text=True)),
         },
     )
-    from admin.queries import sessions_page
+    from idp.admin.queries import sessions_page
 
     sid = sessions_page(svc, user="victim").rows[0]["sid"]
     detail = admin.client.get(f"/admin/sessions/{sid}")
@@ -96,7 +96,7 @@ def test_kill_needs_csrf_token(admin, svc):
 
 @pytest.mark.parametrize("config_overrides", [{"admin": {"port": 8081}}])
 def test_admin_on_its_own_port_is_not_mounted_on_the_public_app(app, auth, config_overrides):
-    import admin as admin_package
+    from idp import admin as admin_package
 
     auth.user("root", admin=True)
     auth.login("root")

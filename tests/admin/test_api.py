@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from admin import openapi
 from idp.accounts.models import User
+from idp.admin import openapi
 from idp.clients.models import Client
 from idp.models import Base
 from tests.support.auth import PASSWORD, AuthActions, RegisteredClient, csrf_from

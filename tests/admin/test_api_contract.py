@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from admin import openapi
-from admin.api.checks import problem, resolve
+from idp.admin import openapi
+from idp.admin.api.checks import problem, resolve
 from idp.sessions import services as sessions
 from idp.ssf import streams
 from tests.admin.test_api import Api, admin_token, row_counts
@@ -291,7 +291,7 @@ def document_patterns() -> list[str]:
 def test_patterns_read_alike_in_ecma262_and_python() -> None:
     """JSON Schema patterns are ECMA-262 regular expressions; clients validate with them.
     Every pattern gives JavaScript's answer on every probe."""
-    from admin.api.checks import matches
+    from idp.admin.api.checks import matches
 
     values = sorted({*PROBES, "x" * 101, "x" * 2001, "a\n", "\na", "ab\u0000"})
     script = (

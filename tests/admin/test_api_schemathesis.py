@@ -15,7 +15,7 @@ import pytest
 import schemathesis
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from admin import openapi
+from idp.admin import openapi
 from tests.admin.test_api import API, admin_token
 from tests.admin.test_api_contract import SEMANTIC_REFUSALS
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from admin import charts
-from admin.queries import PAGE_SIZE, events, keys_list, overview_series, sessions_page
 from idp.accounts.models import Consent, User
+from idp.admin import charts
+from idp.admin.queries import PAGE_SIZE, events, keys_list, overview_series, sessions_page
 from idp.audit.services import security_event
 from idp.clients.models import Client
 from idp.refresh.models import RefreshFamily

@@ -16,7 +16,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from admin.queries import events
+from idp.admin.queries import events
 from idp.keys import crypto
 from idp.keys.models import SigningKey
 from idp.mfa.models import MfaFactor
@@ -130,12 +130,12 @@ def test_kek_rotation_without_a_stop(svc, fresh_keys, auth, backend, tmp_path):
     assert OLD not in old_only.stderr and NEW not in old_only.stderr
 
 
-@pytest.mark.parametrize("entry", ["idp.wsgi", "admin.wsgi"])
+@pytest.mark.parametrize("entry", ["idp.wsgi", "idp.admin.wsgi"])
 def test_a_wsgi_entry_point_without_the_kek_stops_as_it_loads(
     svc, fresh_keys, backend, tmp_path, entry
 ):
     """gunicorn or granian import these directly (the dashboard's Deployment runs
-    admin.wsgi:app): a process given the wrong KEK exits naming the KEK it lacks, as
+    idp.admin.wsgi:app): a process given the wrong KEK exits naming the KEK it lacks, as
     `idp serve` does, instead of failing at its first token or sealing a rotated key
     under a KEK the token servers lack."""
     fresh_keys.ensure({"ES256"})

@@ -12,7 +12,7 @@ import threading
 import pytest
 from sqlalchemy import delete, select
 
-from admin.queries import events
+from idp.admin.queries import events
 from idp.janitor import rotate_keys, run
 from idp.keys.models import ACTIVE, NEXT, RETIRED, SigningKey
 from tests.support.scrape import scrape
@@ -209,7 +209,7 @@ def test_the_dashboard_and_the_api_show_the_schedule(svc, fresh_keys, clock, aut
     assert "(in 50 min)" in page  # the next key activates, the active one retires
     assert page.count(f'<time datetime="{due.isoformat()}"') == 3
     assert "max-age=300" in page
-    from admin.queries import keys_list
+    from idp.admin.queries import keys_list
 
     by_kid = {k["kid"]: k for k in keys_list(svc)}
     assert by_kid[nxt.kid]["activates_at"] == due and by_kid[nxt.kid]["retires_at"] is None

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from admin import queries
+from idp.admin import queries
 from idp.sessions.models import BrowserSession
 from tests.support.auth import AuthActions, csrf_from
 from tests.support.clock import FrozenClock
