@@ -82,10 +82,12 @@ class Services:
         return algs_in_use(self.config)
 
     def close(self) -> None:
-        """Stops the delivery threads, then closes the database's connections: an app
-        torn down (tests, a command that is done) leaves nothing that could use them."""
+        """Stops the threads that read the database (deliveries, the feed's watcher),
+        then closes its connections: an app torn down (tests, a command that is done)
+        leaves nothing that could use them."""
         for worker in (self.notifier, self.pusher, self.mailer):
             worker.stop()
+        self.feed_waits.stop()
         self.db.dispose()
 
 

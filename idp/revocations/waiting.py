@@ -59,6 +59,7 @@ class FeedWaits:
         self._known = 0
         self._watcher: threading.Thread | None = None
         self._pid = 0
+        self._stopped = threading.Event()
 
     @property
     def waiting(self) -> int:
@@ -95,7 +96,20 @@ class FeedWaits:
                 self._cond.wait(left)
             return self._known
 
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ends the watcher for good and waits for it: the app is being torn down, and
+        nothing may read its database afterwards (a read would open a connection in a
+        pool nobody closes). Polls still waiting, and any admitted later, are no longer
+        woken: each answers at its deadline."""
+        with self._cond:
+            self._stopped.set()
+            watcher = self._watcher
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(timeout)
+
     def _ensure_watcher(self) -> None:
+        if self._stopped.is_set():
+            return
         # A thread does not survive a fork: each worker process starts its own.
         if self._watcher is None or self._pid != os.getpid() or not self._watcher.is_alive():
             self._pid = os.getpid()
@@ -106,7 +120,7 @@ class FeedWaits:
         failing = False
         while True:
             with self._cond:
-                if not self._waiting:
+                if not self._waiting or self._stopped.is_set():
                     self._watcher = None
                     return
             try:
@@ -123,4 +137,4 @@ class FeedWaits:
                 if latest > self._known:
                     self._known = latest
                     self._cond.notify_all()
-            time.sleep(self._tick)
+            self._stopped.wait(self._tick)

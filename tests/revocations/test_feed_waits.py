@@ -90,3 +90,60 @@ def test_the_watcher_stops_when_no_poll_waits_and_survives_a_failing_database():
         assert watcher is not None and watcher.is_alive()
     watcher.join(20)  # with no poll waiting, the watcher ends by itself
     assert not watcher.is_alive() and waits._watcher is None
+
+
+def test_stop_ends_the_watcher_for_good_and_the_polls_answer_at_their_deadline():
+    log = Log()
+    waits = FeedWaits(log.latest, max_total=10, max_per_client=10, tick=0.01)
+    answers: list[int | None] = []
+
+    def poll() -> None:
+        with waits.slot("rs"):
+            answers.append(waits.wait_past(0, time.monotonic() + 1))
+
+    waiting = threading.Thread(target=poll)
+    waiting.start()
+    deadline = time.monotonic() + 10
+    while log.reads < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    watcher = waits._watcher
+    assert watcher is not None and watcher.is_alive()
+
+    waits.stop()
+    assert not watcher.is_alive()
+    reads = log.reads
+    log.id = 1  # not seen any more: nothing looks
+    waiting.join(5)
+    assert not waiting.is_alive() and answers == [None]
+    with waits.slot("rs"):  # a poll after the stop starts no watcher
+        assert waits.wait_past(0, time.monotonic() + 0.1) is None
+    assert waits._watcher is None and log.reads == reads
+
+
+def test_closing_the_app_while_a_poll_waits_leaves_no_reader_of_its_database(svc):
+    """The leak a flaky CI run showed (a ResourceWarning from a psycopg connection that
+    the garbage collector found open, in whatever test ran then): the watcher of a poll
+    still waiting at teardown read the database after the pool was disposed, opening a
+    connection in a new pool that nobody closes."""
+    from sqlalchemy import event
+
+    answers: list[int | None] = []
+
+    def poll() -> None:
+        with svc.feed_waits.slot("rs"):
+            answers.append(svc.feed_waits.wait_past(10**9, time.monotonic() + 2))
+
+    waiting = threading.Thread(target=poll)
+    waiting.start()
+    deadline = time.monotonic() + 10
+    while svc.feed_waits._watcher is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert svc.feed_waits._watcher is not None
+    time.sleep(0.5)  # a few of the watcher's looks at the counters
+
+    svc.close()
+    opened: list[object] = []
+    event.listen(svc.db.engine, "connect", lambda *args: opened.append(args))
+    waiting.join(5)  # its deadline: 2 s after it began, several of the watcher's ticks
+    assert not waiting.is_alive() and answers == [None]
+    assert opened == [] and svc.db.engine.pool.checkedout() == 0
